@@ -1,0 +1,294 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/fixtures.sh and scripts/qemu-dump.sh.
+# Sourced, not executed. Callers run with `set -euo pipefail`.
+#
+# Cache layout (outside the git tree, reused across runs):
+#   $CACHE/debs/                         downloaded .deb files (kernel image; -dbg is deleted after use)
+#   $CACHE/kernels/<release>/root/       dpkg -x of the kernel package (boot/vmlinuz, lib/modules)
+#   $CACHE/kernels/<release>/vmlinux     debug vmlinux from the -dbg package (if it could be fetched)
+#   $CACHE/kernels/<release>/package.txt package name and Debian version
+#   $CACHE/build/<release>/              initramfs images (rebuilt on every run; cheap)
+#   $CACHE/vmcores/<name>/               finished fixtures
+
+SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+GUEST_DIR=$SCRIPTS_DIR/guest
+CACHE=${CAPTURE_AGENT_CACHE:-$HOME/.cache/capture-agent}
+
+# The virtio stack the capture kernel needs to see /dev/vda, plus qemu_fw_cfg
+# (lets the guest publish VMCOREINFO to QEMU's -device vmcoreinfo, used by qemu-dump.sh).
+GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk qemu_fw_cfg"
+
+log() { echo "[fixtures] $*" >&2; }
+die() { echo "[fixtures] ERROR: $*" >&2; exit 1; }
+
+# Run as root directly, otherwise through sudo (CI runners are usually non-root with sudo).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_update_once() {
+  [ "$APT_UPDATED" = 1 ] && return 0
+  log "apt-get update"
+  as_root apt-get update -qq || log "apt-get update reported errors (continuing with what is available)"
+  APT_UPDATED=1
+}
+
+# Install the host tools the fixture scripts need. Only missing ones are installed,
+# so a second run does not touch apt at all.
+ensure_host_tools() {
+  local -a missing=()
+  local pair cmd pkg
+  for pair in qemu-system-x86_64:qemu-system-x86 kexec:kexec-tools busybox-static:busybox-static \
+              cpio:cpio mkfs.ext4:e2fsprogs debugfs:e2fsprogs xz:xz-utils zstd:zstd \
+              python3:python3 timeout:coreutils; do
+    cmd=${pair%%:*} pkg=${pair#*:}
+    case $cmd in
+      # busybox-static is checked by file: the dynamic "busybox" package also provides /bin/busybox.
+      busybox-static) dpkg-query -W -f='${db:Status-Abbrev}' busybox-static 2>/dev/null | grep -q '^ii' && continue ;;
+      *) PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 && continue ;;
+    esac
+    case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing host packages: ${missing[*]}"
+  apt_update_once
+  # noninteractive: kexec-tools asks a debconf question otherwise.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+KEXEC_BIN=""
+find_kexec() {
+  local c
+  for c in /usr/sbin/kexec /sbin/kexec "$(command -v kexec 2>/dev/null || true)"; do
+    [ -n "$c" ] && [ -x "$c" ] && { KEXEC_BIN=$c; return 0; }
+  done
+  die "kexec binary not found (kexec-tools)"
+}
+
+# --- kernel package selection ---------------------------------------------------------------
+
+# Print the name of a package if apt can actually install it (has a candidate version).
+apt_candidate() {
+  apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'
+}
+
+# Newest installable kernel image package for a series, e.g.
+#   6.1  -> linux-image-6.1.0-NN-cloud-amd64
+#   6.12 -> linux-image-6.12.NNN+deb12-cloud-amd64
+# Signed image only: the -unsigned and -dbg packages match neither pattern.
+newest_kernel_pkg() {
+  local series=$1 re p cand
+  case $series in
+    6.1)  re='^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' ;;
+    6.12) re='^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64$' ;;
+    *) die "unknown kernel series '$series' (expected 6.1 or 6.12)" ;;
+  esac
+  # apt-cache pkgnames also lists names that only appear in stale indexes, so walk
+  # newest-first and take the first one that has an installable candidate.
+  for p in $(apt-cache pkgnames linux-image-6. 2>/dev/null | grep -E "$re" | sort -V -r); do
+    cand=$(apt_candidate "$p")
+    if [ -n "$cand" ] && [ "$cand" != "(none)" ]; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# The 6.12 kernels for Debian 12 ("+deb12") are published through bookworm-security.
+# If neither apt index knows a package for the series, add that one suite (only if apt
+# can actually fetch it) and retry.
+ensure_kernel_source() {
+  local series=$1 list=/etc/apt/sources.list.d/capture-agent-bookworm-security.list
+  newest_kernel_pkg "$series" >/dev/null && return 0
+  apt_update_once
+  newest_kernel_pkg "$series" >/dev/null && return 0
+  if ! grep -rqs 'bookworm-security' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
+    log "no apt source provides linux-image for $series; bookworm-security is not configured - adding $list"
+    echo "deb http://deb.debian.org/debian-security bookworm-security main" | as_root tee "$list" >/dev/null
+    as_root apt-get update -qq || true
+    if newest_kernel_pkg "$series" >/dev/null; then return 0; fi
+    # apt could not fetch it (or it does not carry the series): do not leave the source behind.
+    as_root rm -f "$list"
+  fi
+  die "no installable Debian cloud kernel package found for series $series"
+}
+
+# Sets KPKG (package), KPKG_VERSION (Debian version), KREL (uname -r), KDIR (cache dir).
+# Env override: KERNEL_PKG_6_1 / KERNEL_PKG_6_12 pin a specific package name.
+select_kernel() {
+  local series=$1 var
+  var=KERNEL_PKG_${series//./_}
+  if [ -n "${!var:-}" ]; then
+    KPKG=${!var}
+  else
+    ensure_kernel_source "$series"
+    KPKG=$(newest_kernel_pkg "$series")
+  fi
+  KPKG_VERSION=$(apt_candidate "$KPKG")
+  [ -n "$KPKG_VERSION" ] && [ "$KPKG_VERSION" != "(none)" ] || die "$KPKG has no installable version"
+  KREL=${KPKG#linux-image-}
+  KDIR=$CACHE/kernels/$KREL
+  log "series $series -> $KPKG $KPKG_VERSION (release $KREL)"
+}
+
+# apt-get download into a directory. As root, apt would try to drop privileges to _apt,
+# which cannot write into a root-owned cache; the sandbox option avoids the warning.
+apt_download() {
+  local dir=$1; shift
+  ( cd "$dir" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" "$@" )
+}
+
+# Download and unpack the kernel image package, and pull just the debug vmlinux out of
+# the (large) -dbg package. Both steps are skipped when their result is already cached.
+fetch_kernel() {
+  local deb dbg tmp member
+  mkdir -p "$CACHE/debs" "$KDIR"
+  if [ ! -f "$KDIR/root/boot/vmlinuz-$KREL" ]; then
+    deb=$(ls "$CACHE/debs/${KPKG}_${KPKG_VERSION//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
+    if [ -z "$deb" ]; then
+      log "downloading $KPKG=$KPKG_VERSION"
+      apt_download "$CACHE/debs" "$KPKG=$KPKG_VERSION" || die "apt-get download $KPKG failed"
+      deb=$(ls "$CACHE/debs/${KPKG}_"*.deb | sort -V | tail -n1)
+    fi
+    # Unpack to a temp dir and rename, so a half-extracted tree is never used.
+    tmp=$KDIR/root.tmp.$$
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    dpkg -x "$deb" "$tmp"
+    rm -rf "$KDIR/root"; mv "$tmp" "$KDIR/root"
+    [ -f "$KDIR/root/boot/vmlinuz-$KREL" ] || die "$deb has no boot/vmlinuz-$KREL"
+  fi
+  printf 'package=%s\nversion=%s\nrelease=%s\n' "$KPKG" "$KPKG_VERSION" "$KREL" > "$KDIR/package.txt"
+
+  if [ ! -s "$KDIR/vmlinux" ] && [ "${SKIP_DBG:-0}" != 1 ]; then
+    log "downloading $KPKG-dbg=$KPKG_VERSION (large; only the debug vmlinux is kept)"
+    if apt_download "$CACHE/debs" "$KPKG-dbg=$KPKG_VERSION"; then
+      dbg=$(ls "$CACHE/debs/${KPKG}-dbg_"*.deb | sort -V | tail -n1)
+      member=./usr/lib/debug/boot/vmlinux-$KREL
+      if dpkg-deb --fsys-tarfile "$dbg" | tar -xOf - "$member" > "$KDIR/vmlinux.tmp" \
+         && [ -s "$KDIR/vmlinux.tmp" ]; then
+        mv "$KDIR/vmlinux.tmp" "$KDIR/vmlinux"
+        log "debug vmlinux: $KDIR/vmlinux"
+      else
+        rm -f "$KDIR/vmlinux.tmp"
+        log "WARNING: $member not found in $dbg; continuing without debug vmlinux"
+      fi
+      rm -f "$dbg"   # ~1 GB; the vmlinux is all we need from it
+    else
+      log "WARNING: apt-get download $KPKG-dbg failed; continuing without debug vmlinux"
+    fi
+  fi
+}
+
+# --- initramfs ------------------------------------------------------------------------------
+
+# Module file for a module name inside the extracted tree (.ko, .ko.xz or .ko.zst).
+# Module names use '_' but file names may use '-', so match both.
+find_module_file() {
+  local name=$1 alt=${1//_/-} moddir=$KDIR/root/lib/modules/$KREL
+  find "$moddir" \( -name "$name.ko" -o -name "$name.ko.xz" -o -name "$name.ko.zst" \
+                    -o -name "$alt.ko" -o -name "$alt.ko.xz" -o -name "$alt.ko.zst" \) -print -quit
+}
+
+module_is_builtin() {
+  local f=$KDIR/root/lib/modules/$KREL/modules.builtin name=$1
+  [ -f "$f" ] && grep -qE "/(${name}|${name//_/-})\.ko$" "$f"
+}
+
+# Copy one module (decompressed: busybox insmod only takes plain ELF) into $1/lib/modules,
+# after its dependencies, appending to the load order. The extracted package has no
+# modules.dep (depmod runs in postinst), so the order comes from each module's own
+# "depends=" modinfo string.
+MOD_ORDER=()
+add_module() {
+  local tree=$1 name=$2 src dst deps d
+  case " ${MOD_ORDER[*]} " in *" $name "*) return 0 ;; esac
+  src=$(find_module_file "$name")
+  if [ -z "$src" ]; then
+    if module_is_builtin "$name"; then log "module $name is built into $KREL"; return 0; fi
+    die "module $name not found in $KPKG"
+  fi
+  dst=$tree/lib/modules/$name.ko
+  case $src in
+    *.ko.xz)  xz -dc "$src" > "$dst" ;;
+    *.ko.zst) zstd -qdc "$src" > "$dst" ;;
+    *)        cp "$src" "$dst" ;;
+  esac
+  deps=$(tr '\0' '\n' < "$dst" | sed -n 's/^depends=//p' | head -n1)
+  for d in ${deps//,/ }; do add_module "$tree" "$d"; done
+  MOD_ORDER+=("$name")
+}
+
+# Copy a dynamic binary and the shared libraries ldd reports into a tree.
+copy_with_libs() {
+  local tree=$1 bin=$2 dest=$3 lib
+  install -D -m 755 "$bin" "$tree$dest"
+  for lib in $(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+    install -D -m 755 "$(readlink -f "$lib")" "$tree$lib"
+  done
+}
+
+# newc cpio, root-owned, gzip (every Debian kernel can unpack gzip initramfs).
+make_cpio() {
+  ( cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) | gzip -6 > "$2"
+}
+
+# Builds $BUILD/capture.img and $BUILD/first.img for the selected kernel.
+#   capture.img: busybox, capture /init, virtio modules.
+#   first.img:   busybox, first-kernel /init, kexec + libs, modules, /boot/vmlinuz, /boot/capture.img.
+build_initramfs() {
+  local ctree ftree m
+  BUILD=$CACHE/build/$KREL
+  ctree=$BUILD/capture-tree ftree=$BUILD/first-tree
+  rm -rf "$ctree" "$ftree"
+  mkdir -p "$ctree"/{bin,sbin,dev,proc,sys,mnt,tmp,lib/modules}
+  cp /bin/busybox "$ctree/bin/busybox"
+  [ "$(file_is_static /bin/busybox)" = yes ] || die "/bin/busybox is not static (install busybox-static)"
+  install -m 755 "$GUEST_DIR/capture-init" "$ctree/init"
+  MOD_ORDER=()
+  for m in $GUEST_MODULES; do add_module "$ctree" "$m"; done
+  printf '%s\n' "${MOD_ORDER[@]}" > "$ctree/lib/modules/load-order"
+  log "module load order: ${MOD_ORDER[*]}"
+  make_cpio "$ctree" "$BUILD/capture.img"
+
+  cp -a "$ctree" "$ftree"
+  install -m 755 "$GUEST_DIR/first-init" "$ftree/init"
+  find_kexec
+  copy_with_libs "$ftree" "$KEXEC_BIN" /sbin/kexec
+  install -D -m 644 "$KDIR/root/boot/vmlinuz-$KREL" "$ftree/boot/vmlinuz"
+  install -D -m 644 "$BUILD/capture.img" "$ftree/boot/capture.img"
+  make_cpio "$ftree" "$BUILD/first.img"
+  log "initramfs: capture.img $(stat -c %s "$BUILD/capture.img") B, first.img $(stat -c %s "$BUILD/first.img") B"
+}
+
+# "yes" if the ELF has no PT_INTERP (static). Avoids depending on `file`.
+file_is_static() {
+  if ldd "$1" >/dev/null 2>&1; then echo no; else echo yes; fi
+}
+
+# --- fixture naming / QEMU ------------------------------------------------------------------
+
+# MEM (MiB, default 1024) and PAGING (4 or 5) select the guest; sets MEM, CPU_MODEL, NAME_SUFFIX.
+guest_params() {
+  MEM=${MEM:-1024}
+  case ${PAGING:-4} in
+    4) CPU_MODEL="max,la57=off"; NAME_SUFFIX="" ;;     # 4-level paging (the common case)
+    5) CPU_MODEL="max";          NAME_SUFFIX="-la57" ;; # -cpu max exposes LA57 -> 5-level paging
+    *) die "PAGING must be 4 or 5" ;;
+  esac
+  [[ $MEM =~ ^[0-9]+$ ]] || die "MEM must be MiB as an integer"
+}
+
+# 16 hex chars from the host RNG; written to the guest's kmsg so tests can find it in the dump.
+random_marker() { od -An -N8 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# VMCOREINFO is in the PT_NOTE segment right after the ELF headers, so the first MiB
+# of the file is enough to read it without extra tools.
+vmcoreinfo_field() {
+  head -c 1048576 "$1" | tr -c '[:print:]' '\n' | sed -n "s/^$2=//p" | head -n1
+}
+
+is_elf_core() {
+  # ELF magic, ELFCLASS64, e_type == ET_CORE (4, little endian at offset 16)
+  [ "$(head -c 4 "$1" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] &&
+  [ "$(od -An -j16 -N2 -tu2 "$1" | tr -d ' ')" = 4 ]
+}

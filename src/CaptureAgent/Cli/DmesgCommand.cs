@@ -1,0 +1,58 @@
+using CaptureAgent.Dmesg;
+using CaptureAgent.Translation;
+using CaptureAgent.Vmcore;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent dmesg VMCORE|DUMP [OUTFILE]`: the crashed kernel's log.</summary>
+public static class DmesgCommand
+{
+    public static int Run(string[] args)
+    {
+        var positional = args.Where(a => !a.StartsWith('-') || a == "-").ToList();
+        if (positional.Count is < 1 or > 2)
+        {
+            Log.Error("usage: capture-agent dmesg VMCORE|DUMP [OUTFILE]");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            using var mem = OpenMemory(positional[0], out var info, out var segments);
+            if (info is null) throw new VmcoreException($"{positional[0]} has no VMCOREINFO: cannot find the kernel log");
+            var tables = X86_64PageTables.FromVmcoreInfo((IPhysicalMemory)mem, info, segments);
+            var log = new PrintkLog(new KernelMemory((IPhysicalMemory)mem, tables), info);
+            using var output = positional.Count == 2 && positional[1] != "-"
+                ? (Stream)Output.FileSink.OpenStream(positional[1])
+                : Console.OpenStandardOutput();
+            using var buffered = new BufferedStream(output, 64 * 1024);
+            int n = log.WriteTo(buffered);
+            buffered.Flush();
+            Log.Detail($"{n} log records");
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is VmcoreException or IOException)
+        {
+            Log.Error(e.Message);
+            return ExitCodes.Failed;
+        }
+    }
+
+    /// <summary>Opens an ELF vmcore or a kdump-compressed file, whichever the bytes say it is.</summary>
+    public static IDisposable OpenMemory(string path, out VmcoreInfo? info, out IReadOnlyList<LoadSegment>? segments)
+    {
+        Span<byte> magic = stackalloc byte[8];
+        using (var f = File.OpenHandle(path))
+            RandomAccess.Read(f, magic, 0);
+        if (magic.SequenceEqual("KDUMP   "u8))
+        {
+            var k = new KdumpFile(path);
+            info = k.Info;
+            segments = null;
+            return k;
+        }
+        var e = new ElfVmcore(path);
+        info = e.Info;
+        segments = e.Segments;
+        return e;
+    }
+}

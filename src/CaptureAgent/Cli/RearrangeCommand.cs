@@ -1,0 +1,28 @@
+using CaptureAgent.Output;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent rearrange OUTFILE &lt; FLATTENED`: makedumpfile -R.</summary>
+public static class RearrangeCommand
+{
+    public static int Run(string[] args)
+    {
+        if (args.Length != 1)
+        {
+            Log.Error("usage: capture-agent rearrange OUTFILE < FLATTENED");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            using var input = new BufferedStream(Console.OpenStandardInput(), 1 << 20);
+            using var sink = FileSink.Create(args[0]);
+            FlattenedSink.Rearrange(input, sink);
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or EndOfStreamException)
+        {
+            Log.Error($"rearranging into {args[0]} failed: {e.Message}");
+            return ExitCodes.Failed;
+        }
+    }
+}

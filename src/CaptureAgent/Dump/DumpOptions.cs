@@ -1,0 +1,35 @@
+using CaptureAgent.Compression;
+using CaptureAgent.Filtering;
+
+namespace CaptureAgent.Dump;
+
+public enum DumpFormat { KdumpCompressed, Elf }
+
+public sealed class DumpOptions
+{
+    public DumpLevel Level { get; init; } = DumpLevel.All;
+    public PageCodec Codec { get; init; } = PageCodec.Zstd;
+    public DumpFormat Format { get; init; } = DumpFormat.KdumpCompressed;
+
+    /// <summary>Pfns per filtering window; bounds the bitmap memory (2 bits per pfn at most in flight).</summary>
+    public ulong WindowPfns { get; init; } = DefaultWindowPfns;
+
+    /// <summary>4 Mi pfns = 16 GiB of memory per window, 512 KiB per bitmap.</summary>
+    public const ulong DefaultWindowPfns = 1UL << 22;
+
+    /// <summary>Called now and then with (pages done, pages to do).</summary>
+    public Action<ulong, ulong>? Progress { get; init; }
+}
+
+/// <summary>What a dump run produced; Problems lists what was degraded.</summary>
+public sealed class DumpResult
+{
+    public ulong MaxMapnr;
+    public ulong DumpablePages;
+    public ulong ZeroPages;
+    public ulong StoredPages;
+    public ulong UnreadablePages;
+    public long BytesWritten;
+    public Filtering.FilterStats? Filter;
+    public List<string> Problems { get; } = new();
+}

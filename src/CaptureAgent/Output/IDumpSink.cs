@@ -1,0 +1,120 @@
+using System.Buffers.Binary;
+using CaptureAgent.Native;
+using Microsoft.Win32.SafeHandles;
+
+namespace CaptureAgent.Output;
+
+/// <summary>Where a dump goes: writes at absolute offsets of the finished file.</summary>
+public interface IDumpSink : IDisposable
+{
+    void Write(long offset, ReadOnlySpan<byte> data);
+
+    /// <summary>Makes everything written durable (fsync for files); called once at the end.</summary>
+    void Complete();
+}
+
+/// <summary>A regular file written with pwrite; holes stay sparse.</summary>
+public sealed class FileSink : IDumpSink
+{
+    private readonly SafeFileHandle _file;
+
+    public FileSink(SafeFileHandle file) => _file = file;
+
+    /// <summary>Creates the file 0600 (dumps hold secrets), refusing to follow a symlink planted at the path.</summary>
+    public static FileSink Create(string path)
+    {
+        var handle = Libc.OpenFile(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, 0x180 /* 0600 */);
+        // An existing file keeps its old mode through O_TRUNC: tighten it.
+        File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return new FileSink(handle);
+    }
+
+    /// <summary>The same safe creation, as a plain stream (logs, small files).</summary>
+    public static FileStream OpenStream(string path)
+    {
+        var handle = Libc.OpenFile(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, 0x180);
+        File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return new FileStream(handle, FileAccess.Write);
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> data) => RandomAccess.Write(_file, data, offset);
+
+    public void Complete() => RandomAccess.FlushToDisk(_file);
+
+    public void Dispose() => _file.Dispose();
+}
+
+/// <summary>
+/// makedumpfile's flattened format (-F): a 4096-byte header, then (offset, size, data) records with
+/// big-endian offsets and sizes, ended by (-1, -1). Lets a seeking writer stream into a pipe;
+/// `makedumpfile -R` or `capture-agent` rearranges it into the normal file.
+/// </summary>
+public sealed class FlattenedSink : IDumpSink
+{
+    public const int HeaderSize = 4096;
+    private static ReadOnlySpan<byte> Signature => "makedumpfile"u8;
+    private readonly Stream _out;
+    private readonly bool _leaveOpen;
+
+    public FlattenedSink(Stream output, bool leaveOpen = false)
+    {
+        _out = output;
+        _leaveOpen = leaveOpen;
+        var header = new byte[HeaderSize];
+        Signature.CopyTo(header);
+        BinaryPrimitives.WriteInt64BigEndian(header.AsSpan(16), 1);   // TYPE_FLAT_HEADER
+        BinaryPrimitives.WriteInt64BigEndian(header.AsSpan(24), 1);   // VERSION_FLAT_HEADER
+        _out.Write(header);
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty) return;   // a zero-length record would end the reader's loop early
+        Span<byte> rec = stackalloc byte[16];
+        BinaryPrimitives.WriteInt64BigEndian(rec, offset);
+        BinaryPrimitives.WriteInt64BigEndian(rec[8..], data.Length);
+        _out.Write(rec);
+        _out.Write(data);
+    }
+
+    public void Complete()
+    {
+        Span<byte> end = stackalloc byte[16];
+        end.Fill(0xff);
+        _out.Write(end);
+        _out.Flush();
+    }
+
+    public void Dispose()
+    {
+        if (!_leaveOpen) _out.Dispose();
+    }
+
+    /// <summary>Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does).</summary>
+    public static void Rearrange(Stream input, IDumpSink output)
+    {
+        var header = new byte[HeaderSize];
+        input.ReadExactly(header);
+        if (!header.AsSpan(0, Signature.Length).SequenceEqual(Signature) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
+            throw new InvalidDataException("not a makedumpfile flattened stream");
+        var buf = new byte[1 << 20];
+        Span<byte> rec = stackalloc byte[16];
+        while (true)
+        {
+            input.ReadExactly(rec);
+            long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
+            long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
+            if (offset == -1 && size == -1) break;
+            if (offset < 0 || size <= 0) throw new InvalidDataException($"bad flattened record (offset {offset}, size {size})");
+            while (size > 0)
+            {
+                int n = (int)Math.Min(size, buf.Length);
+                input.ReadExactly(buf, 0, n);
+                output.Write(offset, buf.AsSpan(0, n));
+                offset += n;
+                size -= n;
+            }
+        }
+        output.Complete();
+    }
+}

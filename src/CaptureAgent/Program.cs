@@ -1,0 +1,53 @@
+using CaptureAgent.Cli;
+
+namespace CaptureAgent;
+
+public static class Program
+{
+    private const string Usage = """
+        capture-agent: Linux kernel crash capture in one binary
+          capture-agent dump [options] VMCORE [DUMPFILE]   filter and compress a vmcore (makedumpfile-style)
+          capture-agent dmesg VMCORE|DUMP [OUTFILE]         the crashed kernel's log
+          capture-agent rearrange OUTFILE < FLATTENED        turn a flattened (-F) stream into a dump file
+        makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
+        """;
+
+    public static int Main(string[] args)
+    {
+        try
+        {
+            return Dispatch(args);
+        }
+        catch (Exception e)
+        {
+            // Never die with an unhandled exception: say what broke in one line.
+            Log.Error($"{e.GetType().Name}: {e.Message}");
+            return ExitCodes.Failed;
+        }
+    }
+
+    private static int Dispatch(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.Out.WriteLine(Usage);
+            return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
+        }
+        return args[0] switch
+        {
+            "dump" => DumpCommand.Run(args[1..]),
+            "dmesg" => DmesgCommand.Run(args[1..]),
+            "--dump-dmesg" => DmesgCommand.Run(args[1..]),
+            "rearrange" or "-R" => RearrangeCommand.Run(args[1..]),
+            _ when args[0].StartsWith('-') => DumpCommand.Run(args),
+            _ => UnknownCommand(args[0]),
+        };
+    }
+
+    private static int UnknownCommand(string name)
+    {
+        Log.Error($"unknown command '{name}'");
+        Console.Error.WriteLine(Usage);
+        return ExitCodes.Usage;
+    }
+}
