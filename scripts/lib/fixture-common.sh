@@ -13,6 +13,8 @@
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GUEST_DIR=$SCRIPTS_DIR/guest
 CACHE=${CAPTURE_AGENT_CACHE:-$HOME/.cache/capture-agent}
+# mkfs.ext4, debugfs and kexec live in sbin, which a non-root PATH may lack.
+PATH=$PATH:/usr/sbin:/sbin
 
 # The virtio stack the capture kernel needs to see /dev/vda, plus qemu_fw_cfg
 # (lets the guest publish VMCOREINFO to QEMU's -device vmcoreinfo, used by qemu-dump.sh).
@@ -46,7 +48,7 @@ ensure_host_tools() {
     case $cmd in
       # busybox-static is checked by file: the dynamic "busybox" package also provides /bin/busybox.
       busybox-static) dpkg-query -W -f='${db:Status-Abbrev}' busybox-static 2>/dev/null | grep -q '^ii' && continue ;;
-      *) PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null 2>&1 && continue ;;
+      *) command -v "$cmd" >/dev/null 2>&1 && continue ;;
     esac
     case " ${missing[*]} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
   done
@@ -125,10 +127,18 @@ select_kernel() {
     KPKG=$(newest_kernel_pkg "$series")
   fi
   KPKG_VERSION=$(apt_candidate "$KPKG")
-  [ -n "$KPKG_VERSION" ] && [ "$KPKG_VERSION" != "(none)" ] || die "$KPKG has no installable version"
+  if [ -z "$KPKG_VERSION" ] || [ "$KPKG_VERSION" = "(none)" ]; then die "$KPKG has no installable version"; fi
   KREL=${KPKG#linux-image-}
   KDIR=$CACHE/kernels/$KREL
   log "series $series -> $KPKG $KPKG_VERSION (release $KREL)"
+}
+
+# The .deb apt-get download wrote for package $1 at version $2 (epoch ':' is encoded as %3a).
+# Version-specific: a Debian revision bump can keep the same package (ABI) name.
+deb_path() {
+  local f
+  for f in "$CACHE/debs/${1}_${2//:/%3a}_"*.deb; do [ -f "$f" ] && { echo "$f"; return 0; }; done
+  return 1
 }
 
 # apt-get download into a directory. As root, apt would try to drop privileges to _apt,
@@ -144,11 +154,10 @@ fetch_kernel() {
   local deb dbg tmp member
   mkdir -p "$CACHE/debs" "$KDIR"
   if [ ! -f "$KDIR/root/boot/vmlinuz-$KREL" ]; then
-    deb=$(ls "$CACHE/debs/${KPKG}_${KPKG_VERSION//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)
-    if [ -z "$deb" ]; then
+    if ! deb=$(deb_path "$KPKG" "$KPKG_VERSION"); then
       log "downloading $KPKG=$KPKG_VERSION"
       apt_download "$CACHE/debs" "$KPKG=$KPKG_VERSION" || die "apt-get download $KPKG failed"
-      deb=$(ls "$CACHE/debs/${KPKG}_"*.deb | sort -V | tail -n1)
+      deb=$(deb_path "$KPKG" "$KPKG_VERSION") || die "downloaded $KPKG .deb not found in $CACHE/debs"
     fi
     # Unpack to a temp dir and rename, so a half-extracted tree is never used.
     tmp=$KDIR/root.tmp.$$
@@ -161,8 +170,7 @@ fetch_kernel() {
 
   if [ ! -s "$KDIR/vmlinux" ] && [ "${SKIP_DBG:-0}" != 1 ]; then
     log "downloading $KPKG-dbg=$KPKG_VERSION (large; only the debug vmlinux is kept)"
-    if apt_download "$CACHE/debs" "$KPKG-dbg=$KPKG_VERSION"; then
-      dbg=$(ls "$CACHE/debs/${KPKG}-dbg_"*.deb | sort -V | tail -n1)
+    if apt_download "$CACHE/debs" "$KPKG-dbg=$KPKG_VERSION" && dbg=$(deb_path "$KPKG-dbg" "$KPKG_VERSION"); then
       member=./usr/lib/debug/boot/vmlinux-$KREL
       if dpkg-deb --fsys-tarfile "$dbg" | tar -xOf - "$member" > "$KDIR/vmlinux.tmp" \
          && [ -s "$KDIR/vmlinux.tmp" ]; then
@@ -268,6 +276,7 @@ file_is_static() {
 # --- fixture naming / QEMU ------------------------------------------------------------------
 
 # MEM (MiB, default 1024) and PAGING (4 or 5) select the guest; sets MEM, CPU_MODEL, NAME_SUFFIX.
+# shellcheck disable=SC2034  # CPU_MODEL and NAME_SUFFIX are used by the calling scripts
 guest_params() {
   MEM=${MEM:-1024}
   case ${PAGING:-4} in

@@ -17,6 +17,9 @@ public sealed class DumpOptions
     /// <summary>4 Mi pfns = 16 GiB of memory per window, 512 KiB per bitmap.</summary>
     public const ulong DefaultWindowPfns = 1UL << 22;
 
+    /// <summary>Compression threads; the capture kernel usually has one CPU.</summary>
+    public int Threads { get; init; } = Compression.BatchCompressor.DefaultThreads;
+
     /// <summary>Called now and then with (pages done, pages to do).</summary>
     public Action<ulong, ulong>? Progress { get; init; }
 }

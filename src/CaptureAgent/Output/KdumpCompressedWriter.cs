@@ -17,7 +17,9 @@ public sealed class KdumpCompressedWriter
     private const int DescriptorSize = 24;
     private const int DescriptorBatch = 2730;         // 64 KiB of descriptors
     private const int DataBufferBytes = 1 << 20;
-    private const int ReadAheadPages = 64;
+    private const int BatchPages = 256;             // 1 MiB of input per batch
+
+    private enum PageKind : byte { Data, Zero, Unreadable }
 
     private readonly DumpSource _src;
     private readonly DumpOptions _opt;
@@ -85,13 +87,14 @@ public sealed class KdumpCompressedWriter
             _dataFileOffset += _ps;
         }
 
-        using var compressor = PageCompressors.Create(_opt.Codec, _ps);
-        var readBuf = new byte[ReadAheadPages * _ps];
-        var outBuf = new byte[_ps * 2 + 512];
+        using var batch = new BatchCompressor(_opt.Codec, _ps, BatchPages, _opt.Threads);
+        var pages = new byte[BatchPages * _ps];
+        var kinds = new PageKind[BatchPages];
+        var toCompress = new int[BatchPages];
         ulong done = 0;
         _opt.Progress?.Invoke(0, dumpable);
 
-        // Pass 2: the 2nd bitmap and the pages, window by window.
+        // Pass 2: the 2nd bitmap and the pages, window by window, a batch of pages at a time.
         if (!singleWindow) filter.BeginPass();
         for (ulong start = 0; start < maxMapnr; start += window)
         {
@@ -105,38 +108,50 @@ public sealed class KdumpCompressedWriter
             ulong pfn = bitmap.NextSet(bitmap.Start);
             while (pfn < bitmap.End)
             {
-                ulong runEnd = bitmap.NextClear(pfn);
-                while (pfn < runEnd)
+                // Fill a batch from runs of consecutive selected pages, one pread per run piece.
+                int count = 0, compressCount = 0;
+                while (count < BatchPages && pfn < bitmap.End)
                 {
-                    int n = (int)Math.Min((ulong)ReadAheadPages, runEnd - pfn);
-                    var chunk = readBuf.AsSpan(0, n * _ps);
+                    ulong runEnd = Math.Min(bitmap.NextClear(pfn), pfn + (ulong)(BatchPages - count));
+                    int n = (int)(runEnd - pfn);
+                    var chunk = pages.AsSpan(count * _ps, n * _ps);
                     bool chunkOk = _src.Vmcore.TryRead(pfn * (ulong)_ps, chunk);
                     for (int i = 0; i < n; i++)
                     {
                         var page = chunk.Slice(i * _ps, _ps);
-                        if (!chunkOk && !_src.Vmcore.TryRead((pfn + (ulong)i) * (ulong)_ps, page))
-                        {
-                            // Unreadable in the vmcore: a zero descriptor, which readers report as missing.
+                        int slot = count + i;
+                        if (!chunkOk && !_src.Vmcore.TryRead((pfn + (ulong)i) * (ulong)_ps, page)) kinds[slot] = PageKind.Unreadable;
+                        else if (zeroShared && page.IndexOfAnyExcept((byte)0) < 0) kinds[slot] = PageKind.Zero;
+                        else { kinds[slot] = PageKind.Data; toCompress[compressCount++] = slot; }
+                    }
+                    count += n;
+                    pfn = bitmap.NextSet(runEnd);
+                }
+
+                batch.Compress(pages, toCompress, compressCount);
+                for (int slot = 0; slot < count; slot++)
+                {
+                    switch (kinds[slot])
+                    {
+                        case PageKind.Unreadable:
+                            // A zero descriptor: readers report the page as missing rather than wrong.
                             result.UnreadablePages++;
                             AddDescriptor(0, 0, 0);
-                            continue;
-                        }
-                        if (zeroShared && page.IndexOfAnyExcept((byte)0) < 0)
-                        {
+                            break;
+                        case PageKind.Zero:
                             result.ZeroPages++;
                             AddDescriptor(dataStart, (uint)_ps, 0);
-                            continue;
-                        }
-                        int csize = compressor?.Compress(page, outBuf) ?? -1;
-                        if (csize > 0) AddPage(outBuf.AsSpan(0, csize), (uint)compressor!.Codec);
-                        else AddPage(page, 0);
-                        result.StoredPages++;
+                            break;
+                        default:
+                            int csize = batch.Sizes[slot];
+                            if (csize > 0) AddPage(batch.Output(slot), (uint)batch.Codec);
+                            else AddPage(pages.AsSpan(slot * _ps, _ps), 0);
+                            result.StoredPages++;
+                            break;
                     }
-                    pfn += (ulong)n;
-                    done += (ulong)n;
-                    if ((done & 0x3fff) < (ulong)n) _opt.Progress?.Invoke(done, dumpable);
                 }
-                pfn = bitmap.NextSet(runEnd);
+                done += (ulong)count;
+                _opt.Progress?.Invoke(done, dumpable);
             }
         }
         FlushCaches();
