@@ -18,6 +18,7 @@ public static class DumpCommand
           -l, -p          lzo/snappy are not built in: zstd is used instead (with a warning)
           -E              ELF output instead of kdump-compressed (no compression)
           -F              makedumpfile's flattened stream to standard output (DUMPFILE omitted)
+          --threads N     compression threads (default: the CPUs available, at most 8)
           --message-level N  0 errors, 1 +warnings, 2 +summary (default), 3 +details;  -q = 0, -v = 3
         exit status: 0 done, 1 failed, 2 usage, 3 written but the input was damaged or filtering degraded
         """;
@@ -29,6 +30,7 @@ public static class DumpCommand
         var format = DumpFormat.KdumpCompressed;
         bool flattened = false;
         ulong window = DumpOptions.DefaultWindowPfns;
+        int threads = Compression.BatchCompressor.DefaultThreads;
         var positional = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -56,6 +58,9 @@ public static class DumpCommand
                     if (++i >= args.Length || !int.TryParse(args[i], out int ml) || ml < 0) return UsageError("--message-level takes a number");
                     Log.Level = ml > 7 ? 3 : ml;   // makedumpfile's 0..31 mask folds onto our four levels
                     break;
+                case "--threads":
+                    if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads is < 1 or > 64) return UsageError("--threads takes a number from 1 to 64");
+                    break;
                 case "--window-pfns":   // testing aid: force small filtering windows
                     if (++i >= args.Length || !ulong.TryParse(args[i], out window) || window == 0) return UsageError("--window-pfns takes a number");
                     break;
@@ -81,6 +86,7 @@ public static class DumpCommand
             Codec = codec,
             Format = format,
             WindowPfns = window,
+            Threads = threads,
             Progress = flattened ? null : Log.Progress("Copying pages"),
         };
         return Execute(positional[0], flattened ? null : positional[1], options);
