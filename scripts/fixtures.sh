@@ -88,7 +88,8 @@ make_fixture() {
   log "$name: booting $KREL under QEMU TCG (-m $MEM, -cpu $CPU_MODEL); console: $work/console.log"
   t0=$(date +%s)
   rc=0
-  timeout "$TIMEOUT" "${qemu[@]}" < /dev/null > "$work/console.log" 2>&1 || rc=$?
+  start_qemu "$work/console.log" "${qemu[@]}"
+  wait_qemu || rc=$?
   t1=$(date +%s)
   log "$name: QEMU exited rc=$rc after $(( t1 - t0 ))s"
   [ "$rc" -eq 124 ] && die "$name: QEMU timed out after ${TIMEOUT}s; see $work/console.log"

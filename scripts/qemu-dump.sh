@@ -62,13 +62,6 @@ PY
 }
 
 RESULTS=()
-QEMU_PID=""
-SOCK_DIR=""
-cleanup() {
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then kill "$QEMU_PID" || true; fi
-  if [ -n "$SOCK_DIR" ]; then rm -rf "$SOCK_DIR"; fi
-}
-trap cleanup EXIT
 
 make_qemu_dump() {
   local series=$1 name out work marker t0 t1 rc=0 osrel size waited=0
@@ -101,8 +94,7 @@ make_qemu_dump() {
 
   log "$name: booting $KREL (live) under QEMU TCG; console: $work/console.log"
   t0=$(date +%s)
-  timeout "$TIMEOUT" "${qemu[@]}" < /dev/null > "$work/console.log" 2>&1 &
-  QEMU_PID=$!
+  start_qemu "$work/console.log" "${qemu[@]}"
   # The console log is new for this run, so a READY line in it cannot be stale.
   until grep -aq 'FIXTURE: CAPTURE-FIXTURE-READY' "$work/console.log" 2>/dev/null; do
     kill -0 "$QEMU_PID" 2>/dev/null || die "$name: QEMU exited before the guest was ready; see $work/console.log"
@@ -111,8 +103,7 @@ make_qemu_dump() {
   done
   log "$name: guest ready after $(( $(date +%s) - t0 ))s; dumping guest memory"
   qmp_dump "$SOCK_DIR/qmp.sock" "$work/vmcore.elf.part" || die "$name: dump-guest-memory failed"
-  wait "$QEMU_PID" || rc=$?
-  QEMU_PID=""
+  wait_qemu || rc=$?
   rm -rf "$SOCK_DIR"; SOCK_DIR=""
   t1=$(date +%s)
   log "$name: QEMU exited rc=$rc after $(( t1 - t0 ))s"

@@ -275,6 +275,37 @@ file_is_static() {
 
 # --- fixture naming / QEMU ------------------------------------------------------------------
 
+# QEMU runs under timeout(1), which moves itself into its own process group: a Ctrl-C on the
+# script would not reach it. So QEMU is started in the background (QEMU_PID) and killed on exit.
+QEMU_PID=""
+SOCK_DIR=""
+on_exit() {
+  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+    log "stopping QEMU (pid $QEMU_PID)"
+    kill "$QEMU_PID" 2>/dev/null || true
+    wait "$QEMU_PID" 2>/dev/null || true
+  fi
+  if [ -n "$SOCK_DIR" ]; then rm -rf "$SOCK_DIR"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_qemu CONSOLE_LOG QEMU_ARGS... : background QEMU with a time limit; sets QEMU_PID.
+start_qemu() {
+  local console=$1; shift
+  timeout "$TIMEOUT" "$@" < /dev/null > "$console" 2>&1 &
+  QEMU_PID=$!
+}
+
+# wait_qemu: exit status of QEMU (124 = timed out).
+wait_qemu() {
+  local rc=0
+  wait "$QEMU_PID" || rc=$?
+  QEMU_PID=""
+  return "$rc"
+}
+
 # MEM (MiB, default 1024) and PAGING (4 or 5) select the guest; sets MEM, CPU_MODEL, NAME_SUFFIX.
 # shellcheck disable=SC2034  # CPU_MODEL and NAME_SUFFIX are used by the calling scripts
 guest_params() {
