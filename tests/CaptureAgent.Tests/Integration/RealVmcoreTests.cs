@@ -211,3 +211,23 @@ public class RealVmcoreTests(ITestOutputHelper log)
         if (unwind) Assert.Contains("sysrq_handle_crash", r.Stdout);
     }
 }
+
+/// <summary>QEMU's dump-guest-memory ELF (BIOS and device ranges included, no kexec segments) as input.</summary>
+[Trait("Category", "Integration")]
+public class QemuElfInputTests
+{
+    [Fact]
+    public void QemuDumpIsFilteredAndItsLogRead()
+    {
+        var elf = Path.Combine(Fixtures.Cache, "vmcores", "6.1-1024-qemu", "vmcore.elf");
+        Assert.True(File.Exists(elf), $"{elf} is missing: run scripts/qemu-dump.sh 6.1");
+        using var dir = new TempDir();
+        var r = SyntheticDumpTests.Dump(elf, dir.File("dump"), new DumpOptions { Level = DumpLevel.All });
+        Assert.Empty(r.Problems);
+        Assert.True(r.Filter!.Free > 10_000 && r.Filter.Cache > 10_000, $"free {r.Filter.Free}, cache {r.Filter.Cache}");
+        Assert.Equal(0, Cli.DmesgCommand.Run([dir.File("dump"), dir.File("dmesg.txt")]));
+        Assert.Contains("CAPTURE-FIXTURE-MARKER", File.ReadAllText(dir.File("dmesg.txt")));
+        using var kd = new KdumpFile(dir.File("dump"));
+        Assert.Equal("6.1.0", kd.Header.Field(2)[..5]);
+    }
+}
