@@ -8,8 +8,7 @@ namespace CaptureAgent.Output;
 /// <summary>
 /// Writes a filtered ELF core (-E). Program headers come first, so the loads are planned in one
 /// pass and written in a second, both streaming over the filter windows; zero pages are decided
-/// in the first pass by reading them (as makedumpfile does for ELF). Runs of fewer than 256
-/// excluded pages stay inside a load rather than splitting it, which keeps the header count sane.
+/// in the first pass by reading them (as makedumpfile does for ELF).
 /// </summary>
 public sealed class ElfDumpWriter
 {
@@ -21,7 +20,7 @@ public sealed class ElfDumpWriter
     private readonly DumpOptions _opt;
     private readonly int _ps;
 
-    private readonly record struct Load(ulong Paddr, ulong Vaddr, ulong Size);
+    private readonly record struct Load(ulong Paddr, ulong Vaddr, ulong MemSize, ulong FileSize);
 
     public ElfDumpWriter(DumpSource source, IDumpSink sink, DumpOptions options)
     {
@@ -39,7 +38,7 @@ public sealed class ElfDumpWriter
         if (filter.Limitation is { } lim && !result.Problems.Any(p => p.Contains("only zero pages"))) result.Problems.Add(lim);
 
         ulong loads = 0, pages = 0;
-        WalkLoads(filter, result, (_, l) => { loads++; pages += l.Size / (ulong)_ps; });
+        WalkLoads(filter, result, (_, l) => { loads++; pages += l.FileSize / (ulong)_ps; });
         result.DumpablePages = pages;
 
         var notes = _src.Vmcore.NoteBlob;
@@ -52,7 +51,7 @@ public sealed class ElfDumpWriter
 
         _sink.Write(0, BuildEhdr(phnum, extended ? shOffset : 0));
         if (extended) _sink.Write(shOffset, BuildXnumShdr(phnum));
-        _sink.Write(phOffset, BuildPhdr(4, (ulong)notesOffset, 0, 0, (ulong)notes.Length, 0));
+        _sink.Write(phOffset, BuildPhdr(4, (ulong)notesOffset, 0, 0, (ulong)notes.Length, (ulong)notes.Length, 0));
         _sink.Write(notesOffset, notes);
 
         var buf = new byte[1 << 20];
@@ -60,10 +59,11 @@ public sealed class ElfDumpWriter
         ulong done = 0;
         WalkLoads(filter, result, (index, l) =>
         {
-            _sink.Write(phOffset + (long)(index + 1) * PhdrSize, BuildPhdr(1, (ulong)at, l.Vaddr, l.Paddr, l.Size, 7));
-            for (ulong copied = 0; copied < l.Size;)
+            _sink.Write(phOffset + (long)(index + 1) * PhdrSize,
+                BuildPhdr(1, l.FileSize > 0 ? (ulong)at : 0, l.Vaddr, l.Paddr, l.FileSize, l.MemSize, 7));
+            for (ulong copied = 0; copied < l.FileSize;)
             {
-                int n = (int)Math.Min((ulong)buf.Length, l.Size - copied);
+                int n = (int)Math.Min((ulong)buf.Length, l.FileSize - copied);
                 var chunk = buf.AsSpan(0, n);
                 if (!_src.Vmcore.TryRead(l.Paddr + copied, chunk)) CopyPageByPage(l.Paddr + copied, chunk, result);
                 _sink.Write(at, chunk);
@@ -95,53 +95,67 @@ public sealed class ElfDumpWriter
         }
     }
 
-    /// <summary>Plans the loads of every vmcore segment in file order, calling back once per load.</summary>
+    /// <summary>
+    /// Plans the loads of every vmcore segment in file order, calling back once per load. Like
+    /// makedumpfile, every page of a segment stays inside some load's p_memsz, so an excluded page
+    /// reads as zeros rather than missing; file data stops at the last kept page of a load, and a
+    /// gap of fewer than 256 excluded pages is written with its real content instead of splitting.
+    /// </summary>
     private void WalkLoads(PageFilter filter, DumpResult result, Action<ulong, Load> emit)
     {
         ulong window = Math.Max(32768, (_opt.WindowPfns + 32767) / 32768 * 32768);
         ulong maxMapnr = _src.MaxMapnr;
+        ulong ps = (ulong)_ps;
         var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
         var page = new byte[_ps];
         bool dropZero = (_opt.Level & DumpLevel.Zero) != 0;
-        ulong index = 0;
-        ulong zero = 0;
+        ulong index = 0, zero = 0;
         foreach (var seg in _src.Vmcore.Segments)
         {
-            ulong s0 = seg.PhysStart / (ulong)_ps;
-            ulong s1 = Math.Min(seg.PhysEnd / (ulong)_ps, maxMapnr);
+            ulong s0 = seg.PhysStart / ps;
+            ulong s1 = Math.Min(seg.PhysEnd / ps, maxMapnr);
             if (s1 <= s0) continue;
             filter.BeginPass();
-            ulong runStart = 0, runLast = 0;
-            bool inRun = false;
+            ulong loadStart = s0 * ps, memsz = 0, filesz = 0, excluded = 0;
             for (ulong w = s0 - s0 % window; w < s1; w += window)
             {
                 bitmap.Reset(w, Math.Min(window, maxMapnr - w));
                 filter.FillDumpable(bitmap);
-                ulong from = Math.Max(s0, w), to = Math.Min(s1, bitmap.End);
-                for (ulong pfn = bitmap.NextSet(from); pfn < to; pfn = bitmap.NextSet(pfn + 1))
+                for (ulong pfn = Math.Max(s0, w); pfn < Math.Min(s1, bitmap.End); pfn++)
                 {
-                    if (dropZero && _src.Vmcore.TryRead(pfn * (ulong)_ps, page) && page.AsSpan().IndexOfAnyExcept((byte)0) < 0)
+                    bool keep = bitmap.Get(pfn);
+                    if (keep && dropZero && _src.Vmcore.TryRead(pfn * ps, page) && page.AsSpan().IndexOfAnyExcept((byte)0) < 0)
                     {
                         zero++;
+                        keep = false;
+                    }
+                    if (!keep)
+                    {
+                        excluded++;
+                        memsz += ps;
                         continue;
                     }
-                    if (inRun && pfn - runLast - 1 < MinGapPages) { runLast = pfn; continue; }
-                    if (inRun) emit(index++, MakeLoad(seg, runStart, runLast));
-                    runStart = runLast = pfn;
-                    inRun = true;
+                    if (excluded >= MinGapPages)
+                    {
+                        // Close the load: its memsz runs over the gap, its data stopped before it.
+                        emit(index++, MakeLoad(seg, loadStart, memsz, filesz));
+                        loadStart += memsz;
+                        memsz = filesz = 0;
+                    }
+                    else filesz = memsz;   // a short gap is kept as data
+                    memsz += ps;
+                    filesz += ps;
+                    excluded = 0;
                 }
             }
-            if (inRun) emit(index++, MakeLoad(seg, runStart, runLast));
+            emit(index++, MakeLoad(seg, loadStart, memsz, filesz));
         }
         result.ZeroPages = zero;
         filter.Stats.Zero = zero;
     }
 
-    private Load MakeLoad(LoadSegment seg, ulong firstPfn, ulong lastPfn)
-    {
-        ulong paddr = firstPfn * (ulong)_ps;
-        return new Load(paddr, seg.VirtStart + (paddr - seg.PhysStart), (lastPfn - firstPfn + 1) * (ulong)_ps);
-    }
+    private static Load MakeLoad(LoadSegment seg, ulong paddr, ulong memsz, ulong filesz) =>
+        new(paddr, seg.VirtStart + (paddr - seg.PhysStart), memsz, filesz);
 
     private static byte[] BuildEhdr(ulong phnum, long shoff)
     {
@@ -170,7 +184,7 @@ public sealed class ElfDumpWriter
         return sh;
     }
 
-    private static byte[] BuildPhdr(uint type, ulong offset, ulong vaddr, ulong paddr, ulong size, uint flags)
+    private static byte[] BuildPhdr(uint type, ulong offset, ulong vaddr, ulong paddr, ulong filesz, ulong memsz, uint flags)
     {
         var p = new byte[PhdrSize];
         var s = p.AsSpan();
@@ -179,9 +193,10 @@ public sealed class ElfDumpWriter
         BinaryPrimitives.WriteUInt64LittleEndian(s[8..], offset);
         BinaryPrimitives.WriteUInt64LittleEndian(s[16..], vaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(s[24..], paddr);
-        BinaryPrimitives.WriteUInt64LittleEndian(s[32..], size);
-        BinaryPrimitives.WriteUInt64LittleEndian(s[40..], size);
-        BinaryPrimitives.WriteUInt64LittleEndian(s[48..], type == 1 ? (ulong)4096 : 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[32..], filesz);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[40..], memsz);
+        // p_align stays 0: crash tells a kdump ELF from a netdump one by it (page-aligned data plus a
+        // non-zero p_align reads as netdump, and KASLR is then not applied).
         return p;
     }
 }

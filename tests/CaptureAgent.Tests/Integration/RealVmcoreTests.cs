@@ -182,6 +182,26 @@ public class RealVmcoreTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void ElfOutputHasMakedumpfilesLoadsAndCrashOpensIt()
+    {
+        using var dir = new TempDir();
+        var fx = "6.1-1024";
+        var vmcore = Fixtures.Vmcore(fx);
+        SyntheticDumpTests.Dump(vmcore, dir.File("ours.elf"), new DumpOptions { Level = DumpLevel.All, Format = DumpFormat.Elf, Codec = PageCodec.None });
+        Assert.Equal(0, Fixtures.Exec(Fixtures.Makedumpfile, ["-E", "-d", "31", vmcore, dir.File("theirs.elf")]).ExitCode);
+        using (var ours = new ElfVmcore(dir.File("ours.elf")))
+        using (var theirs = new ElfVmcore(dir.File("theirs.elf")))
+        {
+            Assert.Equal(theirs.Segments.Select(s => (s.PhysStart, s.VirtStart, s.FileSize, s.MemSize)),
+                         ours.Segments.Select(s => (s.PhysStart, s.VirtStart, s.FileSize, s.MemSize)));
+            Assert.Equal(theirs.NoteBlob, ours.NoteBlob);
+        }
+        var r = Fixtures.Exec("/usr/bin/crash", ["-s", Fixtures.Vmlinux(fx), dir.File("ours.elf")], stdin: "sys\nbt\nquit\n");
+        Assert.Contains("PANIC: \"Kernel panic - not syncing: sysrq triggered crash\"", r.Stdout);
+        Assert.Contains("sysrq_handle_crash", r.Stdout);
+    }
+
+    [Fact]
     public void CrashOpensOurZstdDumpOf61()
     {
         using var dir = new TempDir();
