@@ -202,6 +202,16 @@ public class RealVmcoreTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void FlattenedStreamOnStdoutIsWhatMakedumpfileRearrangesIntoOurFile()
+    {
+        using var dir = new TempDir();
+        var vmcore = Fixtures.Vmcore("6.1-1024");
+        Fixtures.Sh($"{Fixtures.Binary} dump -q -F -d 31 {vmcore} | {Fixtures.Makedumpfile} -R {dir.File("rearranged")}");
+        Assert.Equal(0, Fixtures.Exec(Fixtures.Binary, ["dump", "-q", "-d", "31", vmcore, dir.File("direct")]).ExitCode);
+        Assert.True(File.ReadAllBytes(dir.File("direct")).AsSpan().SequenceEqual(File.ReadAllBytes(dir.File("rearranged"))));
+    }
+
+    [Fact]
     public void CrashOpensOurZstdDumpOf61()
     {
         using var dir = new TempDir();

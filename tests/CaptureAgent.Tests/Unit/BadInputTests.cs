@@ -99,6 +99,20 @@ public class BadInputTests
     }
 
     [Fact]
+    public void MakedumpfileStyleCallsWork()
+    {
+        var k = new SyntheticKernel();
+        using var dir = new TempDir();
+        k.WriteElf(dir.File("vmcore"));
+        Assert.Equal(ExitCodes.Ok, Program.Main(["-d", "31", "-c", "--message-level", "1", dir.File("vmcore"), dir.File("out")]));
+        using (var kd = new KdumpFile(dir.File("out"))) Assert.Equal((uint)PageCodec.Zlib, kd.Header.Status);
+        Assert.Equal(ExitCodes.Ok, Program.Main(["-l", "-q", "-d", "1", dir.File("vmcore"), dir.File("lzo")]));   // falls back to zstd
+        using (var kd = new KdumpFile(dir.File("lzo"))) Assert.Equal((uint)PageCodec.Zstd, kd.Header.Status);
+        Assert.Equal(ExitCodes.Usage, Program.Main(["-E", "-c", dir.File("vmcore"), dir.File("x")]));
+        Assert.Equal(ExitCodes.Usage, Program.Main(["frobnicate"]));
+    }
+
+    [Fact]
     public void OutputRefusesToFollowAPlantedSymlinkAndIsPrivate()
     {
         var k = new SyntheticKernel();
