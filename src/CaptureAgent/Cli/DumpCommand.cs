@@ -14,7 +14,7 @@ public static class DumpCommand
         usage: capture-agent dump [-d LEVEL] [-z | -c | --no-compress] [-E] [-F] [--message-level N] VMCORE [DUMPFILE]
           -d LEVEL        pages to leave out, makedumpfile's bits: 1 zero, 2 cache, 4 cache+private,
                           8 user data, 16 free (default 31)
-          -z              zstd per page (default);  -c  zlib per page;  --no-compress  raw pages
+          -z              zstd per page (default; --zstd-level N, default 1, negative = faster);  -c  zlib per page;  --no-compress  raw pages
           -l, -p          lzo/snappy are not built in: zstd is used instead (with a warning)
           -E              ELF output instead of kdump-compressed (no compression)
           -F              makedumpfile's flattened stream to standard output (DUMPFILE omitted)
@@ -31,6 +31,7 @@ public static class DumpCommand
         bool flattened = false;
         ulong window = DumpOptions.DefaultWindowPfns;
         int threads = Compression.BatchCompressor.DefaultThreads;
+        int zstdLevel = Compression.ZstdPageCompressor.DefaultLevel;
         var positional = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -61,6 +62,9 @@ public static class DumpCommand
                 case "--threads":
                     if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads is < 1 or > 64) return UsageError("--threads takes a number from 1 to 64");
                     break;
+                case "--zstd-level":
+                    if (++i >= args.Length || !int.TryParse(args[i], out zstdLevel) || zstdLevel is < -7 or > 19) return UsageError("--zstd-level takes a level from -7 to 19");
+                    break;
                 case "--window-pfns":   // testing aid: force small filtering windows
                     if (++i >= args.Length || !ulong.TryParse(args[i], out window) || window == 0) return UsageError("--window-pfns takes a number");
                     break;
@@ -87,6 +91,7 @@ public static class DumpCommand
             Format = format,
             WindowPfns = window,
             Threads = threads,
+            ZstdLevel = zstdLevel,
             Progress = flattened ? null : Log.Progress("Copying pages"),
         };
         return Execute(positional[0], flattened ? null : positional[1], options);
@@ -145,6 +150,7 @@ public static class DumpCommand
         {
             Log.Detail($"Excluded pages: zero {f.Zero}, cache {f.Cache}, cache private {f.CachePrivate}, user {f.User}, free {f.Free}, hwpoison {f.HwPoison}, offline {f.Offline}");
             Log.Detail($"Present pages: {f.Present} of max_mapnr {r.MaxMapnr}");
+            Log.Detail($"Excluding pages: {r.FilterSeconds:0.000} s; copying pages: {r.CopySeconds:0.000} s");
         }
         Log.Info($"The dumpfile is saved: {r.DumpablePages} pages selected ({r.StoredPages} stored, {r.ZeroPages} zero) " +
                  $"at dump level {(int)o.Level}, {r.BytesWritten} bytes, {o.Codec.ToString().ToLowerInvariant()}, in {elapsed.TotalSeconds:0.00} s " +

@@ -25,7 +25,7 @@ public sealed class BatchCompressor : IDisposable
     public int[] Sizes { get; }
     public PageCodec Codec { get; }
 
-    public BatchCompressor(PageCodec codec, int pageSize, int capacity, int threads)
+    public BatchCompressor(PageCodec codec, int pageSize, int capacity, int threads, int zstdLevel = ZstdPageCompressor.DefaultLevel)
     {
         _pageSize = pageSize;
         Capacity = capacity;
@@ -35,7 +35,7 @@ public sealed class BatchCompressor : IDisposable
         Sizes = new int[capacity];
         int n = codec == PageCodec.None ? 1 : Math.Max(1, threads);
         _compressors = new IPageCompressor?[n];
-        for (int i = 0; i < n; i++) _compressors[i] = PageCompressors.Create(codec, pageSize);
+        for (int i = 0; i < n; i++) _compressors[i] = PageCompressors.Create(codec, pageSize, zstdLevel);
         _helpers = new Thread[n - 1];
         _go = new SemaphoreSlim[n - 1];
         _done = new CountdownEvent(1);

@@ -24,10 +24,10 @@ public interface IPageCompressor : IDisposable
 
 public static class PageCompressors
 {
-    public static IPageCompressor? Create(PageCodec codec, int pageSize) => codec switch
+    public static IPageCompressor? Create(PageCodec codec, int pageSize, int zstdLevel = ZstdPageCompressor.DefaultLevel) => codec switch
     {
         PageCodec.None => null,
-        PageCodec.Zstd => new ZstdPageCompressor(),
+        PageCodec.Zstd => new ZstdPageCompressor(zstdLevel),
         PageCodec.Zlib => new ZlibPageCompressor(pageSize),
         _ => throw new NotSupportedException($"{codec} compression is not built in"),
     };
@@ -80,13 +80,13 @@ public static class PageCompressors
 /// </summary>
 public sealed class ZstdPageCompressor : IPageCompressor
 {
-    private readonly Compressor _zstd = CreateCompressor();
+    public const int DefaultLevel = 1;
+    private readonly Compressor _zstd;
 
-    private static Compressor CreateCompressor()
+    public ZstdPageCompressor(int level = DefaultLevel)
     {
-        var c = new Compressor(1);
-        c.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
-        return c;
+        _zstd = new Compressor(level);
+        _zstd.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
     }
 
     public PageCodec Codec => PageCodec.Zstd;

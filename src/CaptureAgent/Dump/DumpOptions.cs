@@ -17,6 +17,9 @@ public sealed class DumpOptions
     /// <summary>4 Mi pfns = 16 GiB of memory per window, 512 KiB per bitmap.</summary>
     public const ulong DefaultWindowPfns = 1UL << 22;
 
+    /// <summary>zstd level; negative levels are zstd's fast modes.</summary>
+    public int ZstdLevel { get; init; } = Compression.ZstdPageCompressor.DefaultLevel;
+
     /// <summary>Compression threads; the capture kernel usually has one CPU.</summary>
     public int Threads { get; init; } = Compression.BatchCompressor.DefaultThreads;
 
@@ -33,6 +36,8 @@ public sealed class DumpResult
     public ulong StoredPages;
     public ulong UnreadablePages;
     public long BytesWritten;
+    /// <summary>Time spent classifying pages (first pass) and copying them (second pass, with its filtering).</summary>
+    public double FilterSeconds, CopySeconds;
     public Filtering.FilterStats? Filter;
     public List<string> Problems { get; } = new();
 }

@@ -53,6 +53,7 @@ public sealed class KdumpCompressedWriter
         bool singleWindow = window >= maxMapnr;
 
         // Pass 1: count what goes in, so the descriptor table can be placed.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         filter.BeginPass();
         ulong dumpable = 0;
         for (ulong start = 0; start < maxMapnr; start += window)
@@ -62,6 +63,8 @@ public sealed class KdumpCompressedWriter
             dumpable += bitmap.PopCount();
         }
         result.DumpablePages = dumpable;
+        result.FilterSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
 
         var header = BuildHeader(maxMapnr);
         _sink.Write(0, header.BuildMainHeader());
@@ -87,7 +90,7 @@ public sealed class KdumpCompressedWriter
             _dataFileOffset += _ps;
         }
 
-        using var batch = new BatchCompressor(_opt.Codec, _ps, BatchPages, _opt.Threads);
+        using var batch = new BatchCompressor(_opt.Codec, _ps, BatchPages, _opt.Threads, _opt.ZstdLevel);
         var pages = new byte[BatchPages * _ps];
         var kinds = new PageKind[BatchPages];
         var toCompress = new int[BatchPages];
@@ -155,6 +158,7 @@ public sealed class KdumpCompressedWriter
             }
         }
         FlushCaches();
+        result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
         result.Filter = filter.Stats;
         result.Filter.Zero = result.ZeroPages;
