@@ -62,5 +62,15 @@ public sealed class DumpSource : IDisposable
     public PageFilter CreateFilter(DumpLevel level) =>
         new(Vmcore.Segments, PageSize, MaxMapnr, Kernel, Layout, MemMap, level);
 
+    /// <summary>A filter for the level and a result that already lists what this source cannot do.</summary>
+    public (PageFilter Filter, DumpResult Result) BeginDump(DumpLevel level)
+    {
+        var filter = CreateFilter(level);
+        var result = new DumpResult { MaxMapnr = MaxMapnr };
+        result.Problems.AddRange(Warnings);
+        if (filter.Limitation is { } limitation) result.Problems.Add(limitation);
+        return (filter, result);
+    }
+
     public void Dispose() => Vmcore.Dispose();
 }

@@ -45,10 +45,9 @@ public sealed class PageFilter
             (level & (DumpLevel.CacheWithoutPrivate | DumpLevel.CacheWithPrivate | DumpLevel.User)) != 0 ||
             layout!.PgHwPoison.HasValue ||
             ((level & DumpLevel.Free) != 0 && layout.CanDetectBuddy));
-        if ((level & DumpLevel.Free) != 0 && !(haveKernel && layout!.CanDetectBuddy))
-            Limitation = "free pages cannot be identified in this vmcore; they are kept";
-        if ((level & ~DumpLevel.Zero) != 0 && !haveKernel)
-            Limitation = "no usable struct page information; only zero pages can be excluded";
+        // Without kernel information at all, the source has already said only zero pages can go.
+        if ((level & DumpLevel.Free) != 0 && haveKernel && !layout!.CanDetectBuddy)
+            Limitation = "free pages cannot be identified in this vmcore (no PAGE_BUDDY_MAPCOUNT_VALUE); they are kept";
         _batch = new byte[(layout?.PageStructSize ?? 64) * Batch];
     }
 

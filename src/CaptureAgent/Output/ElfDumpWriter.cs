@@ -32,10 +32,7 @@ public sealed class ElfDumpWriter
 
     public DumpResult Write()
     {
-        var result = new DumpResult { MaxMapnr = _src.MaxMapnr };
-        result.Problems.AddRange(_src.Warnings);
-        var filter = _src.CreateFilter(_opt.Level);
-        if (filter.Limitation is { } lim && !result.Problems.Any(p => p.Contains("only zero pages"))) result.Problems.Add(lim);
+        var (filter, result) = _src.BeginDump(_opt.Level);
 
         ulong loads = 0, pages = 0;
         WalkLoads(filter, result, (_, l) => { loads++; pages += l.FileSize / (ulong)_ps; });

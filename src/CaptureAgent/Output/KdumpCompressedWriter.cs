@@ -43,10 +43,7 @@ public sealed class KdumpCompressedWriter
 
     public DumpResult Write()
     {
-        var result = new DumpResult { MaxMapnr = _src.MaxMapnr };
-        result.Problems.AddRange(_src.Warnings);
-        var filter = _src.CreateFilter(_opt.Level);
-        if (filter.Limitation is { } lim && !result.Problems.Any(p => p.Contains("only zero pages"))) result.Problems.Add(lim);
+        var (filter, result) = _src.BeginDump(_opt.Level);
         ulong maxMapnr = _src.MaxMapnr;
         ulong window = Math.Max(32768, (_opt.WindowPfns + 32767) / 32768 * 32768);
         var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
