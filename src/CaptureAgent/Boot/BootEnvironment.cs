@@ -1,0 +1,119 @@
+using CaptureAgent.Cli;
+using CaptureAgent.Config;
+using CaptureAgent.Native;
+
+namespace CaptureAgent.Boot;
+
+/// <summary>What PID 1 of the capture kernel has to set up itself: console, pseudo filesystems, modules; and how it ends.</summary>
+public static class BootEnvironment
+{
+    /// <summary>
+    /// Makes fds 0-2 the console. The kernel opens /dev/console for init only if the initramfs has
+    /// it; without it, writing to a closed stdout would throw.
+    /// </summary>
+    public static void EnsureConsole()
+    {
+        if (Libc.IsOpen(1) && Libc.IsOpen(2)) return;
+        Directory.CreateDirectory("/dev");
+        Libc.Mount("devtmpfs", "/dev", "devtmpfs", Libc.MS_NOSUID);
+        int fd = Libc.OpenRaw("/dev/console", Libc.O_RDWR | Libc.O_NOCTTY);
+        if (fd < 0) return;   // nowhere to print; Log swallows write errors
+        for (int i = 0; i < 3; i++) Libc.Dup2(fd, i);
+        if (fd > 2) Libc.Close(fd);
+    }
+
+    public static void MountPseudoFilesystems()
+    {
+        foreach (var (type, target, flags) in new[]
+        {
+            ("proc", "/proc", Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC),
+            ("sysfs", "/sys", Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC),
+            ("devtmpfs", "/dev", Libc.MS_NOSUID),
+        })
+        {
+            Directory.CreateDirectory(target);
+            int errno = Libc.Mount(type, target, type, flags);
+            if (errno != 0 && errno != Libc.EBUSY) Log.Warn($"mounting {type} on {target} failed: errno {errno}");
+        }
+    }
+
+    /// <summary>
+    /// Loads the modules listed (dependencies first) in lib/modules/RELEASE/capture-agent.modules,
+    /// written by the initramfs builder. Compressed modules are handed to the kernel as they are.
+    /// </summary>
+    public static int LoadModules(string root = "/")
+    {
+        string release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
+        string dir = Path.Combine(root, "lib/modules", release);
+        string list = Path.Combine(dir, "capture-agent.modules");
+        if (!File.Exists(list)) return 0;
+        int loaded = 0;
+        foreach (var line in File.ReadAllLines(list))
+        {
+            var rel = line.Trim();
+            if (rel.Length == 0 || rel.StartsWith('#')) continue;
+            string path = Path.Combine(dir, rel);
+            bool compressed = rel.EndsWith(".xz", StringComparison.Ordinal) || rel.EndsWith(".zst", StringComparison.Ordinal) || rel.EndsWith(".gz", StringComparison.Ordinal);
+            try
+            {
+                using var h = Libc.OpenFile(path, Libc.O_RDONLY, 0);
+                int errno = Libc.FinitModule(h, compressed ? Libc.MODULE_INIT_COMPRESSED_FILE : 0);
+                if (errno == 0) loaded++;
+                else if (errno != Libc.EEXIST) Log.Warn($"loading {rel} failed: errno {errno}");
+            }
+            catch (IOException e)
+            {
+                Log.Warn($"loading {rel} failed: {e.Message}");
+            }
+        }
+        return loaded;
+    }
+
+    /// <summary>Syncs and ends the capture kernel the configured way. Never returns unless the kernel refuses.</summary>
+    public static void Finish(FinalAction action)
+    {
+        Libc.Sync();
+        if (action == FinalAction.Shell && File.Exists("/bin/sh"))
+        {
+            Log.Info("capture-agent: starting /bin/sh; exit it to reboot");
+            try
+            {
+                using var sh = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/bin/sh") { UseShellExecute = false });
+                sh?.WaitForExit();
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException)
+            {
+                Log.Warn($"cannot start /bin/sh: {e.Message}");
+            }
+            Libc.Sync();
+            action = FinalAction.Reboot;
+        }
+        else if (action == FinalAction.Shell)
+        {
+            Log.Warn("no /bin/sh in this initramfs: rebooting instead");
+            action = FinalAction.Reboot;
+        }
+        int command = action switch
+        {
+            FinalAction.Halt => Libc.RB_HALT_SYSTEM,
+            FinalAction.Poweroff => Libc.RB_POWER_OFF,
+            _ => Libc.RB_AUTOBOOT,
+        };
+        Log.Info($"capture-agent: {action.ToString().ToLowerInvariant()}");
+        int errno = Libc.Reboot(command);
+        Log.Error($"reboot({action}) failed: errno {errno}");
+    }
+
+    /// <summary>Peak resident memory of this process so far, in KiB (VmHWM).</summary>
+    public static long PeakRssKiB()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line[6..].Trim().Split(' ')[0]);
+        }
+        catch (IOException) { }
+        return -1;
+    }
+}

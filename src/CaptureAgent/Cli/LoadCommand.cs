@@ -1,0 +1,130 @@
+using CaptureAgent.Kexec;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent load | unload | status`: arming the capture kernel in the first kernel.</summary>
+public static class LoadCommand
+{
+    public const string Usage = """
+        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--dry-run]
+               capture-agent unload
+               capture-agent status [--json]
+          --kernel   capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
+          --initrd   capture initramfs (default /var/lib/capture-agent/initramfs-RUNNING_RELEASE.img)
+          --append   extra capture-kernel parameters, after irqpoll nr_cpus=1 reset_devices
+          --dry-run  print the command line and what would be loaded, load nothing
+        """;
+
+    public static int Load(string[] args)
+    {
+        string release = Environment.OSVersion.Version.ToString();
+        try { release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); } catch (IOException) { }
+        string kernel = $"/boot/vmlinuz-{release}";
+        string? initrd = $"/var/lib/capture-agent/initramfs-{release}.img";
+        string? append = null;
+        var blacklist = new List<string>();
+        bool dryRun = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--kernel" when i + 1 < args.Length: kernel = args[++i]; break;
+                case "--initrd" when i + 1 < args.Length: initrd = args[++i]; break;
+                case "--no-initrd": initrd = null; break;
+                case "--append" when i + 1 < args.Length: append = args[++i]; break;
+                case "--blacklist" when i + 1 < args.Length: blacklist.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                case "--dry-run": dryRun = true; break;
+                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
+                default:
+                    Log.Error($"load: unknown argument {args[i]}");
+                    Console.Error.WriteLine(Usage);
+                    return ExitCodes.Usage;
+            }
+        }
+        var state = CrashKernelState.Read();
+        string cmdline = CaptureCommandLine.Build(state.CommandLine, append, blacklist);
+        foreach (var (what, path) in new[] { ("capture kernel", kernel), ("capture initramfs", initrd) })
+        {
+            if (path is not null && !File.Exists(path))
+            {
+                Log.Error($"{what} {path} does not exist");
+                return ExitCodes.Failed;
+            }
+        }
+        Log.Info($"capture kernel: {kernel}");
+        Log.Info($"capture initramfs: {initrd ?? "(none)"}");
+        Log.Info($"capture command line: {cmdline}");
+        if (dryRun)
+        {
+            Log.Info($"would need about {KexecLoader.NeededBytes(kernel, initrd) >> 20} MiB; reserved: {state.ReservedBytes >> 20} MiB");
+            return ExitCodes.Ok;
+        }
+        try
+        {
+            if (state.Loaded) KexecLoader.UnloadCrashKernel();   // reload: replace what is there
+            KexecLoader.LoadCrashKernel(kernel, initrd, cmdline, state);
+        }
+        catch (Exception e) when (e is KexecLoader.KexecException or IOException or UnauthorizedAccessException)
+        {
+            Log.Error($"cannot arm the capture kernel: {e.Message}");
+            return ExitCodes.Failed;
+        }
+        Log.Info(CrashKernelState.Read().Explain());
+        return ExitCodes.Ok;
+    }
+
+    public static int Unload(string[] args)
+    {
+        try
+        {
+            KexecLoader.UnloadCrashKernel();
+        }
+        catch (KexecLoader.KexecException e)
+        {
+            Log.Error(e.Message);
+            return ExitCodes.Failed;
+        }
+        Log.Info(CrashKernelState.Read().Explain());
+        return ExitCodes.Ok;
+    }
+
+    public static int Status(string[] args)
+    {
+        var s = CrashKernelState.Read();
+        if (args.Contains("--json"))
+        {
+            Console.Out.WriteLine("{" +
+                $"\"armed\":{(s.Loaded ? "true" : "false")}," +
+                $"\"reserved_bytes\":{s.ReservedBytes}," +
+                $"\"crashkernel\":{Json(s.CrashKernelParameter)}," +
+                $"\"kexec_disabled\":{(s.KexecDisabled ? "true" : "false")}," +
+                $"\"lockdown\":{Json(s.Lockdown)}," +
+                $"\"explanation\":{Json(s.Explain())}" + "}");
+        }
+        else Console.Out.WriteLine(s.Explain());
+        return s.Loaded ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>A JSON string literal (no reflection-based serializer in an AOT binary).</summary>
+    public static string Json(string? s)
+    {
+        if (s is null) return "null";
+        var sb = new System.Text.StringBuilder("\"");
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (c < 0x20) sb.Append($"\\u{(int)c:x4}");
+                    else sb.Append(c);
+                    break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
+}

@@ -1,0 +1,64 @@
+namespace CaptureAgent.Kexec;
+
+/// <summary>
+/// The capture kernel's command line: the running kernel's, minus what must not carry over, plus
+/// what a kdump kernel needs. Rules follow RHEL kdump-utils and Debian kdump-tools.
+/// </summary>
+public static class CaptureCommandLine
+{
+    /// <summary>Parameters dropped from the running command line (by name, with or without a value).</summary>
+    public static readonly string[] Dropped =
+    [
+        "crashkernel",     // a capture kernel reserves nothing
+        "initrd",          // our initramfs is passed to kexec_file_load instead
+        "BOOT_IMAGE",      // bootloader noise
+        "init", "rdinit",  // the agent is /init of its initramfs
+        "hugepages", "hugepagesz", "default_hugepagesz",   // would eat the tiny reservation
+        "kmemleak", "slub_debug", "cma", "hugetlb_cma",
+        "nr_cpus", "maxcpus", "irqpoll", "reset_devices", "panic",   // set below
+        "resume", "resume_offset",
+    ];
+
+    /// <summary>What every capture kernel gets: one CPU, devices reset, interrupts polled, memory savers.</summary>
+    public const string Required = "irqpoll nr_cpus=1 reset_devices";
+
+    /// <summary>Memory savers for a small reservation (as RHEL appends) and a reboot if the capture kernel itself panics.</summary>
+    public const string Savers = "cgroup_disable=memory mce=off numa=off transparent_hugepage=never novmcoredd cma=0 hugetlb_cma=0 panic=10";
+
+    public static string Build(string running, string? extra = null, IEnumerable<string>? blacklist = null)
+    {
+        var kept = Tokenize(running).Where(t => !Dropped.Contains(Name(t), StringComparer.Ordinal)).ToList();
+        kept.Add(Required);
+        kept.Add(Savers);
+        var modules = (blacklist ?? []).Where(m => m.Length > 0).ToList();
+        if (modules.Count > 0) kept.Add("modprobe.blacklist=" + string.Join(',', modules));
+        if (!string.IsNullOrWhiteSpace(extra)) kept.Add(extra.Trim());
+        return string.Join(' ', kept);
+    }
+
+    private static string Name(string token)
+    {
+        int eq = token.IndexOf('=');
+        return eq < 0 ? token : token[..eq];
+    }
+
+    /// <summary>Splits on spaces outside double quotes, as the kernel's parser does.</summary>
+    public static List<string> Tokenize(string cmdline)
+    {
+        var tokens = new List<string>();
+        var current = new System.Text.StringBuilder();
+        bool quoted = false;
+        foreach (char c in cmdline.Trim())
+        {
+            if (c == '"') quoted = !quoted;
+            if (char.IsWhiteSpace(c) && !quoted)
+            {
+                if (current.Length > 0) { tokens.Add(current.ToString()); current.Clear(); }
+                continue;
+            }
+            current.Append(c);
+        }
+        if (current.Length > 0) tokens.Add(current.ToString());
+        return tokens;
+    }
+}
