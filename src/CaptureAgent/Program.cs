@@ -9,6 +9,8 @@ public static class Program
           capture-agent dump [options] VMCORE [DUMPFILE]   filter and compress a vmcore (makedumpfile-style)
           capture-agent dmesg VMCORE|DUMP [OUTFILE]         the crashed kernel's log
           capture-agent rearrange OUTFILE < FLATTENED        turn a flattened (-F) stream into a dump file
+          capture-agent load [--kernel K] [--initrd I]        arm the capture kernel (kexec_file_load)
+          capture-agent unload | status [--json]             disarm it | say whether a crash would be captured
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -39,6 +41,9 @@ public static class Program
             "dmesg" => DmesgCommand.Run(args[1..]),
             "--dump-dmesg" => DmesgCommand.Run(args[1..]),
             "rearrange" or "-R" => RearrangeCommand.Run(args[1..]),
+            "load" => LoadCommand.Load(args[1..]),
+            "unload" => LoadCommand.Unload(args[1..]),
+            "status" => LoadCommand.Status(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

@@ -27,7 +27,11 @@ public static class CaptureCommandLine
 
     public static string Build(string running, string? extra = null, IEnumerable<string>? blacklist = null)
     {
-        var kept = Tokenize(running).Where(t => !Dropped.Contains(Name(t), StringComparer.Ordinal)).ToList();
+        // Everything after a lone "--" is for the first kernel's init, not for the kernel.
+        var tokens = Tokenize(running);
+        int initArgs = tokens.IndexOf("--");
+        if (initArgs >= 0) tokens = tokens[..initArgs];
+        var kept = tokens.Where(t => !Dropped.Contains(Name(t), StringComparer.Ordinal)).ToList();
         kept.Add(Required);
         kept.Add(Savers);
         var modules = (blacklist ?? []).Where(m => m.Length > 0).ToList();

@@ -11,7 +11,7 @@ public class LoaderAndConfigTests
     public void CaptureCommandLineDropsWhatMustNotCarryOverAndAddsTheKdumpBasics()
     {
         string running = "BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-cloud-amd64 root=UUID=1234 ro crashkernel=256M console=ttyS0 " +
-                         "initrd=/boot/initrd.img quiet init=/sbin/init hugepages=64 nr_cpus=8 foo=\"a b\"";
+                         "initrd=/boot/initrd.img quiet init=/sbin/init hugepages=64 nr_cpus=8 foo=\"a b\" -- single --init-arg";
         var cmdline = CaptureCommandLine.Build(running, "my.extra=1", ["hv_vmbus", "hv_storvsc"]);
         var tokens = CaptureCommandLine.Tokenize(cmdline);
         foreach (var gone in new[] { "BOOT_IMAGE", "crashkernel", "initrd", "init", "hugepages" })
@@ -24,6 +24,8 @@ public class LoaderAndConfigTests
         Assert.Equal(["nr_cpus=1"], tokens.Where(t => t.StartsWith("nr_cpus")));
         Assert.Contains("modprobe.blacklist=hv_vmbus,hv_storvsc", tokens);
         Assert.Equal("my.extra=1", tokens[^1]);
+        Assert.DoesNotContain("--", tokens);
+        Assert.DoesNotContain("single", tokens);
     }
 
     [Fact]
