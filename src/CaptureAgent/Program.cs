@@ -11,6 +11,7 @@ public static class Program
           capture-agent rearrange OUTFILE < FLATTENED        turn a flattened (-F) stream into a dump file
           capture-agent load [--kernel K] [--initrd I]        arm the capture kernel (kexec_file_load)
           capture-agent unload | status [--json]             disarm it | say whether a crash would be captured
+          capture-agent initramfs build -o IMAGE ...          write the capture initramfs
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -44,6 +45,7 @@ public static class Program
             "load" => LoadCommand.Load(args[1..]),
             "unload" => LoadCommand.Unload(args[1..]),
             "status" => LoadCommand.Status(args[1..]),
+            "initramfs" => InitramfsCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

@@ -1,0 +1,118 @@
+using CaptureAgent.Initramfs;
+using CaptureAgent.Output;
+using CaptureAgent.Targets;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent initramfs build`: the capture initramfs, written in-process.</summary>
+public static class InitramfsCommand
+{
+    public const string Usage = """
+        usage: capture-agent initramfs build -o OUTPUT [--kernel-version KVER] [--modules-root DIR]
+                 [--agent PATH] [--config FILE] [--target-device NAME] [--module NAME]... [--blacklist NAME]...
+                 [--compress zstd|gzip|none]
+          --target-device  a block device of THIS machine (vda1): its driver chain and filesystem
+                           module go into the image (read from /sys)
+          --module         an extra module (dependencies are added); --blacklist leaves one out
+        """;
+
+    public static int Run(string[] args)
+    {
+        if (args.Length == 0 || args[0] != "build")
+        {
+            Console.Error.WriteLine(Usage);
+            return ExitCodes.Usage;
+        }
+        string? output = null, config = null, targetDevice = null;
+        string release = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : "";
+        string modulesRoot = "/", agent = Environment.ProcessPath ?? "/proc/self/exe";
+        var modules = new List<string>();
+        var blacklist = new List<string>();
+        var compression = ImageCompression.Zstd;
+        for (int i = 1; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
+            try
+            {
+                switch (a)
+                {
+                    case "-o" or "--output": output = Next(); break;
+                    case "-v": Log.Level = 3; break;
+                    case "-q": Log.Level = 0; break;
+                    case "--kernel-version": release = Next(); break;
+                    case "--modules-root": modulesRoot = Next(); break;
+                    case "--agent": agent = Next(); break;
+                    case "--config": config = Next(); break;
+                    case "--target-device": targetDevice = Next(); break;
+                    case "--module": modules.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                    case "--blacklist": blacklist.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                    case "--compress":
+                        compression = Next() switch
+                        {
+                            "zstd" => ImageCompression.Zstd,
+                            "gzip" => ImageCompression.Gzip,
+                            "none" => ImageCompression.None,
+                            var v => throw new ArgumentException($"--compress takes zstd, gzip or none, not {v}"),
+                        };
+                        break;
+                    default: throw new ArgumentException($"unknown option {a}");
+                }
+            }
+            catch (ArgumentException e)
+            {
+                Log.Error(e.Message);
+                Console.Error.WriteLine(Usage);
+                return ExitCodes.Usage;
+            }
+        }
+        if (output is null || release.Length == 0)
+        {
+            Log.Error(output is null ? "-o OUTPUT is required" : "--kernel-version is required here");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            var wanted = new List<string>();
+            if (targetDevice is not null)
+            {
+                string name = Path.GetFileName(targetDevice);
+                var fs = FilesystemProbe.Probe(Path.Combine("/dev", name));
+                var chain = DriverChain.ModulesFor(name, fs?.Type);
+                Log.Info($"target {name} ({fs?.Type ?? "unknown filesystem"}) needs: {string.Join(' ', chain)}");
+                var tree = new KernelModules(modulesRoot, release);
+                // sysfs names drivers of the running kernel; one the capture kernel lacks is worth a warning, not a failure.
+                foreach (var m in chain)
+                    if (tree.Exists(m) || tree.IsBuiltin(m)) wanted.Add(m);
+                    else Log.Warn($"module {m} of the target's driver chain is not in {release}'s module tree");
+            }
+            wanted.AddRange(modules);
+            string tmp = output + ".tmp";
+            InitramfsReport report;
+            using (var f = FileSink.OpenStream(tmp))
+            {
+                report = InitramfsBuilder.Build(new InitramfsSpec
+                {
+                    AgentPath = agent,
+                    ConfigPath = config,
+                    ModulesRoot = modulesRoot,
+                    KernelRelease = release,
+                    Modules = wanted,
+                    Blacklist = blacklist,
+                    Compression = compression,
+                }, f);
+                f.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, output, overwrite: true);
+            foreach (var n in report.Notes) Log.Detail(n);
+            Log.Info($"{output}: {report.CompressedBytes} bytes ({report.ArchiveBytes} uncompressed), modules: " +
+                     (report.Modules.Count == 0 ? "none" : string.Join(' ', report.Modules.Select(m => m.Name))));
+            return ExitCodes.Ok;
+        }
+        catch (IOException e)
+        {
+            Log.Error(e.Message);
+            return ExitCodes.Failed;
+        }
+    }
+}
