@@ -17,6 +17,8 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        // As /init of the capture initramfs the kernel starts us as PID 1 with no arguments.
+        if (Environment.ProcessId == 1 && args.Length == 0) return Boot.CaptureInit.Run();
         try
         {
             return Dispatch(args);
