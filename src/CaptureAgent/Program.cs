@@ -17,8 +17,9 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        // As /init of the capture initramfs the kernel starts us as PID 1 with no arguments.
-        if (Environment.ProcessId == 1 && args.Length == 0) return Boot.CaptureInit.Run();
+        // As /init of the capture initramfs the kernel starts us as PID 1. Its arguments are kernel
+        // parameters the kernel did not recognise, not a command: PID 1 must never take another path.
+        if (Environment.ProcessId == 1) return Boot.CaptureInit.Run();
         try
         {
             return Dispatch(args);

@@ -104,6 +104,20 @@ public static class BootEnvironment
         Log.Error($"reboot({action}) failed: errno {errno}");
     }
 
+    /// <summary>MemTotal and MemAvailable of the capture kernel: what the reservation left for us.</summary>
+    public static string MemorySummary()
+    {
+        try
+        {
+            var lines = File.ReadLines("/proc/meminfo").Where(l => l.StartsWith("MemTotal:") || l.StartsWith("MemAvailable:"));
+            return string.Join(", ", lines.Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\s+", " ")));
+        }
+        catch (IOException)
+        {
+            return "meminfo unavailable";
+        }
+    }
+
     /// <summary>Peak resident memory of this process so far, in KiB (VmHWM).</summary>
     public static long PeakRssKiB()
     {

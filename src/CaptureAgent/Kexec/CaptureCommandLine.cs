@@ -22,8 +22,12 @@ public static class CaptureCommandLine
     /// <summary>What every capture kernel gets: one CPU, devices reset, interrupts polled, memory savers.</summary>
     public const string Required = "irqpoll nr_cpus=1 reset_devices";
 
-    /// <summary>Memory savers for a small reservation (as RHEL appends) and a reboot if the capture kernel itself panics.</summary>
-    public const string Savers = "cgroup_disable=memory mce=off numa=off transparent_hugepage=never novmcoredd cma=0 hugetlb_cma=0 panic=10";
+    /// <summary>
+    /// Memory savers for a small reservation (as RHEL appends) and a reboot if the capture kernel
+    /// itself panics. Only key=value forms: a bare word the kernel does not know (novmcoredd on a
+    /// kernel without device dumps) is handed to /init as an argument.
+    /// </summary>
+    public const string Savers = "cgroup_disable=memory mce=off numa=off transparent_hugepage=never cma=0 hugetlb_cma=0 panic=10";
 
     public static string Build(string running, string? extra = null, IEnumerable<string>? blacklist = null)
     {
