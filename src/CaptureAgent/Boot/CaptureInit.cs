@@ -50,7 +50,7 @@ public static class CaptureInit
                 Level = config.DumpLevel,
                 Codec = config.Compression,
                 Progress = Log.Progress("capture-agent: saving vmcore"),
-            });
+            }, config.SaveRawCopy);
             foreach (var p in result.Problems) Log.Warn(p);
             Log.Info($"capture-agent: done in {result.Elapsed.TotalSeconds:0.0} s, peak memory {BootEnvironment.PeakRssKiB()} KiB");
             Libc.Sync();

@@ -19,7 +19,7 @@ public sealed record CaptureResult(string Directory, string? DmesgPath, string? 
 /// </summary>
 public static class CaptureJob
 {
-    public static CaptureResult Run(string vmcore, string root, string relPath, DumpOptions options)
+    public static CaptureResult Run(string vmcore, string root, string relPath, DumpOptions options, bool saveRawCopy = false)
     {
         var clock = Stopwatch.StartNew();
         var problems = new List<string>();
@@ -58,7 +58,30 @@ public static class CaptureJob
         File.Move(incomplete, final);
         Libc.FsyncDirectory(dir);
         Log.Info($"capture-agent: vmcore saved: {result.DumpablePages} pages, {result.BytesWritten} bytes in {clock.Elapsed.TotalSeconds:0.0} s");
+        if (saveRawCopy)
+        {
+            var copyClock = Stopwatch.StartNew();
+            long copied = CopyRaw(vmcore, Path.Combine(dir, "vmcore.raw"));
+            Log.Info($"capture-agent: vmcore.raw saved: {copied} bytes in {copyClock.Elapsed.TotalSeconds:0.0} s");
+        }
         return new CaptureResult(dir, dmesgPath, final, result.BytesWritten, clock.Elapsed, problems);
+    }
+
+    /// <summary>A byte copy of the vmcore through a 1 MiB buffer, fsynced.</summary>
+    private static long CopyRaw(string vmcore, string path)
+    {
+        using var input = File.OpenHandle(vmcore);
+        using var output = FileSink.Create(path);
+        var buf = new byte[1 << 20];
+        long offset = 0;
+        int n;
+        while ((n = RandomAccess.Read(input, buf, offset)) > 0)
+        {
+            output.Write(offset, buf.AsSpan(0, n));
+            offset += n;
+        }
+        output.Complete();
+        return offset;
     }
 
     /// <summary>&lt;crashed host's nodename&gt;-&lt;crash time, UTC&gt;, as RHEL's kdump names it.</summary>

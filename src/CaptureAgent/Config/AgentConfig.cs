@@ -27,6 +27,8 @@ public sealed class AgentConfig
     public List<string> ExtraModules { get; } = new();
     public List<string> Blacklist { get; } = new();
     public string? KernelCommandLineAppend { get; private set; }
+    /// <summary>Also keep a byte copy of /proc/vmcore (vmcore.raw), after the dump: for verification, costs RAM-sized space.</summary>
+    public bool SaveRawCopy { get; private set; }
     public List<string> Errors { get; } = new();
 
     public static AgentConfig Load(string path)
@@ -90,6 +92,9 @@ public sealed class AgentConfig
             case "extra_modules": ExtraModules.AddRange(Split(value)); return null;
             case "blacklist": Blacklist.AddRange(Split(value)); return null;
             case "kernel_cmdline_append": KernelCommandLineAppend = value; return null;
+            case "save_raw_copy":
+                if (value is not ("yes" or "no")) return $"save_raw_copy must be yes or no, got '{value}'";
+                SaveRawCopy = value == "yes"; return null;
             default: return $"unknown key '{key}'";
         }
     }
