@@ -71,6 +71,7 @@ public static class InitramfsCommand
             Log.Error(output is null ? "-o OUTPUT is required" : "--kernel-version is required here");
             return ExitCodes.Usage;
         }
+        string? tmp = null;   // removed unless it became the output
         try
         {
             var wanted = new List<string>();
@@ -87,7 +88,7 @@ public static class InitramfsCommand
                     else Log.Warn($"module {m} of the target's driver chain is not in {release}'s module tree");
             }
             wanted.AddRange(modules);
-            string tmp = output + ".tmp";
+            tmp = output + ".tmp";
             InitramfsReport report;
             using (var f = FileSink.OpenStream(tmp))
             {
@@ -104,15 +105,21 @@ public static class InitramfsCommand
                 f.Flush(flushToDisk: true);
             }
             File.Move(tmp, output, overwrite: true);
-            foreach (var n in report.Notes) Log.Detail(n);
+            tmp = null;
+            foreach (var n in report.Notes) Log.Info(n);
             Log.Info($"{output}: {report.CompressedBytes} bytes ({report.ArchiveBytes} uncompressed), modules: " +
                      (report.Modules.Count == 0 ? "none" : string.Join(' ', report.Modules.Select(m => m.Name))));
             return ExitCodes.Ok;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Log.Error(e.Message);
             return ExitCodes.Failed;
+        }
+        finally
+        {
+            if (tmp is not null)
+                try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 }

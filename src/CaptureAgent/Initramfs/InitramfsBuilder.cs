@@ -14,6 +14,8 @@ public sealed class InitramfsSpec
     public List<string> Modules { get; init; } = new();
     public List<string> Blacklist { get; init; } = new();
     public ImageCompression Compression { get; init; } = ImageCompression.Zstd;
+    /// <summary>Modification time of every entry (seconds since the epoch); 0 makes the image reproducible.</summary>
+    public uint Mtime { get; init; }
 }
 
 public sealed record InitramfsReport(long CompressedBytes, long ArchiveBytes, List<ModuleFile> Modules, List<string> Notes);
@@ -26,6 +28,13 @@ public sealed record InitramfsReport(long CompressedBytes, long ArchiveBytes, Li
 public static class InitramfsBuilder
 {
     public const string ModuleListName = "capture-agent.modules";
+
+    /// <summary>
+    /// zstd level 19 with an 8 MiB window: the kernel's initramfs decompressor (lib/decompress_unzstd.c)
+    /// allocates the frame's window, so it is pinned rather than left to the level's defaults.
+    /// </summary>
+    public const int ZstdLevel = 19;
+    public const int ZstdWindowLog = 23;
 
     public static InitramfsReport Build(InitramfsSpec spec, Stream output)
     {
@@ -41,12 +50,12 @@ public static class InitramfsBuilder
         var counting = new CountingStream(output);
         Stream compressed = spec.Compression switch
         {
-            ImageCompression.Zstd => new ZstdSharp.CompressionStream(counting, 12),
+            ImageCompression.Zstd => ZstdImage(counting),
             ImageCompression.Gzip => new GZipStream(counting, CompressionLevel.SmallestSize, leaveOpen: true),
             _ => counting,
         };
         long archiveBytes;
-        using (var cpio = new CpioNewcWriter(compressed, leaveOpen: true))
+        using (var cpio = new CpioNewcWriter(compressed, leaveOpen: true, spec.Mtime))
         {
             foreach (var d in new[] { "dev", "proc", "sys", "mnt", "tmp", "run", "etc", "lib", "lib/modules" }) cpio.WriteDirectory(d);
             cpio.WriteCharDevice("dev/console", 0x180, 5, 1);
@@ -79,6 +88,14 @@ public static class InitramfsBuilder
         }
         if (!ReferenceEquals(compressed, counting)) compressed.Dispose();
         return new InitramfsReport(counting.Count, archiveBytes, modules, notes);
+    }
+
+    private static ZstdSharp.CompressionStream ZstdImage(Stream output)
+    {
+        var z = new ZstdSharp.CompressionStream(output, ZstdLevel, leaveOpen: true);
+        z.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_windowLog, ZstdWindowLog);
+        z.SetParameter(ZstdSharp.Unsafe.ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+        return z;
     }
 
     /// <summary>Counts what reaches the output without owning it.</summary>
