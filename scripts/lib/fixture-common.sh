@@ -60,6 +60,25 @@ ensure_host_tools() {
     || die "apt-get install ${missing[*]} failed"
 }
 
+# ensure_packages CMD_OR_PATH:PACKAGE...: installs the packages whose command (or file) is missing.
+ensure_packages() {
+  local -a missing=()
+  local pair what pkg
+  for pair in "$@"; do
+    what=${pair%%:*} pkg=${pair#*:}
+    case $what in
+      /*) [ -e "$what" ] && continue ;;
+      *) command -v "$what" >/dev/null 2>&1 && continue ;;
+    esac
+    missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing host packages: ${missing[*]}"
+  apt_update_once
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || die "apt-get install ${missing[*]} failed"
+}
+
 KEXEC_BIN=""
 find_kexec() {
   local c

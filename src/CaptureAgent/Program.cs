@@ -12,6 +12,7 @@ public static class Program
           capture-agent load [--kernel K] [--initrd I]        arm the capture kernel (kexec_file_load)
           capture-agent unload | status [--json]             disarm it | say whether a crash would be captured
           capture-agent initramfs build -o IMAGE ...          write the capture initramfs
+          capture-agent capture [--config FILE] [--vmcore F]  save a dump to the configured targets, as the capture kernel does
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -49,6 +50,7 @@ public static class Program
             "unload" => LoadCommand.Unload(args[1..]),
             "status" => LoadCommand.Status(args[1..]),
             "initramfs" => InitramfsCommand.Run(args[1..]),
+            "capture" => CaptureCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

@@ -77,13 +77,16 @@ public static class InitramfsCommand
             var wanted = new List<string>();
             if (targetDevice is not null)
             {
-                string name = Path.GetFileName(targetDevice);
-                var fs = FilesystemProbe.Probe(Path.Combine("/dev", name));
-                var chain = DriverChain.ModulesFor(name, fs?.Type);
-                Log.Info($"target {name} ({fs?.Type ?? "unknown filesystem"}) needs: {string.Join(' ', chain)}");
+                var volume = SuperblockProbe.ProbePath(targetDevice.StartsWith('/') ? targetDevice : Path.Combine("/dev", targetDevice));
                 var tree = new KernelModules(modulesRoot, release);
+                // Built-in means built into the capture kernel, which need not be the running one.
+                string builtinList = Path.Combine(modulesRoot, "lib/modules", release, "modules.builtin");
+                var builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
+                var chain = BlockDeviceModules.Resolve(targetDevice, volume.IsKnown ? volume.Type : null, builtIn);
+                foreach (var note in chain.Notes) Log.Warn(note);
+                Log.Info($"target {targetDevice} ({volume.Describe()}) needs: {(chain.Modules.Count == 0 ? "nothing beyond the kernel" : string.Join(' ', chain.Modules))}");
                 // sysfs names drivers of the running kernel; one the capture kernel lacks is worth a warning, not a failure.
-                foreach (var m in chain)
+                foreach (var m in chain.Modules)
                     if (tree.Exists(m) || tree.IsBuiltin(m)) wanted.Add(m);
                     else Log.Warn($"module {m} of the target's driver chain is not in {release}'s module tree");
             }

@@ -5,6 +5,8 @@ namespace CaptureAgent.Cli;
 /// <summary>`capture-agent load | unload | status`: arming the capture kernel in the first kernel.</summary>
 public static class LoadCommand
 {
+    private const string BootIdPath = "/proc/sys/kernel/random/boot_id";
+
     public const string Usage = """
         usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--dry-run]
                capture-agent unload
@@ -42,7 +44,8 @@ public static class LoadCommand
             }
         }
         var state = CrashKernelState.Read();
-        string cmdline = CaptureCommandLine.Build(state.CommandLine, append, blacklist);
+        string? bootId = File.Exists(BootIdPath) ? File.ReadAllText(BootIdPath).Trim() : null;
+        string cmdline = CaptureCommandLine.Build(state.CommandLine, append, blacklist, bootId);
         foreach (var (what, path) in new[] { ("capture kernel", kernel), ("capture initramfs", initrd) })
         {
             if (path is not null && !File.Exists(path))

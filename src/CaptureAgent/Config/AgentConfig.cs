@@ -1,3 +1,5 @@
+using System.Globalization;
+using CaptureAgent.Capture;
 using CaptureAgent.Compression;
 using CaptureAgent.Filtering;
 
@@ -7,29 +9,50 @@ namespace CaptureAgent.Config;
 public enum FinalAction { Reboot, Halt, Poweroff, Shell }
 
 /// <summary>
-/// /etc/capture-agent.conf: `key = value` lines, `#` comments. Every problem names its line; a
-/// bad line is reported and its default kept, so a typo never costs the dump.
+/// /etc/capture-agent.conf: `key = value` lines, `#` comments; `target`, `pre_hook` and `post_hook`
+/// may repeat. Every problem names its line; a bad line is reported and its default kept, so a
+/// typo never costs the dump.
 /// </summary>
 public sealed class AgentConfig
 {
     public const string DefaultPath = "/etc/capture-agent.conf";
 
-    /// <summary>Dump target: /dev/NAME, UUID=..., LABEL=... (mounted by the agent).</summary>
-    public string? Target { get; private set; }
+    /// <summary>Dump targets in the order they are tried; the next is tried when one fails.</summary>
+    public List<TargetEntry> Targets { get; } = new();
     public string? FilesystemType { get; private set; }
-    /// <summary>Directory under the target's root; each dump gets its own &lt;host&gt;-&lt;date&gt; below it.</summary>
-    public string Path { get; private set; } = "/var/crash";
+    /// <summary>Dump directory template under the target's root (see <see cref="PathTemplate"/>).</summary>
+    public string Path { get; private set; } = "/var/crash/" + PathTemplate.DefaultLeaf;
     public DumpLevel DumpLevel { get; private set; } = DumpLevel.All;
+    /// <summary>The level used instead when the dump will not fit on the target.</summary>
+    public DumpLevel FallbackDumpLevel { get; private set; } = DumpLevel.All;
     public PageCodec Compression { get; private set; } = PageCodec.Zstd;
+    public int KeepDumps { get; private set; }
+    public long KeepBytes { get; private set; }
+    public long MinFreeBytes { get; private set; } = 64L << 20;
     public FinalAction FinalAction { get; private set; } = FinalAction.Reboot;
     public FinalAction FailureAction { get; private set; } = FinalAction.Reboot;
     public TimeSpan DeviceTimeout { get; private set; } = TimeSpan.FromSeconds(60);
+    /// <summary>"dhcp", "none" or a static "ADDR/PREFIX [via GATEWAY]"; null = dhcp when a target needs the network.</summary>
+    public string? Network { get; private set; }
+    public string NetworkInterface { get; private set; } = "auto";
+    public TimeSpan NetworkTimeout { get; private set; } = TimeSpan.FromSeconds(30);
+    public List<string> Dns { get; } = new();
+    public string SshKey { get; private set; } = "/root/.ssh/capture-agent_id_ed25519";
+    public string SshKnownHosts { get; private set; } = "/etc/capture-agent/known_hosts";
+    public string? NfsOptions { get; private set; }
+    public List<string> PreHooks { get; } = new();
+    public List<string> PostHooks { get; } = new();
     public List<string> ExtraModules { get; } = new();
     public List<string> Blacklist { get; } = new();
     public string? KernelCommandLineAppend { get; private set; }
     /// <summary>Also keep a byte copy of /proc/vmcore (vmcore.raw), after the dump: for verification, costs RAM-sized space.</summary>
     public bool SaveRawCopy { get; private set; }
     public List<string> Errors { get; } = new();
+
+    /// <summary>The first target as written, for messages.</summary>
+    public string? Target => Targets.Count > 0 ? Targets[0].Text : null;
+
+    public bool NeedsNetwork => Network != "none" && Targets.Any(t => t.NeedsNetwork);
 
     public static AgentConfig Load(string path)
     {
@@ -65,14 +88,21 @@ public sealed class AgentConfig
     {
         switch (key)
         {
-            case "target": Target = value; return null;
-            case "fstype": FilesystemType = value; return null;
+            case "target":
+                if (!TargetEntry.TryParse(value, out var entry, out var targetError)) return targetError;
+                Targets.Add(entry);
+                return null;
+            case "fstype":
+                if (value is not ("ext4" or "ext3" or "ext2" or "xfs" or "btrfs" or "vfat"))
+                    return $"fstype must be ext4, ext3, ext2, xfs, btrfs or vfat, got '{value}'";
+                FilesystemType = value; return null;
             case "path":
-                if (!value.StartsWith('/') || value.Split('/').Contains("..")) return $"path must be absolute without '..', got '{value}'";
-                Path = value; return null;
-            case "dump_level":
-                if (!int.TryParse(value, out int d) || d is < 0 or > 31) return $"dump_level must be 0-31, got '{value}'";
-                DumpLevel = (DumpLevel)d; return null;
+                if (PathTemplate.Validate(value) is { } pathError) return pathError;
+                Path = PathTemplate.Normalize(value); return null;
+            case "dump_level" or "fallback_dump_level":
+                if (!int.TryParse(value, out int d) || d is < 0 or > 31) return $"{key} must be 0-31, got '{value}'";
+                if (key == "dump_level") DumpLevel = (DumpLevel)d; else FallbackDumpLevel = (DumpLevel)d;
+                return null;
             case "compression":
                 switch (value.ToLowerInvariant())
                 {
@@ -81,14 +111,43 @@ public sealed class AgentConfig
                     case "none": Compression = PageCodec.None; return null;
                     default: return $"compression must be zstd, zlib or none, got '{value}'";
                 }
+            case "keep_dumps":
+                if (!int.TryParse(value, out int keep) || keep is < 0 or > 10000) return $"keep_dumps must be 0 (keep all) to 10000, got '{value}'";
+                KeepDumps = keep; return null;
+            case "keep_size" or "min_free":
+                if (!TryParseSize(value, out long bytes)) return $"{key} must be a size such as 512M or 20G, got '{value}'";
+                if (key == "keep_size") KeepBytes = bytes; else MinFreeBytes = bytes;
+                return null;
             case "final_action" or "failure_action":
                 if (!Enum.TryParse<FinalAction>(value, ignoreCase: true, out var action) || int.TryParse(value, out _))
                     return $"{key} must be reboot, halt, poweroff or shell, got '{value}'";
                 if (key == "final_action") FinalAction = action; else FailureAction = action;
                 return null;
-            case "device_timeout":
-                if (!int.TryParse(value, out int secs) || secs is < 1 or > 3600) return $"device_timeout must be 1-3600 seconds, got '{value}'";
-                DeviceTimeout = TimeSpan.FromSeconds(secs); return null;
+            case "device_timeout" or "network_timeout":
+                if (!int.TryParse(value, out int secs) || secs is < 1 or > 3600) return $"{key} must be 1-3600 seconds, got '{value}'";
+                if (key == "device_timeout") DeviceTimeout = TimeSpan.FromSeconds(secs); else NetworkTimeout = TimeSpan.FromSeconds(secs);
+                return null;
+            case "network":
+                if (value is not ("dhcp" or "none") && !LooksLikeStaticAddress(value))
+                    return $"network must be dhcp, none or ADDR/PREFIX [via GATEWAY], got '{value}'";
+                Network = value; return null;
+            case "network_interface":
+                if (value.Length == 0 || value.Contains('/')) return $"network_interface must be auto, a name or a MAC address, got '{value}'";
+                NetworkInterface = value; return null;
+            case "dns":
+                foreach (var ip in Split(value))
+                    if (!System.Net.IPAddress.TryParse(ip, out _)) return $"dns must list IP addresses, got '{ip}'";
+                Dns.AddRange(Split(value)); return null;
+            case "ssh_key" or "ssh_known_hosts":
+                if (!value.StartsWith('/')) return $"{key} must be an absolute path, got '{value}'";
+                if (key == "ssh_key") SshKey = value; else SshKnownHosts = value;
+                return null;
+            case "nfs_options":
+                if (value.Contains(' ')) return $"nfs_options is a comma-separated list without spaces, got '{value}'";
+                NfsOptions = value; return null;
+            case "pre_hook" or "post_hook":
+                if (!value.StartsWith('/')) return $"{key} must be an absolute path, got '{value}'";
+                (key == "pre_hook" ? PreHooks : PostHooks).Add(value); return null;
             case "extra_modules": ExtraModules.AddRange(Split(value)); return null;
             case "blacklist": Blacklist.AddRange(Split(value)); return null;
             case "kernel_cmdline_append": KernelCommandLineAppend = value; return null;
@@ -97,6 +156,28 @@ public sealed class AgentConfig
                 SaveRawCopy = value == "yes"; return null;
             default: return $"unknown key '{key}'";
         }
+    }
+
+    private static bool LooksLikeStaticAddress(string v)
+    {
+        var parts = v.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length is not (1 or 3)) return false;
+        var cidr = parts[0].Split('/');
+        if (cidr.Length != 2 || !System.Net.IPAddress.TryParse(cidr[0], out _) || !int.TryParse(cidr[1], out int p) || p is < 0 or > 32) return false;
+        return parts.Length == 1 || (parts[1] == "via" && System.Net.IPAddress.TryParse(parts[2], out _));
+    }
+
+    /// <summary>Sizes as 123, 64k, 512M, 20G, 1T (powers of 1024).</summary>
+    public static bool TryParseSize(string text, out long bytes)
+    {
+        bytes = 0;
+        string t = text.Trim();
+        if (t.Length == 0) return false;
+        int shift = char.ToUpperInvariant(t[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, _ => 0 };
+        if (shift > 0) t = t[..^1];
+        if (!long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n > (long.MaxValue >> shift)) return false;
+        bytes = n << shift;
+        return true;
     }
 
     private static IEnumerable<string> Split(string v) => v.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries);

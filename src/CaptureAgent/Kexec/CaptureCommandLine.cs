@@ -17,7 +17,15 @@ public static class CaptureCommandLine
         "kmemleak", "slub_debug", "cma", "hugetlb_cma",
         "nr_cpus", "maxcpus", "irqpoll", "reset_devices", "panic",   // set below
         "resume", "resume_offset",
+        BootIdParameter,   // the running kernel's own value is added below
     ];
+
+    /// <summary>
+    /// The first kernel's boot id, handed to the agent for the {boot_id} path placeholder (it ties
+    /// the dump to `journalctl -b ID`). A dotted name is a module parameter to the kernel: it is
+    /// neither reported as unknown nor passed to /init.
+    /// </summary>
+    public const string BootIdParameter = "capture_agent.boot_id";
 
     /// <summary>What every capture kernel gets: one CPU, devices reset, interrupts polled, memory savers.</summary>
     public const string Required = "irqpoll nr_cpus=1 reset_devices";
@@ -29,7 +37,7 @@ public static class CaptureCommandLine
     /// </summary>
     public const string Savers = "cgroup_disable=memory mce=off numa=off transparent_hugepage=never cma=0 hugetlb_cma=0 panic=10";
 
-    public static string Build(string running, string? extra = null, IEnumerable<string>? blacklist = null)
+    public static string Build(string running, string? extra = null, IEnumerable<string>? blacklist = null, string? bootId = null)
     {
         // Everything after a lone "--" is for the first kernel's init, not for the kernel.
         var tokens = Tokenize(running);
@@ -40,8 +48,18 @@ public static class CaptureCommandLine
         kept.Add(Savers);
         var modules = (blacklist ?? []).Where(m => m.Length > 0).ToList();
         if (modules.Count > 0) kept.Add("modprobe.blacklist=" + string.Join(',', modules));
+        if (bootId is { Length: > 0 } && bootId.All(c => char.IsAsciiHexDigit(c) || c == '-')) kept.Add($"{BootIdParameter}={bootId}");
         if (!string.IsNullOrWhiteSpace(extra)) kept.Add(extra.Trim());
         return string.Join(' ', kept);
+    }
+
+    /// <summary>The value of a parameter on a command line (the last one wins, as in the kernel), or null.</summary>
+    public static string? Value(string cmdline, string name)
+    {
+        string? value = null;
+        foreach (var t in Tokenize(cmdline))
+            if (Name(t) == name && t.Length > name.Length) value = t[(name.Length + 1)..].Trim('"');
+        return value;
     }
 
     private static string Name(string token)

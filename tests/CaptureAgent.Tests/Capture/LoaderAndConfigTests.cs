@@ -102,7 +102,7 @@ public class LoaderAndConfigTests
             """, "test.conf");
         Assert.Equal("LABEL=dumps", c.Target);
         Assert.Equal("ext4", c.FilesystemType);
-        Assert.Equal("/var/crash", c.Path);
+        Assert.Equal("/var/crash/{host}-{date}", c.Path);
         Assert.Equal((DumpLevel)17, c.DumpLevel);                 // the bad later line keeps the good value
         Assert.Equal(CaptureAgent.Compression.PageCodec.Zlib, c.Compression);
         Assert.Equal(FinalAction.Poweroff, c.FinalAction);

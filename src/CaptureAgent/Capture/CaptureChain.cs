@@ -1,0 +1,144 @@
+using CaptureAgent.Config;
+using CaptureAgent.Dump;
+using CaptureAgent.Native;
+using CaptureAgent.Targets;
+using CaptureAgent.Targets.Nfs;
+
+namespace CaptureAgent.Capture;
+
+/// <summary>What one target of the chain did.</summary>
+public sealed record TargetOutcome(TargetEntry Target, bool Saved, bool Complete, string? Where, string Message);
+
+/// <summary>
+/// Tries the configured targets in order until one holds a complete dump: a target that cannot be
+/// reached, mounted or written, or that ends with an incomplete dump, passes the turn to the next.
+/// What a failed target did save stays where it is.
+/// </summary>
+public sealed class CaptureChain
+{
+    private readonly AgentConfig _config;
+    private readonly string _vmcore;
+    private readonly Action<string> _report;
+    private readonly string _mountBase;
+    private readonly string? _bootId;
+
+    /// <summary>Called with (pages done, pages to do) while a dump is written.</summary>
+    public Func<Action<ulong, ulong>?>? ProgressFactory { get; init; }
+
+    /// <summary>Where the capture kernel's device nodes and sysfs are (tests and manual runs may differ).</summary>
+    public string SysRoot { get; init; } = "/sys";
+    public string DevRoot { get; init; } = "/dev";
+
+    /// <summary>False when the system's network is already up (a manual run): the agent leaves it alone.</summary>
+    public bool ConfigureNetwork { get; init; } = true;
+
+    public CaptureChain(AgentConfig config, string vmcore, Action<string> report, string mountBase, string? bootId)
+    {
+        _config = config;
+        _vmcore = vmcore;
+        _report = report;
+        _mountBase = mountBase;
+        _bootId = bootId;
+    }
+
+    public List<TargetOutcome> Run()
+    {
+        var outcomes = new List<TargetOutcome>();
+        if (_config.Targets.Count == 0)
+            throw new IOException("no dump target configured (target = ... in the config)");
+        var env = new Dictionary<string, string> { ["CAPTURE_AGENT_VMCORE"] = _vmcore };
+        Hooks.Run("pre", _config.PreHooks, env, _report);
+        for (int i = 0; i < _config.Targets.Count; i++)
+        {
+            var target = _config.Targets[i];
+            _report($"capture-agent: target {i + 1}/{_config.Targets.Count}: {target}");
+            TargetOutcome outcome;
+            try
+            {
+                outcome = target.Type switch
+                {
+                    TargetType.Local => SaveLocal(target, i),
+                    TargetType.Nfs => SaveNfs(target, i),
+                    TargetType.Ssh => SaveSsh(target),
+                    TargetType.Raw => SaveRaw(target),
+                    _ => throw new IOException($"target type {target.Type} is not supported"),
+                };
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or FormatException
+                                          or Vmcore.VmcoreException or TimeoutException)
+            {
+                outcome = new TargetOutcome(target, false, false, null, e.Message);
+            }
+            outcomes.Add(outcome);
+            _report(outcome.Complete ? $"capture-agent: {target}: complete dump saved in {outcome.Where}"
+                : outcome.Saved ? $"capture-agent: {target}: incomplete dump in {outcome.Where}: {outcome.Message}"
+                : $"capture-agent: {target} failed: {outcome.Message}");
+            if (outcome.Complete) break;
+            if (i + 1 < _config.Targets.Count) _report($"capture-agent: trying the next target");
+        }
+        var last = outcomes[^1];
+        env["CAPTURE_AGENT_STATUS"] = last.Complete ? "complete" : last.Saved ? "incomplete" : "failed";
+        if (last.Where is not null) env["CAPTURE_AGENT_DUMP"] = last.Where;
+        Hooks.Run("post", _config.PostHooks, env, _report);
+        return outcomes;
+    }
+
+    private TargetOutcome SaveLocal(TargetEntry target, int index)
+    {
+        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
+        var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+        string? fsType = _config.FilesystemType ?? (match.Volume.IsFilesystem ? match.Volume.Type : null);
+        if (fsType is null)
+            throw new IOException($"{match.Node} holds {match.Volume.Describe()}, not a filesystem to write a dump into (set fstype = ... if it is one)");
+        string mountPoint = MountPoint(index);
+        int errno = Libc.Mount(match.Node, mountPoint, fsType, Libc.MS_NOSUID | Libc.MS_NODEV | Libc.MS_NOEXEC);
+        if (errno != 0) throw new IOException($"mounting {match.Node} ({fsType}) failed: {Libc.ErrnoName(errno)}");
+        _report($"capture-agent: {match.Node} ({fsType}) mounted");
+        return SaveToDirectory(target, mountPoint);
+    }
+
+    private TargetOutcome SaveNfs(TargetEntry target, int index)
+    {
+        EnsureNetwork();
+        string mountPoint = MountPoint(index);
+        NfsMount.Mount(target.Server!, target.Export!, mountPoint, _config.NfsOptions, _report);
+        return SaveToDirectory(target, mountPoint);
+    }
+
+    private TargetOutcome SaveToDirectory(TargetEntry target, string mountPoint)
+    {
+        try
+        {
+            var result = CaptureJob.Run(_vmcore, mountPoint, _config.Path.Replace("/{host}-{date}", ""), new DumpOptions
+            {
+                Level = _config.DumpLevel,
+                Codec = _config.Compression,
+                Progress = ProgressFactory?.Invoke(),
+            }, _config.SaveRawCopy);
+            foreach (var p in result.Problems) _report("capture-agent: " + p);
+            return new TargetOutcome(target, true, true, result.Directory, "saved");
+        }
+        finally
+        {
+            Libc.Sync();
+            int errno = Libc.Unmount(mountPoint);
+            if (errno != 0) _report($"capture-agent: unmounting {mountPoint} failed: {Libc.ErrnoName(errno)}");
+        }
+    }
+
+    // Interim (this commit): the SSH, raw and network layers land in the next commits.
+    private TargetOutcome SaveSsh(TargetEntry target) => throw new IOException("ssh targets are not wired yet");
+    private TargetOutcome SaveRaw(TargetEntry target) => throw new IOException("raw targets are not wired yet");
+    private void EnsureNetwork()
+    {
+        if (_config.Network == "none" || !ConfigureNetwork) return;
+        throw new IOException("network setup is not wired yet");
+    }
+
+    private string MountPoint(int index)
+    {
+        string mp = Path.Combine(_mountBase, $"target{index}");
+        Directory.CreateDirectory(mp);
+        return mp;
+    }
+}

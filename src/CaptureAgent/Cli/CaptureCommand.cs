@@ -1,0 +1,69 @@
+using CaptureAgent.Capture;
+using CaptureAgent.Config;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>
+/// `capture-agent capture`: the capture kernel's whole target chain, run by hand (an emergency
+/// shell in a capture kernel, or a rescue system with a saved vmcore). Unlike PID 1 it sets up no
+/// network unless asked and never reboots.
+/// </summary>
+public static class CaptureCommand
+{
+    public const string Usage = """
+        usage: capture-agent capture [--config FILE] [--vmcore FILE] [--mount-base DIR] [--configure-network] [--boot-id ID]
+          saves the dump to the config's targets in order, as the capture kernel would
+        """;
+
+    public static int Run(string[] args)
+    {
+        string config = AgentConfig.DefaultPath, vmcore = "/proc/vmcore", mountBase = "/run/capture-agent";
+        string? bootId = null;
+        bool network = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
+            try
+            {
+                switch (a)
+                {
+                    case "--config": config = Next(); break;
+                    case "--vmcore": vmcore = Next(); break;
+                    case "--mount-base": mountBase = Next(); break;
+                    case "--configure-network": network = true; break;
+                    case "--boot-id": bootId = Next(); break;
+                    case "-v": Log.Level = 3; break;
+                    case "-q": Log.Level = 0; break;
+                    default: throw new ArgumentException($"unknown option {a}");
+                }
+            }
+            catch (ArgumentException e)
+            {
+                Log.Error(e.Message);
+                Console.Error.Write(Usage);
+                return ExitCodes.Usage;
+            }
+        }
+        if (!File.Exists(config))
+        {
+            Log.Error($"{config} does not exist");
+            return ExitCodes.Failed;
+        }
+        var cfg = AgentConfig.Load(config);
+        foreach (var e in cfg.Errors) Log.Warn(e);
+        if (!File.Exists(vmcore))
+        {
+            Log.Error($"{vmcore} does not exist");
+            return ExitCodes.Failed;
+        }
+        var chain = new CaptureChain(cfg, vmcore, Log.Info, mountBase, bootId)
+        {
+            ConfigureNetwork = network,
+            ProgressFactory = () => Log.Progress("saving vmcore"),
+        };
+        var outcomes = chain.Run();
+        var last = outcomes[^1];
+        return last.Complete ? ExitCodes.Ok : last.Saved ? ExitCodes.Degraded : ExitCodes.Failed;
+    }
+}
