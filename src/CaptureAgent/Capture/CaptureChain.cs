@@ -1,8 +1,10 @@
 using CaptureAgent.Config;
 using CaptureAgent.Dump;
 using CaptureAgent.Native;
+using CaptureAgent.Net;
 using CaptureAgent.Targets;
 using CaptureAgent.Targets.Nfs;
+using CaptureAgent.Targets.Ssh;
 
 namespace CaptureAgent.Capture;
 
@@ -21,6 +23,8 @@ public sealed class CaptureChain
     private readonly Action<string> _report;
     private readonly string _mountBase;
     private readonly string? _bootId;
+    private NetworkLease? _lease;
+    private string? _networkError;
 
     /// <summary>Called with (pages done, pages to do) while a dump is written.</summary>
     public Func<Action<ulong, ulong>?>? ProgressFactory { get; init; }
@@ -126,13 +130,41 @@ public sealed class CaptureChain
         }
     }
 
-    // Interim (this commit): the SSH, raw and network layers land in the next commits.
-    private TargetOutcome SaveSsh(TargetEntry target) => throw new IOException("ssh targets are not wired yet");
+    private TargetOutcome SaveSsh(TargetEntry target)
+    {
+        EnsureNetwork();
+        var dest = SshDestination.Parse(target.SshDestination!, _config.SshKey, _config.SshKnownHosts, _config.NetworkTimeout);
+        using var source = new DumpSource(_vmcore);
+        var facts = InterimFacts(source);
+        var result = SshTarget.Save(dest, source, new DumpOptions { Level = _config.DumpLevel, Codec = _config.Compression, Progress = ProgressFactory?.Invoke() }, facts, PathTemplate.Expand(_config.Path, facts), _report);
+        foreach (var p in result.Problems) _report("capture-agent: " + p);
+        return new TargetOutcome(target, true, result.Complete, result.Where, result.Reason ?? "saved");
+    }
+
+    // Interim: the raw target lands in the next commit.
     private TargetOutcome SaveRaw(TargetEntry target) => throw new IOException("raw targets are not wired yet");
+
     private void EnsureNetwork()
     {
-        if (_config.Network == "none" || !ConfigureNetwork) return;
-        throw new IOException("network setup is not wired yet");
+        if (_lease is not null) return;
+        if (_networkError is not null) throw new IOException(_networkError);
+        if (_config.Network == "none" || !ConfigureNetwork) return;   // configured outside the agent
+        try
+        {
+            _lease = NetworkSetup.Configure(new NetworkSettings(_config.NetworkInterface, _config.Network ?? "dhcp", _config.Dns, _config.NetworkTimeout), _report);
+            _report($"capture-agent: network: {_lease.Interface} {_lease.Address}/{_lease.PrefixLength} via {_lease.Gateway ?? "-"} ({_lease.Source})");
+        }
+        catch (IOException e)
+        {
+            _networkError = $"network: {e.Message}";
+            throw new IOException(_networkError);
+        }
+    }
+
+    private CrashFacts InterimFacts(DumpSource source)
+    {
+        string name = CaptureJob.DirectoryName(source);
+        return new CrashFacts(name[..^20], DateTimeOffset.FromUnixTimeSeconds(source.Info?.CrashTime ?? 0), source.Info?.OsRelease ?? "unknown", _bootId);
     }
 
     private string MountPoint(int index)

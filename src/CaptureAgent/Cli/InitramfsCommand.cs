@@ -10,10 +10,15 @@ public static class InitramfsCommand
     public const string Usage = """
         usage: capture-agent initramfs build -o OUTPUT [--kernel-version KVER] [--modules-root DIR]
                  [--agent PATH] [--config FILE] [--target-device NAME] [--module NAME]... [--blacklist NAME]...
-                 [--compress zstd|gzip|none]
+                 [--compress zstd|gzip|none] [--executable PATH]... [--file SRC:/DEST[:MODE]]...
           --target-device  a block device of THIS machine (vda1): its driver chain and filesystem
                            module go into the image (read from /sys)
           --module         an extra module (dependencies are added); --blacklist leaves one out
+          --executable     a program of this machine (/usr/bin/ssh) with its loader and libraries
+          --file           a file of this machine copied into the image (mode octal, default 0600)
+          --no-nic         do not add this machine's NIC driver for network targets (give --module instead)
+        What the config's targets need is added by itself: the NFS client, ssh with its key and
+        known_hosts, the hook programs, and this machine's NIC driver when a target uses the network.
         """;
 
     public static int Run(string[] args)
@@ -28,6 +33,9 @@ public static class InitramfsCommand
         string modulesRoot = "/", agent = Environment.ProcessPath ?? "/proc/self/exe";
         var modules = new List<string>();
         var blacklist = new List<string>();
+        var executables = new List<string>();
+        bool noNic = false;
+        var extraFiles = new List<InitramfsFile>();
         var compression = ImageCompression.Zstd;
         for (int i = 1; i < args.Length; i++)
         {
@@ -47,6 +55,9 @@ public static class InitramfsCommand
                     case "--target-device": targetDevice = Next(); break;
                     case "--module": modules.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
                     case "--blacklist": blacklist.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                    case "--executable": executables.Add(Next()); break;
+                    case "--no-nic": noNic = true; break;
+                    case "--file": extraFiles.Add(InitramfsFile.Parse(Next())); break;
                     case "--compress":
                         compression = Next() switch
                         {
@@ -91,6 +102,7 @@ public static class InitramfsCommand
                     else Log.Warn($"module {m} of the target's driver chain is not in {release}'s module tree");
             }
             wanted.AddRange(modules);
+            if (config is not null) AddWhatTheConfigNeeds(config, noNic, wanted, executables, extraFiles);
             tmp = output + ".tmp";
             InitramfsReport report;
             using (var f = FileSink.OpenStream(tmp))
@@ -104,6 +116,8 @@ public static class InitramfsCommand
                     Modules = wanted,
                     Blacklist = blacklist,
                     Compression = compression,
+                    Executables = executables,
+                    ExtraFiles = extraFiles,
                 }, f);
                 f.Flush(flushToDisk: true);
             }
@@ -114,7 +128,7 @@ public static class InitramfsCommand
                      (report.Modules.Count == 0 ? "none" : string.Join(' ', report.Modules.Select(m => m.Name))));
             return ExitCodes.Ok;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             Log.Error(e.Message);
             return ExitCodes.Failed;
@@ -123,6 +137,32 @@ public static class InitramfsCommand
         {
             if (tmp is not null)
                 try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    /// <summary>Modules, programs and files the config's targets and hooks need (see <see cref="ConfigContent"/>).</summary>
+    private static void AddWhatTheConfigNeeds(string configPath, bool noNic, List<string> modules, List<string> executables, List<InitramfsFile> files)
+    {
+        var cfg = Config.AgentConfig.Load(configPath);
+        foreach (var e in cfg.Errors) Log.Warn(e);
+        if (cfg.Targets.Count == 0) Log.Warn($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
+        var needs = ConfigContent.For(cfg);
+        foreach (var n in needs.Notes) Log.Warn(n);
+        modules.AddRange(needs.Modules.Where(m => !modules.Contains(m)));
+        executables.AddRange(needs.Executables.Where(x => !executables.Contains(x)));
+        files.AddRange(needs.Files.Where(f => !files.Any(have => have.Destination == f.Destination)));
+        if (cfg.NeedsNetwork && !noNic)
+        {
+            try
+            {
+                var nic = Net.NetworkSetup.NicModules(cfg.NetworkInterface);
+                Log.Info($"network interface {cfg.NetworkInterface} needs: {(nic.Count == 0 ? "nothing beyond the kernel" : string.Join(' ', nic))}");
+                modules.AddRange(nic.Where(m => !modules.Contains(m)));
+            }
+            catch (IOException e)
+            {
+                Log.Warn($"the NIC driver for network targets was not found ({e.Message}); add it with --module");
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ public static class LoadCommand
     private const string BootIdPath = "/proc/sys/kernel/random/boot_id";
 
     public const string Usage = """
-        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--dry-run]
+        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--dry-run]
                capture-agent unload
                capture-agent status [--json]
           --kernel   capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
@@ -26,6 +26,7 @@ public static class LoadCommand
         string? append = null;
         var blacklist = new List<string>();
         bool dryRun = false;
+        string configPath = Config.AgentConfig.DefaultPath;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -36,12 +37,21 @@ public static class LoadCommand
                 case "--append" when i + 1 < args.Length: append = args[++i]; break;
                 case "--blacklist" when i + 1 < args.Length: blacklist.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
                 case "--dry-run": dryRun = true; break;
+                case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
                 case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                 default:
                     Log.Error($"load: unknown argument {args[i]}");
                     Console.Error.WriteLine(Usage);
                     return ExitCodes.Usage;
             }
+        }
+        // The config's capture-kernel settings apply to every load (kernel_cmdline_append, blacklist).
+        if (File.Exists(configPath))
+        {
+            var config = Config.AgentConfig.Load(configPath);
+            foreach (var e in config.Errors) Log.Warn(e);
+            blacklist.AddRange(config.Blacklist.Where(m => !blacklist.Contains(m)));
+            if (config.KernelCommandLineAppend is { Length: > 0 } extra) append = append is null ? extra : $"{extra} {append}";
         }
         var state = CrashKernelState.Read();
         string? bootId = File.Exists(BootIdPath) ? File.ReadAllText(BootIdPath).Trim() : null;

@@ -16,6 +16,36 @@ public sealed class InitramfsSpec
     public ImageCompression Compression { get; init; } = ImageCompression.Zstd;
     /// <summary>Modification time of every entry (seconds since the epoch); 0 makes the image reproducible.</summary>
     public uint Mtime { get; init; }
+
+    /// <summary>
+    /// Host programs to carry (e.g. /usr/bin/ssh), each at its own path with its dynamic loader and
+    /// libraries (<see cref="ElfDependencies"/>). Any executable also brings /etc/passwd and /etc/group
+    /// with a root entry, /root (0700) and /dev/null, which programs such as ssh refuse to run without.
+    /// </summary>
+    public List<string> Executables { get; init; } = new();
+
+    /// <summary>More files, copied from the host (symlinks followed) to a path of the image with a mode.</summary>
+    public List<InitramfsFile> ExtraFiles { get; init; } = new();
+}
+
+/// <summary>A host file placed in the image: Destination is absolute in the image, Mode its permission bits.</summary>
+public sealed record InitramfsFile(string Source, string Destination, int Mode)
+{
+    /// <summary>SRC:DEST[:MODE] with an octal mode (default 0600: keys and configs are private).</summary>
+    public static InitramfsFile Parse(string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length is < 2 or > 3 || parts[0].Length == 0 || !parts[1].StartsWith('/'))
+            throw new ArgumentException($"--file takes SRC:/DEST[:MODE], not '{text}'");
+        int mode = 0x180;
+        if (parts.Length == 3)
+        {
+            try { mode = Convert.ToInt32(parts[2], 8); }
+            catch (FormatException) { throw new ArgumentException($"--file mode must be octal (0600), not '{parts[2]}'"); }
+            if (mode is < 0 or > 0xfff) throw new ArgumentException($"--file mode must be octal (0600), not '{parts[2]}'");
+        }
+        return new InitramfsFile(parts[0], parts[1], mode);
+    }
 }
 
 public sealed record InitramfsReport(long CompressedBytes, long ArchiveBytes, List<ModuleFile> Modules, List<string> Notes);
@@ -57,22 +87,35 @@ public static class InitramfsBuilder
         long archiveBytes;
         using (var cpio = new CpioNewcWriter(compressed, leaveOpen: true, spec.Mtime))
         {
-            foreach (var d in new[] { "dev", "proc", "sys", "mnt", "tmp", "run", "etc", "lib", "lib/modules" }) cpio.WriteDirectory(d);
+            var made = new HashSet<string>(StringComparer.Ordinal);
+            var files = new HashSet<string>(StringComparer.Ordinal);
+            void Dir(string d)
+            {
+                if (d.Length == 0 || made.Contains(d)) return;
+                Dir(Path.GetDirectoryName(d) ?? "");
+                // root's home holds the ssh key: private, as OpenSSH insists.
+                cpio.WriteDirectory(d, d == "root" || d.StartsWith("root/", StringComparison.Ordinal) ? 0x1c0u : 0x1edu);
+                made.Add(d);
+            }
+            void Put(string dest, uint mode, string source)
+            {
+                dest = dest.TrimStart('/');
+                if (dest.Length == 0 || dest.Split('/').Any(p => p is "" or "." or ".."))
+                    throw new IOException($"'{dest}' is not a usable path in the image");
+                if (!files.Add(dest)) throw new IOException($"/{dest} would be written twice into the image");
+                Dir(Path.GetDirectoryName(dest) ?? "");
+                using var f = File.OpenRead(source);   // follows symlinks: the image holds regular files
+                cpio.WriteFile(dest, mode, f);
+            }
+            foreach (var d in new[] { "dev", "proc", "sys", "mnt", "tmp", "run", "etc", "lib", "lib/modules" }) Dir(d);
             cpio.WriteCharDevice("dev/console", 0x180, 5, 1);
-            using (var agent = File.OpenRead(spec.AgentPath)) cpio.WriteFile("init", 0x1ed, agent);
-            if (spec.ConfigPath is not null)
-                using (var conf = File.OpenRead(spec.ConfigPath)) cpio.WriteFile("etc/capture-agent.conf", 0x180, conf);
+            Put("init", 0x1ed, spec.AgentPath);
+            if (spec.ConfigPath is not null) Put("etc/capture-agent.conf", 0x180, spec.ConfigPath);
+            if (spec.Executables.Count > 0) WriteExecutables(spec, cpio, Dir, Put, files, notes);
+            foreach (var x in spec.ExtraFiles) Put(x.Destination, (uint)x.Mode & 0xfff, x.Source);
             if (tree is not null)
             {
                 string modDir = $"lib/modules/{spec.KernelRelease}";
-                var made = new HashSet<string> { "lib", "lib/modules" };
-                void Dir(string d)
-                {
-                    if (d.Length == 0 || made.Contains(d)) return;
-                    Dir(Path.GetDirectoryName(d) ?? "");
-                    cpio.WriteDirectory(d);
-                    made.Add(d);
-                }
                 Dir(modDir);
                 foreach (var m in modules)
                 {
@@ -88,6 +131,41 @@ public static class InitramfsBuilder
         }
         if (!ReferenceEquals(compressed, counting)) compressed.Dispose();
         return new InitramfsReport(counting.Count, archiveBytes, modules, notes);
+    }
+
+    /// <summary>
+    /// The executables with their loader and libraries at the host's paths, plus what a program run
+    /// as root expects of a system: a passwd/group entry for uid 0 (ssh exits without one), a home
+    /// directory, and /dev/null (ssh opens it at start; devtmpfs mounted over /dev at run time
+    /// provides it too, the node here covers a failed mount and chroot tests).
+    /// </summary>
+    private static void WriteExecutables(InitramfsSpec spec, CpioNewcWriter cpio, Action<string> dir, Action<string, uint, string> put,
+                                         HashSet<string> files, List<string> notes)
+    {
+        var written = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var exe in spec.Executables)
+        {
+            if (!exe.StartsWith('/')) throw new IOException($"executable '{exe}' must be an absolute path");
+            var resolver = new ElfDependencies();
+            var deps = resolver.Resolve(exe);
+            notes.AddRange(resolver.Notes);
+            long bytes = new FileInfo(exe).Length;
+            if (written.Add(exe)) put(exe, 0x1ed, exe);
+            foreach (var d in deps)
+            {
+                if (!written.Add(d.Destination)) continue;
+                put(d.Destination, 0x1ed, d.Source);
+                bytes += new FileInfo(d.Source).Length;
+            }
+            notes.Add($"{exe}: with {string.Join(' ', deps.Select(d => d.Destination))} ({bytes} bytes uncompressed)");
+        }
+        cpio.WriteCharDevice("dev/null", 0x1b6, 1, 3);
+        dir("root");
+        var extra = spec.ExtraFiles.Select(x => x.Destination.TrimStart('/')).ToHashSet(StringComparer.Ordinal);
+        if (!extra.Contains("etc/passwd") && files.Add("etc/passwd"))
+            cpio.WriteFile("etc/passwd", 0x1a4, "root:x:0:0:root:/root:/bin/sh\n"u8);
+        if (!extra.Contains("etc/group") && files.Add("etc/group"))
+            cpio.WriteFile("etc/group", 0x1a4, "root:x:0:\n"u8);
     }
 
     private static ZstdSharp.CompressionStream ZstdImage(Stream output)

@@ -1,0 +1,135 @@
+using System.Globalization;
+using CaptureAgent.Net;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent net up | list | modules`: the capture kernel's network, also usable from an emergency shell with no ip(8).</summary>
+public static class NetCommand
+{
+    public const string Usage = """
+        usage: capture-agent net up [--interface auto|NAME|MAC] [--dhcp | --static ADDR/PREFIX [--gateway GW]]
+                                    [--dns IP]... [--timeout SECONDS] [--resolv-conf PATH|none] [--json]
+               capture-agent net list                      interfaces with MAC, link state and whether they are NICs
+               capture-agent net modules [auto|NAME|MAC]   kernel modules the NIC needs (for the capture initramfs)
+          --interface    auto (default): the first physical Ethernet NIC, one with carrier preferred
+          --dhcp         (default) DHCPv4; --static "10.0.2.15/24 via 10.0.2.2" or --static 10.0.2.15/24 --gateway 10.0.2.2
+          --timeout      for the NIC, its carrier and the address together (default 30)
+          --resolv-conf  where the name servers go (default /etc/resolv.conf)
+        prints the configuration on one line; exit 0 configured, 1 failed, 2 usage
+        """;
+
+    public static int Run(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help")
+        {
+            Console.Out.WriteLine(Usage);
+            return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
+        }
+        return args[0] switch
+        {
+            "up" => Up(args[1..]),
+            "list" => List(),
+            "modules" => Modules(args.Length > 1 ? args[1] : "auto"),
+            _ => UsageError($"unknown net command '{args[0]}'"),
+        };
+    }
+
+    private static int Up(string[] args)
+    {
+        string iface = "auto";
+        string? staticAddress = null, gateway = null;
+        bool dhcp = false, json = false;
+        var dns = new List<string>();
+        string? resolvConf = "/etc/resolv.conf";
+        double timeout = 30;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--interface" or "-i" when i + 1 < args.Length: iface = args[++i]; break;
+                case "--dhcp": dhcp = true; break;
+                case "--static" when i + 1 < args.Length: staticAddress = args[++i]; break;
+                case "--gateway" when i + 1 < args.Length: gateway = args[++i]; break;
+                case "--dns" when i + 1 < args.Length: dns.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                case "--resolv-conf" when i + 1 < args.Length: resolvConf = args[++i] is "none" or "" ? null : args[i]; break;
+                case "--json": json = true; break;
+                case "--timeout" when i + 1 < args.Length:
+                    if (!double.TryParse(args[++i], NumberStyles.Float, CultureInfo.InvariantCulture, out timeout) || timeout <= 0 || timeout > 86400)
+                        return UsageError($"--timeout '{args[i]}' must be a number of seconds, 0 < t <= 86400");
+                    break;
+                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
+                default: return UsageError($"net up: unknown or incomplete argument {args[i]}");
+            }
+        }
+        if (dhcp && staticAddress is not null) return UsageError("--dhcp and --static exclude each other");
+        if (gateway is not null && staticAddress is null) return UsageError("--gateway goes with --static (DHCP gives its own router)");
+        string mode = "dhcp";
+        if (staticAddress is not null)
+        {
+            mode = gateway is null ? staticAddress : $"{staticAddress} via {gateway}";
+            if (!NetworkSetup.TryParseStatic(mode, out _, out string? error)) return UsageError($"--static: {error}");
+        }
+
+        NetworkLease lease;
+        try
+        {
+            lease = NetworkSetup.Configure(new NetworkSettings(iface, mode, dns, TimeSpan.FromSeconds(timeout)),
+                line => Log.Info(line), resolvConf);
+        }
+        catch (IOException e)
+        {
+            Log.Error(e.Message);
+            return ExitCodes.Failed;
+        }
+        Console.Out.WriteLine(json ? Json(lease) : lease.ToString());
+        return ExitCodes.Ok;
+    }
+
+    private static int List()
+    {
+        foreach (var nic in NetInterfaces.List())
+        {
+            string kind = nic.Name == "lo" ? "loopback" : !nic.Physical ? "virtual" : nic.Wireless ? "wireless" : nic.IsEthernet ? "ethernet" : $"type {nic.Type}";
+            string carrier = NetInterfaces.Carrier(nic.Name) switch { true => "carrier", false => "no-carrier", null => "down" };
+            Console.Out.WriteLine($"{nic.Name} {nic.Mac ?? "-"} {kind} {carrier}");
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static int Modules(string spec)
+    {
+        try
+        {
+            var chain = NetworkSetup.NicModuleChain(spec);
+            foreach (var level in chain.Levels)
+                Log.Info($"{level.Device}: driver {level.Driver}" + (level.Module is null ? " (built in)" : level.BuiltIn ? $" ({level.Module}, built in)" : $" (module {level.Module})"));
+            foreach (var note in chain.Notes) Log.Warn(note);
+            Console.Out.WriteLine(string.Join(' ', chain.Modules));
+            return ExitCodes.Ok;
+        }
+        catch (IOException e)
+        {
+            Log.Error(e.Message);
+            return ExitCodes.Failed;
+        }
+    }
+
+    public static string Json(NetworkLease l) => "{" +
+        $"\"interface\":{LoadCommand.Json(l.Interface)}," +
+        $"\"address\":{LoadCommand.Json(l.Address)}," +
+        $"\"prefix_length\":{l.PrefixLength}," +
+        $"\"gateway\":{LoadCommand.Json(l.Gateway)}," +
+        $"\"dns\":[{string.Join(',', l.Dns.Select(d => LoadCommand.Json(d)))}]," +
+        $"\"domain\":{LoadCommand.Json(l.Domain)}," +
+        $"\"source\":{LoadCommand.Json(l.Source)}," +
+        $"\"server\":{LoadCommand.Json(l.Server)}," +
+        $"\"lease_seconds\":{(l.LeaseTime is { } t ? ((long)t.TotalSeconds).ToString(CultureInfo.InvariantCulture) : "null")}," +
+        $"\"mac\":{LoadCommand.Json(l.Mac)}" + "}";
+
+    private static int UsageError(string message)
+    {
+        Log.Error(message);
+        Console.Error.WriteLine(Usage);
+        return ExitCodes.Usage;
+    }
+}
