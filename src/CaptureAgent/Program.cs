@@ -13,6 +13,7 @@ public static class Program
           capture-agent unload | status [--json]             disarm it | say whether a crash would be captured
           capture-agent initramfs build -o IMAGE ...          write the capture initramfs
           capture-agent capture [--config FILE] [--vmcore F]  save a dump to the configured targets, as the capture kernel does
+          capture-agent verify DIR|DUMPFILE [--json]          is a saved dump complete, cut short or corrupt?
           capture-agent net up|list|modules ...               the network without ip(8): DHCP or static address, NICs, NIC modules
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
@@ -52,6 +53,7 @@ public static class Program
             "status" => LoadCommand.Status(args[1..]),
             "initramfs" => InitramfsCommand.Run(args[1..]),
             "capture" => CaptureCommand.Run(args[1..]),
+            "verify" => VerifyCommand.Run(args[1..]),
             "net" => NetCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),

@@ -87,6 +87,23 @@ public sealed class CaptureChain
         return outcomes;
     }
 
+    private CaptureSettings Settings() => new()
+    {
+        PathTemplate = _config.Path,
+        Dump = new DumpOptions
+        {
+            Level = _config.DumpLevel,
+            Codec = _config.Compression,
+            Progress = ProgressFactory?.Invoke(),
+        },
+        FallbackLevel = _config.FallbackDumpLevel,
+        KeepDumps = _config.KeepDumps,
+        KeepBytes = _config.KeepBytes,
+        MinFreeBytes = _config.MinFreeBytes,
+        SaveRawCopy = _config.SaveRawCopy,
+        BootId = _bootId,
+    };
+
     private TargetOutcome SaveLocal(TargetEntry target, int index)
     {
         var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
@@ -113,14 +130,10 @@ public sealed class CaptureChain
     {
         try
         {
-            var result = CaptureJob.Run(_vmcore, mountPoint, _config.Path.Replace("/{host}-{date}", ""), new DumpOptions
-            {
-                Level = _config.DumpLevel,
-                Codec = _config.Compression,
-                Progress = ProgressFactory?.Invoke(),
-            }, _config.SaveRawCopy);
+            var result = CaptureJob.Run(_vmcore, mountPoint, Settings(), _report);
             foreach (var p in result.Problems) _report("capture-agent: " + p);
-            return new TargetOutcome(target, true, true, result.Directory, "saved");
+            return new TargetOutcome(target, true, result.Complete, result.Directory,
+                result.Complete ? "saved" : result.Problems.LastOrDefault() ?? "incomplete");
         }
         finally
         {
@@ -135,8 +148,8 @@ public sealed class CaptureChain
         EnsureNetwork();
         var dest = SshDestination.Parse(target.SshDestination!, _config.SshKey, _config.SshKnownHosts, _config.NetworkTimeout);
         using var source = new DumpSource(_vmcore);
-        var facts = InterimFacts(source);
-        var result = SshTarget.Save(dest, source, new DumpOptions { Level = _config.DumpLevel, Codec = _config.Compression, Progress = ProgressFactory?.Invoke() }, facts, PathTemplate.Expand(_config.Path, facts), _report);
+        var facts = CaptureJob.Facts(source, _bootId);
+        var result = SshTarget.Save(dest, source, Settings().Dump, facts, PathTemplate.Expand(_config.Path, facts), _report);
         foreach (var p in result.Problems) _report("capture-agent: " + p);
         return new TargetOutcome(target, true, result.Complete, result.Where, result.Reason ?? "saved");
     }
@@ -159,12 +172,6 @@ public sealed class CaptureChain
             _networkError = $"network: {e.Message}";
             throw new IOException(_networkError);
         }
-    }
-
-    private CrashFacts InterimFacts(DumpSource source)
-    {
-        string name = CaptureJob.DirectoryName(source);
-        return new CrashFacts(name[..^20], DateTimeOffset.FromUnixTimeSeconds(source.Info?.CrashTime ?? 0), source.Info?.OsRelease ?? "unknown", _bootId);
     }
 
     private string MountPoint(int index)

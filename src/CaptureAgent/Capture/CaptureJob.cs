@@ -3,6 +3,7 @@ using System.Globalization;
 using CaptureAgent.Cli;
 using CaptureAgent.Dmesg;
 using CaptureAgent.Dump;
+using CaptureAgent.Filtering;
 using CaptureAgent.Native;
 using CaptureAgent.Output;
 using CaptureAgent.Vmcore;
@@ -10,22 +11,40 @@ using CaptureAgent.Vmcore;
 namespace CaptureAgent.Capture;
 
 /// <summary>The outcome of one capture, for the console and the status report.</summary>
-public sealed record CaptureResult(string Directory, string? DmesgPath, string? VmcorePath, long VmcoreBytes, TimeSpan Elapsed, List<string> Problems);
+public sealed record CaptureResult(string Directory, string? DmesgPath, string? VmcorePath, long VmcoreBytes, TimeSpan Elapsed, List<string> Problems)
+{
+    /// <summary>The dump holds every page it set out to save (it may still be degraded: see Problems).</summary>
+    public bool Complete { get; init; }
+    public DumpLevel LevelUsed { get; init; }
+    public long EstimatedBytes { get; init; }
+}
 
 /// <summary>
-/// Saves one crash into &lt;root&gt;/&lt;path&gt;/&lt;host&gt;-&lt;date&gt;/: dmesg.txt first (small, most valuable),
-/// then the dump written as vmcore-incomplete and renamed to vmcore only after fsync, so a file
-/// named vmcore is always complete. Directories 0700, files 0600, no symlink followed below root.
+/// Saves one crash into &lt;root&gt;/&lt;path template&gt;/: old dumps are pruned first (retention), then
+/// dmesg.txt (small, most valuable), then the dump written as vmcore-incomplete and renamed to vmcore
+/// only after fsync, then manifest.json with a checksum of each file. A dump cut short (full disk)
+/// keeps the name vmcore-incomplete and is readable up to where it stopped. Directories 0700,
+/// files 0600, no symlink followed below root.
 /// </summary>
 public static class CaptureJob
 {
-    public static CaptureResult Run(string vmcore, string root, string relPath, DumpOptions options, bool saveRawCopy = false)
+    public static CaptureResult Run(string vmcore, string root, CaptureSettings settings, Action<string>? report = null)
     {
+        report ??= Log.Info;
         var clock = Stopwatch.StartNew();
         var problems = new List<string>();
         using var source = new DumpSource(vmcore);
-        string dir = CreateDumpDirectory(root, relPath, DirectoryName(source));
-        Log.Info($"capture-agent: saving to {dir}");
+        var facts = Facts(source, settings.BootId);
+        string rel = PathTemplate.Expand(settings.PathTemplate, facts);
+        string parentRel = Path.GetDirectoryName(rel) ?? "", leaf = Path.GetFileName(rel);
+
+        // Retention first, so the new dump has the room the old ones took.
+        var estimate = KdumpCompressedWriter.Estimate(source, settings.Dump);
+        string parent = CreateDumpDirectory(root, parentRel, null);
+        foreach (var removed in Retention.Apply(parent, settings.KeepDumps, settings.KeepBytes, estimate.Bytes))
+            report($"capture-agent: removed old dump {removed}");
+        string dir = CreateDumpDirectory(root, parentRel, leaf);
+        report($"capture-agent: saving to {dir} (about {estimate.Bytes >> 20} MiB expected, {Libc.AvailableBytes(dir) >> 20} MiB free)");
 
         string? dmesgPath = Path.Combine(dir, "dmesg.txt");
         try
@@ -38,33 +57,101 @@ public static class CaptureJob
                 b.Flush();
                 f.Flush(flushToDisk: true);
             }
-            Log.Info("capture-agent: dmesg.txt saved");
+            report("capture-agent: dmesg.txt saved");
         }
         catch (Exception e) when (e is VmcoreException or IOException)
         {
             problems.Add($"kernel log not saved: {e.Message}");
-            Log.Warn(problems[^1]);
+            report("capture-agent: " + problems[^1]);
             // An empty file would look like a saved log; a partial one is kept for what it holds.
             if (File.Exists(dmesgPath) && new FileInfo(dmesgPath).Length == 0) File.Delete(dmesgPath);
             dmesgPath = null;
         }
 
+        // A manifest that says "interrupted" until the end replaces it: a power cut leaves the
+        // truth, and its blocks are there for the final one even when the dump fills the target.
+        var manifest = new DumpManifest
+        {
+            Complete = false,
+            IncompleteReason = "the capture was interrupted before it finished",
+            Host = facts.Host,
+            KernelRelease = facts.KernelRelease,
+            CrashTime = facts.CrashTime,
+            DumpLevel = (int)settings.Dump.Level,
+            Compression = settings.Dump.Codec.ToString().ToLowerInvariant(),
+            Format = "kdump-compressed",
+            DumpablePages = estimate.Pages,
+            Problems = problems,
+        };
+        manifest.WriteTo(dir);
+
         string incomplete = Path.Combine(dir, "vmcore-incomplete");
         string final = Path.Combine(dir, "vmcore");
+        var options = new DumpOptions
+        {
+            Level = settings.Dump.Level,
+            Codec = settings.Dump.Codec,
+            Format = settings.Dump.Format,
+            WindowPfns = settings.Dump.WindowPfns,
+            ZstdLevel = settings.Dump.ZstdLevel,
+            Threads = settings.Dump.Threads,
+            Progress = settings.Dump.Progress,
+            FreeSpace = () => Libc.AvailableBytes(dir) - settings.MinFreeBytes,
+            FallbackLevel = settings.FallbackLevel,
+        };
         DumpResult result;
         using (var sink = FileSink.Create(incomplete))
-            result = new KdumpCompressedWriter(source, sink, options).Write();   // Complete() fsyncs
+            result = new KdumpCompressedWriter(source, sink, options).Write();   // fsyncs before it returns
         problems.AddRange(result.Problems);
-        File.Move(incomplete, final);
+        string saved = incomplete;
+        if (!result.Incomplete)
+        {
+            File.Move(incomplete, final);
+            saved = final;
+        }
         Libc.FsyncDirectory(dir);
-        Log.Info($"capture-agent: vmcore saved: {result.DumpablePages} pages, {result.BytesWritten} bytes in {clock.Elapsed.TotalSeconds:0.0} s");
-        if (saveRawCopy)
+        report(result.Incomplete
+            ? $"capture-agent: vmcore-incomplete kept: {result.StoredPages + result.ZeroPages} pages, {result.BytesWritten} bytes: {result.IncompleteReason}"
+            : $"capture-agent: vmcore saved: {result.DumpablePages} pages, {result.BytesWritten} bytes in {clock.Elapsed.TotalSeconds:0.0} s");
+        if (settings.SaveRawCopy && !result.Incomplete)
         {
             var copyClock = Stopwatch.StartNew();
-            long copied = CopyRaw(vmcore, Path.Combine(dir, "vmcore.raw"));
-            Log.Info($"capture-agent: vmcore.raw saved: {copied} bytes in {copyClock.Elapsed.TotalSeconds:0.0} s");
+            try
+            {
+                long copied = CopyRaw(vmcore, Path.Combine(dir, "vmcore.raw"));
+                report($"capture-agent: vmcore.raw saved: {copied} bytes in {copyClock.Elapsed.TotalSeconds:0.0} s");
+            }
+            catch (IOException e) when (Libc.IsOutOfSpace(e))
+            {
+                // The raw copy is a bonus: it must not cost the dump its room.
+                File.Delete(Path.Combine(dir, "vmcore.raw"));
+                problems.Add($"vmcore.raw not saved: {e.Message}");
+            }
         }
-        return new CaptureResult(dir, dmesgPath, final, result.BytesWritten, clock.Elapsed, problems);
+
+        var level = result.LevelRaisedTo ?? settings.Dump.Level;
+        manifest.Complete = !result.Incomplete;
+        manifest.IncompleteReason = result.IncompleteReason;
+        manifest.DumpLevel = (int)level;
+        manifest.RequestedDumpLevel = result.LevelRaisedTo is null ? null : (int)settings.Dump.Level;
+        manifest.DumpablePages = result.DumpablePages;
+        try
+        {
+            foreach (var f in new[] { dmesgPath, saved, Path.Combine(dir, "vmcore.raw") })
+                if (f is not null && File.Exists(f)) manifest.Files.Add(DumpManifest.Checksum(f));
+            manifest.WriteTo(dir);
+        }
+        catch (IOException e)
+        {
+            // Without room for a few hundred bytes the dump itself is still what matters.
+            problems.Add($"{DumpManifest.FileName} not saved: {e.Message}");
+        }
+        return new CaptureResult(dir, dmesgPath, saved, result.BytesWritten, clock.Elapsed, problems)
+        {
+            Complete = !result.Incomplete,
+            LevelUsed = level,
+            EstimatedBytes = estimate.Bytes,
+        };
     }
 
     /// <summary>A byte copy of the vmcore through a 1 MiB buffer, fsynced.</summary>
@@ -84,8 +171,8 @@ public static class CaptureJob
         return offset;
     }
 
-    /// <summary>&lt;crashed host's nodename&gt;-&lt;crash time, UTC&gt;, as RHEL's kdump names it.</summary>
-    public static string DirectoryName(DumpSource source)
+    /// <summary>The crashed host's nodename, crash time and release: what path templates name.</summary>
+    public static CrashFacts Facts(DumpSource source, string? bootId)
     {
         string host = "unknown-host";
         if (source.Kernel is { } k && source.Info?.Symbol("init_uts_ns") is ulong uts)
@@ -102,19 +189,20 @@ public static class CaptureJob
             }
         }
         var when = source.Info?.CrashTime is long t && t > 0 ? DateTimeOffset.FromUnixTimeSeconds(t) : DateTimeOffset.UtcNow;
-        return $"{host}-{when.UtcDateTime.ToString("yyyy-MM-dd-HH:mm:ss", CultureInfo.InvariantCulture)}";
+        return new CrashFacts(host, when, source.Info?.OsRelease ?? "unknown-kernel", bootId);
     }
 
     /// <summary>Creates root/relPath/name (0700), refusing any component that is a symlink.</summary>
-    public static string CreateDumpDirectory(string root, string relPath, string name)
+    public static string CreateDumpDirectory(string root, string relPath, string? name)
     {
         string current = Path.GetFullPath(root);
-        var parts = relPath.Split('/', StringSplitOptions.RemoveEmptyEntries).Append(name).ToList();
+        var parts = relPath.Split('/', StringSplitOptions.RemoveEmptyEntries).ToList();
+        if (name is not null) parts.Add(name);
         for (int i = 0; i < parts.Count; i++)
         {
             if (parts[i] is "." or "..") throw new IOException($"dump path component '{parts[i]}' is not allowed");
             string next = Path.Combine(current, parts[i]);
-            bool last = i == parts.Count - 1;
+            bool last = name is not null && i == parts.Count - 1;
             var info = new DirectoryInfo(next);
             if (info.LinkTarget is not null || (File.Exists(next) && new FileInfo(next).LinkTarget is not null))
                 throw new IOException($"{next} is a symbolic link; refusing to write a dump through it");

@@ -152,8 +152,8 @@ public static class DumpCommand
             Log.Detail($"Present pages: {f.Present} of max_mapnr {r.MaxMapnr}");
             Log.Detail($"Excluding pages: {r.FilterSeconds:0.000} s; copying pages: {r.CopySeconds:0.000} s");
         }
-        Log.Info($"The dumpfile is saved: {r.DumpablePages} pages selected ({r.StoredPages} stored, {r.ZeroPages} zero) " +
-                 $"at dump level {(int)o.Level}, {r.BytesWritten} bytes, {o.Codec.ToString().ToLowerInvariant()}, in {elapsed.TotalSeconds:0.00} s " +
+        Log.Info($"The dumpfile is {(r.Incomplete ? "INCOMPLETE" : "saved")}: {r.DumpablePages} pages selected ({r.StoredPages} stored, {r.ZeroPages} zero) " +
+                 $"at dump level {(int)(r.LevelRaisedTo ?? o.Level)}, {r.BytesWritten} bytes, {o.Codec.ToString().ToLowerInvariant()}, in {elapsed.TotalSeconds:0.00} s " +
                  $"[{source.Info?.OsRelease ?? "unknown kernel"}]");
     }
 

@@ -25,6 +25,15 @@ public sealed class DumpOptions
 
     /// <summary>Called now and then with (pages done, pages to do).</summary>
     public Action<ulong, ulong>? Progress { get; init; }
+
+    /// <summary>
+    /// Bytes the target can still take (free space minus what must stay free), asked before the
+    /// data and every 32 MiB of it; null: the target's space is not watched.
+    /// </summary>
+    public Func<long>? FreeSpace { get; init; }
+
+    /// <summary>The level the dump switches to when the estimate or the free space says it will not fit.</summary>
+    public DumpLevel? FallbackLevel { get; init; }
 }
 
 /// <summary>What a dump run produced; Problems lists what was degraded.</summary>
@@ -39,5 +48,12 @@ public sealed class DumpResult
     /// <summary>Time spent classifying pages (first pass) and copying them (second pass, with its filtering).</summary>
     public double FilterSeconds, CopySeconds;
     public Filtering.FilterStats? Filter;
+    /// <summary>The expected file size, from the page count and a compressed sample of pages.</summary>
+    public long EstimatedBytes;
+    /// <summary>Set when space made the writer exclude more than asked, from then on.</summary>
+    public DumpLevel? LevelRaisedTo;
+    /// <summary>The target filled up (or failed) mid-dump: the file holds the pages up to where it stopped.</summary>
+    public bool Incomplete;
+    public string? IncompleteReason;
     public List<string> Problems { get; } = new();
 }

@@ -11,6 +11,15 @@ public interface IDumpSink : IDisposable
 
     /// <summary>Makes everything written durable (fsync for files); called once at the end.</summary>
     void Complete();
+
+    /// <summary>
+    /// Allocates storage for [0, length) ahead of time, so the metadata written there after the
+    /// data (descriptors, the final header) still fits when the data has filled the target.
+    /// </summary>
+    void Reserve(long length) { }
+
+    /// <summary>Makes what was written so far durable before more is written (a file's fsync); the end is still to come.</summary>
+    void Flush() { }
 }
 
 /// <summary>A regular file written with pwrite; holes stay sparse.</summary>
@@ -40,6 +49,15 @@ public sealed class FileSink : IDumpSink
     public void Write(long offset, ReadOnlySpan<byte> data) => RandomAccess.Write(_file, data, offset);
 
     public void Complete() => RandomAccess.FlushToDisk(_file);
+
+    public void Flush() => RandomAccess.FlushToDisk(_file);
+
+    public void Reserve(long length)
+    {
+        // Not every filesystem can (vfat without fallocate, NFS v3): then ENOSPC may still cut descriptors.
+        int errno = Libc.Fallocate(_file, 0, length);
+        if (errno is Libc.ENOSPC) throw new IOException($"the target has no room for the dump's {length >> 10} KiB of headers and bitmaps", Libc.ENOSPC);
+    }
 
     public void Dispose() => _file.Dispose();
 }

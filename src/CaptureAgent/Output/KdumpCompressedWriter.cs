@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using CaptureAgent.Compression;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
+using CaptureAgent.Native;
 
 namespace CaptureAgent.Output;
 
@@ -32,6 +33,12 @@ public sealed class KdumpCompressedWriter
     private readonly byte[] _data = new byte[DataBufferBytes];
     private int _dataLen;
     private long _dataFileOffset;
+    private long _nextSpaceCheck;
+    private const long SpaceCheckBytes = 32L << 20;
+    private const int SamplePagesPerWindow = 64;
+
+    /// <summary>The target filled up: nothing more is written, the file ends as it is.</summary>
+    private sealed class TargetFullException(string message) : Exception(message);
 
     public KdumpCompressedWriter(DumpSource source, IDumpSink sink, DumpOptions options)
     {
@@ -51,19 +58,38 @@ public sealed class KdumpCompressedWriter
 
         // Pass 1: count what goes in, so the descriptor table can be placed.
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        filter.BeginPass();
-        ulong dumpable = 0;
-        for (ulong start = 0; start < maxMapnr; start += window)
+        var sample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel);
+        ulong dumpable = CountDumpable(filter, bitmap, window, maxMapnr, sample);
+        var header = BuildHeader(maxMapnr);
+        long estimate = Estimate(header, dumpable, sample);
+        result.EstimatedBytes = estimate;
+
+        // Will it fit? If not, exclude more from the start rather than run out halfway.
+        long? free = _opt.FreeSpace?.Invoke();
+        var fallback = _opt.FallbackLevel;
+        if (free is long freeAtStart && estimate > freeAtStart && CanRaise(filter.Level, fallback))
         {
-            bitmap.Reset(start, Math.Min(window, maxMapnr - start));
-            filter.FillDumpable(bitmap);
-            dumpable += bitmap.PopCount();
+            var raised = _src.BeginDump(fallback!.Value).Filter;
+            var raisedSample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel);
+            ulong raisedCount = CountDumpable(raised, bitmap, window, maxMapnr, raisedSample);
+            long raisedEstimate = Estimate(header, raisedCount, raisedSample);
+            result.Problems.Add($"the dump at level {(int)filter.Level} would take about {estimate >> 20} MiB but the target has {freeAtStart >> 20} MiB: " +
+                                $"dump level {(int)fallback.Value} used instead (about {raisedEstimate >> 20} MiB)");
+            result.LevelRaisedTo = fallback;
+            filter = raised;
+            dumpable = raisedCount;
+            estimate = result.EstimatedBytes = raisedEstimate;
+            fallback = null;
         }
         result.DumpablePages = dumpable;
         result.FilterSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
 
-        var header = BuildHeader(maxMapnr);
+        // The header says "incomplete" until the very end: a dump cut by a crash, a kill or a full
+        // disk tells its readers so (makedumpfile's DUMP_DH_COMPRESSED_INCOMPLETE).
+        header.DumpLevel = (int)filter.Level;
+        header.Status = (uint)_opt.Codec | KdumpHeader.StatusIncomplete;
+        _sink.Reserve(header.DescriptorsOffset + (long)dumpable * DescriptorSize + _ps);
         _sink.Write(0, header.BuildMainHeader());
         _sink.Write(header.BlockSize, header.BuildSubHeader());
         if (header.Notes.Length > 0) _sink.Write(header.BlockSize + KdumpHeader.SubHeaderSize, header.Notes);
@@ -80,7 +106,7 @@ public sealed class KdumpCompressedWriter
         _descFileOffset = header.DescriptorsOffset;
         long dataStart = header.DescriptorsOffset + (long)dumpable * DescriptorSize;
         _dataFileOffset = dataStart;
-        bool zeroShared = (_opt.Level & DumpLevel.Zero) != 0;
+        bool zeroShared = (filter.Level & DumpLevel.Zero) != 0;
         if (zeroShared)
         {
             _sink.Write(dataStart, new byte[_ps]);
@@ -91,70 +117,105 @@ public sealed class KdumpCompressedWriter
         var pages = new byte[BatchPages * _ps];
         var kinds = new PageKind[BatchPages];
         var toCompress = new int[BatchPages];
-        ulong done = 0;
+        ulong done = 0, stored = 0;
+        long storedBytes = 0;
+        _nextSpaceCheck = _dataFileOffset + SpaceCheckBytes;
         _opt.Progress?.Invoke(0, dumpable);
-
-        // Pass 2: the 2nd bitmap and the pages, window by window, a batch of pages at a time.
-        if (!singleWindow) filter.BeginPass();
-        for (ulong start = 0; start < maxMapnr; start += window)
+        try
         {
-            if (!singleWindow)
-            {
-                bitmap.Reset(start, Math.Min(window, maxMapnr - start));
-                filter.FillDumpable(bitmap);
-            }
-            _sink.Write(header.Bitmap2Offset + (long)(start / 8), bitmap.Bytes.AsSpan(0, bitmap.ByteLength));
 
-            ulong pfn = bitmap.NextSet(bitmap.Start);
-            while (pfn < bitmap.End)
+            // Pass 2: the 2nd bitmap and the pages, window by window, a batch of pages at a time.
+            if (!singleWindow) filter.BeginPass();
+            for (ulong start = 0; start < maxMapnr; start += window)
             {
-                // Fill a batch from runs of consecutive selected pages, one pread per run piece.
-                int count = 0, compressCount = 0;
-                while (count < BatchPages && pfn < bitmap.End)
+                if (!singleWindow)
                 {
-                    ulong runEnd = Math.Min(bitmap.NextClear(pfn), pfn + (ulong)(BatchPages - count));
-                    int n = (int)(runEnd - pfn);
-                    var chunk = pages.AsSpan(count * _ps, n * _ps);
-                    bool chunkOk = _src.Vmcore.TryRead(pfn * (ulong)_ps, chunk);
-                    for (int i = 0; i < n; i++)
-                    {
-                        var page = chunk.Slice(i * _ps, _ps);
-                        int slot = count + i;
-                        if (!chunkOk && !_src.Vmcore.TryRead((pfn + (ulong)i) * (ulong)_ps, page)) kinds[slot] = PageKind.Unreadable;
-                        else if (zeroShared && page.IndexOfAnyExcept((byte)0) < 0) kinds[slot] = PageKind.Zero;
-                        else { kinds[slot] = PageKind.Data; toCompress[compressCount++] = slot; }
-                    }
-                    count += n;
-                    pfn = bitmap.NextSet(runEnd);
+                    bitmap.Reset(start, Math.Min(window, maxMapnr - start));
+                    filter.FillDumpable(bitmap);
                 }
+                _sink.Write(header.Bitmap2Offset + (long)(start / 8), bitmap.Bytes.AsSpan(0, bitmap.ByteLength));
 
-                batch.Compress(pages, toCompress, compressCount);
-                for (int slot = 0; slot < count; slot++)
+                ulong pfn = bitmap.NextSet(bitmap.Start);
+                while (pfn < bitmap.End)
                 {
-                    switch (kinds[slot])
+                    // Fill a batch from runs of consecutive selected pages, one pread per run piece.
+                    int count = 0, compressCount = 0;
+                    while (count < BatchPages && pfn < bitmap.End)
                     {
-                        case PageKind.Unreadable:
-                            // A zero descriptor: readers report the page as missing rather than wrong.
-                            result.UnreadablePages++;
-                            AddDescriptor(0, 0, 0);
-                            break;
-                        case PageKind.Zero:
-                            result.ZeroPages++;
-                            AddDescriptor(dataStart, (uint)_ps, 0);
-                            break;
-                        default:
-                            int csize = batch.Sizes[slot];
-                            if (csize > 0) AddPage(batch.Output(slot), (uint)batch.Codec);
-                            else AddPage(pages.AsSpan(slot * _ps, _ps), 0);
-                            result.StoredPages++;
-                            break;
+                        ulong runEnd = Math.Min(bitmap.NextClear(pfn), pfn + (ulong)(BatchPages - count));
+                        int n = (int)(runEnd - pfn);
+                        var chunk = pages.AsSpan(count * _ps, n * _ps);
+                        bool chunkOk = _src.Vmcore.TryRead(pfn * (ulong)_ps, chunk);
+                        for (int i = 0; i < n; i++)
+                        {
+                            var page = chunk.Slice(i * _ps, _ps);
+                            int slot = count + i;
+                            if (!chunkOk && !_src.Vmcore.TryRead((pfn + (ulong)i) * (ulong)_ps, page)) kinds[slot] = PageKind.Unreadable;
+                            else if (zeroShared && page.IndexOfAnyExcept((byte)0) < 0) kinds[slot] = PageKind.Zero;
+                            else { kinds[slot] = PageKind.Data; toCompress[compressCount++] = slot; }
+                        }
+                        count += n;
+                        pfn = bitmap.NextSet(runEnd);
+                    }
+
+                    batch.Compress(pages, toCompress, compressCount);
+                    long before = _dataFileOffset + _dataLen;
+                    for (int slot = 0; slot < count; slot++)
+                    {
+                        switch (kinds[slot])
+                        {
+                            case PageKind.Unreadable:
+                                // A zero descriptor: readers report the page as missing rather than wrong.
+                                result.UnreadablePages++;
+                                AddDescriptor(0, 0, 0);
+                                break;
+                            case PageKind.Zero:
+                                result.ZeroPages++;
+                                AddDescriptor(dataStart, (uint)_ps, 0);
+                                break;
+                            default:
+                                int csize = batch.Sizes[slot];
+                                if (csize > 0) AddPage(batch.Output(slot), (uint)batch.Codec);
+                                else AddPage(pages.AsSpan(slot * _ps, _ps), 0);
+                                result.StoredPages++;
+                                break;
+                        }
+                    }
+                    done += (ulong)count;
+                    stored += (ulong)count;
+                    storedBytes += _dataFileOffset + _dataLen - before;
+                    _opt.Progress?.Invoke(done, dumpable);
+
+                    // Running out of room: exclude more for the pages still to come, and go on.
+                    if (fallback is not null && _opt.FreeSpace is not null && _dataFileOffset + _dataLen >= _nextSpaceCheck)
+                    {
+                        _nextSpaceCheck = _dataFileOffset + _dataLen + SpaceCheckBytes;
+                        long room = _opt.FreeSpace() - _dataLen;
+                        double perPage = stored > 0 ? (double)storedBytes / stored : _ps;
+                        long need = (long)(perPage * (dumpable - Math.Min(done, dumpable)));
+                        if (need > room)
+                        {
+                            var raised = _src.BeginDump(fallback.Value).Filter;
+                            ulong cleared = Raise(raised, bitmap, pfn, header);
+                            result.Problems.Add($"the target was running out of room (about {need >> 20} MiB still to write, {Math.Max(room, 0) >> 20} MiB free): " +
+                                                $"dump level {(int)fallback.Value} used from pfn 0x{pfn:x} on");
+                            result.LevelRaisedTo = fallback;
+                            filter = raised;
+                            fallback = null;
+                            dumpable -= Math.Min(cleared, dumpable - done);
+                            pfn = bitmap.NextSet(pfn);
+                        }
                     }
                 }
-                done += (ulong)count;
-                _opt.Progress?.Invoke(done, dumpable);
             }
+            FlushCaches();
         }
-        FlushCaches();
+        catch (TargetFullException e)
+        {
+            result.Incomplete = true;
+            result.IncompleteReason = e.Message;
+            result.Problems.Add($"the dump is incomplete: {e.Message}; it holds {done} of {dumpable} pages, up to where it stopped");
+        }
         result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
         result.Filter = filter.Stats;
@@ -164,8 +225,111 @@ public sealed class KdumpCompressedWriter
             result.Problems.Add($"{result.UnreadablePages} pages could not be read from the vmcore; they are marked missing in the dump");
         if (filter.Stats.UnreadableStructPages > 0)
             result.Problems.Add($"struct page of {filter.Stats.UnreadableStructPages} pages could not be read; those pages were kept");
+        // Everything the header vouches for must be on disk before it stops saying "incomplete".
+        _sink.Flush();
+        if (!result.Incomplete)
+        {
+            header.Status = (uint)_opt.Codec;
+            _sink.Write(0, header.BuildMainHeader());
+        }
         _sink.Complete();
         return result;
+    }
+
+    /// <summary>
+    /// The file this dump would make, before writing anything: one filtering pass and a compressed
+    /// sample of its pages (what retention and the free-space check plan with).
+    /// </summary>
+    public static (ulong Pages, long Bytes) Estimate(DumpSource source, DumpOptions options)
+    {
+        var w = new KdumpCompressedWriter(source, NoSink.Instance, options);
+        var filter = source.CreateFilter(options.Level);
+        ulong maxMapnr = source.MaxMapnr;
+        ulong window = Math.Max(32768, (options.WindowPfns + 32767) / 32768 * 32768);
+        var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
+        var sample = new SizeSample(options.Codec, source.PageSize, options.ZstdLevel);
+        ulong pages = w.CountDumpable(filter, bitmap, window, maxMapnr, sample);
+        return (pages, w.Estimate(w.BuildHeader(maxMapnr), pages, sample));
+    }
+
+    private sealed class NoSink : IDumpSink
+    {
+        public static readonly NoSink Instance = new();
+        public void Write(long offset, ReadOnlySpan<byte> data) => throw new InvalidOperationException("estimating writes nothing");
+        public void Complete() { }
+        public void Dispose() { }
+    }
+
+    /// <summary>Pass 1: the dumpable pages of every window, with a few of them compressed as a size sample.</summary>
+    private ulong CountDumpable(PageFilter filter, PfnBitmap bitmap, ulong window, ulong maxMapnr, SizeSample sample)
+    {
+        filter.BeginPass();
+        ulong dumpable = 0;
+        for (ulong start = 0; start < maxMapnr; start += window)
+        {
+            bitmap.Reset(start, Math.Min(window, maxMapnr - start));
+            filter.FillDumpable(bitmap);
+            ulong n = bitmap.PopCount();
+            dumpable += n;
+            sample.Take(_src, bitmap, n, (filter.Level & DumpLevel.Zero) != 0);
+        }
+        return dumpable;
+    }
+
+    /// <summary>Headers, bitmaps and descriptors exactly; the pages at the sample's average size.</summary>
+    private long Estimate(KdumpHeader header, ulong dumpable, SizeSample sample) =>
+        header.DescriptorsOffset + (long)dumpable * DescriptorSize + _ps + (long)(sample.BytesPerPage * dumpable);
+
+    private static bool CanRaise(DumpLevel level, DumpLevel? fallback) => fallback is { } f && (f & ~level) != 0;
+
+    /// <summary>
+    /// From <paramref name="from"/> on, keeps only what <paramref name="raised"/> keeps too, in the
+    /// window being written, and rewrites that window's 2nd bitmap. Pages already written are left
+    /// as they are; the descriptor table keeps its size (unused entries at its end stay zero).
+    /// Returns how many pages were dropped.
+    /// </summary>
+    private ulong Raise(PageFilter raised, PfnBitmap bitmap, ulong from, KdumpHeader header)
+    {
+        var narrower = new PfnBitmap(bitmap.Count);
+        narrower.Reset(bitmap.Start, bitmap.Count);
+        raised.BeginPass();
+        raised.FillDumpable(narrower);
+        ulong cleared = 0;
+        for (ulong pfn = bitmap.NextSet(from); pfn < bitmap.End; pfn = bitmap.NextSet(pfn + 1))
+            if (!narrower.Get(pfn) && bitmap.Clear(pfn)) cleared++;
+        _sink.Write(header.Bitmap2Offset + (long)(bitmap.Start / 8), bitmap.Bytes.AsSpan(0, bitmap.ByteLength));
+        header.DumpLevel = (int)raised.Level;
+        return cleared;
+    }
+
+    /// <summary>
+    /// Compressed sizes of a few dumpable pages per window, spread over it: enough to foresee the
+    /// file size within some percent, for a few hundred page reads.
+    /// </summary>
+    private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel)
+    {
+        private readonly byte[] _page = new byte[pageSize];
+        private readonly byte[] _out = new byte[pageSize * 2 + 64];
+        private long _bytes;
+        private long _pages;
+
+        public double BytesPerPage => _pages == 0 ? pageSize : (double)_bytes / _pages;
+
+        public void Take(DumpSource src, PfnBitmap bitmap, ulong setBits, bool zeroExcluded)
+        {
+            if (setBits == 0) return;
+            using var compressor = PageCompressors.Create(codec, pageSize, zstdLevel);
+            ulong stride = Math.Max(1, setBits / SamplePagesPerWindow), index = 0;
+            for (ulong pfn = bitmap.NextSet(bitmap.Start); pfn < bitmap.End; pfn = bitmap.NextSet(pfn + 1), index++)
+            {
+                if (index % stride != 0) continue;
+                _pages++;
+                if (!src.Vmcore.TryRead(pfn * (ulong)pageSize, _page)) continue;   // unreadable: a zero descriptor
+                if (zeroExcluded && _page.AsSpan().IndexOfAnyExcept((byte)0) < 0) continue;
+                int n = compressor?.Compress(_page, _out) ?? -1;
+                _bytes += n > 0 ? n : pageSize;
+            }
+        }
     }
 
     private KdumpHeader BuildHeader(ulong maxMapnr)
@@ -221,20 +385,33 @@ public sealed class KdumpCompressedWriter
         _descCount++;
     }
 
-    /// <summary>Data first, then the descriptors that point into it.</summary>
+    /// <summary>
+    /// Data first, then the descriptors that point into it. When the data does not fit, its
+    /// descriptors are dropped: the file then ends with valid descriptors followed by zero ones,
+    /// which readers take as "not saved".
+    /// </summary>
     private void FlushCaches()
     {
-        if (_dataLen > 0)
+        try
         {
-            _sink.Write(_dataFileOffset, _data.AsSpan(0, _dataLen));
-            _dataFileOffset += _dataLen;
-            _dataLen = 0;
+            if (_dataLen > 0)
+            {
+                _sink.Write(_dataFileOffset, _data.AsSpan(0, _dataLen));
+                _dataFileOffset += _dataLen;
+                _dataLen = 0;
+            }
+            if (_descCount > 0)
+            {
+                _sink.Write(_descFileOffset, _desc.AsSpan(0, _descCount * DescriptorSize));
+                _descFileOffset += _descCount * DescriptorSize;
+                _descCount = 0;
+            }
         }
-        if (_descCount > 0)
+        catch (IOException e) when (Libc.IsOutOfSpace(e))
         {
-            _sink.Write(_descFileOffset, _desc.AsSpan(0, _descCount * DescriptorSize));
-            _descFileOffset += _descCount * DescriptorSize;
+            _dataLen = 0;
             _descCount = 0;
+            throw new TargetFullException($"the target is full ({e.Message})");
         }
     }
 }

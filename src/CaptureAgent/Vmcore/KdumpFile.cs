@@ -174,5 +174,79 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
         return true;
     }
 
+    /// <summary>What a full check of the stored pages found.</summary>
+    public sealed class PageScan
+    {
+        public ulong Ok, Missing, Corrupt;
+        /// <summary>The last pfn whose page was read back whole (0 if none).</summary>
+        public ulong LastGoodPfn;
+        /// <summary>The first missing pfn after which nothing is stored: where a cut dump stopped.</summary>
+        public ulong? StoppedAt;
+        public List<string> Problems { get; } = new();
+    }
+
+    /// <summary>
+    /// Reads every stored page in pfn order with its descriptor and decompresses it (zstd frames
+    /// carry a checksum), in bounded memory. A zero descriptor is a page that was not saved.
+    /// </summary>
+    public PageScan Scan(Action<ulong, ulong>? progress = null)
+    {
+        var scan = new PageScan();
+        long fileLength = RandomAccess.GetLength(_file);
+        const int Batch = 2730;
+        var descs = new byte[Batch * 24];
+        ulong batchStart = 0;
+        int batchCount = 0;
+        ulong index = 0, total = DumpablePages;
+        bool trailingMissing = false;
+        for (ulong pfn = 0; pfn < MaxPfn; pfn++)
+        {
+            if (pfn % BlockPfns == 0 && _prefix[pfn / BlockPfns + 1] == _prefix[pfn / BlockPfns]) { pfn += BlockPfns - 1; continue; }
+            if (!IsDumpable(pfn)) continue;
+            if (index >= batchStart + (ulong)batchCount)
+            {
+                batchStart = index;
+                int want = (int)Math.Min((ulong)Batch, total - index);
+                int got = RandomAccess.Read(_file, descs.AsSpan(0, want * 24), _descriptors + (long)index * 24);
+                batchCount = got / 24;
+                if (batchCount < want) Array.Clear(descs, batchCount * 24, (want - batchCount) * 24);
+                batchCount = want;
+            }
+            var d = descs.AsSpan((int)(index - batchStart) * 24, 24);
+            index++;
+            long offset = BinaryPrimitives.ReadInt64LittleEndian(d);
+            uint size = BinaryPrimitives.ReadUInt32LittleEndian(d[8..]);
+            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(d[12..]);
+            if (offset == 0 && size == 0)
+            {
+                scan.Missing++;
+                if (!trailingMissing) { trailingMissing = true; scan.StoppedAt = pfn; }
+                continue;
+            }
+            trailingMissing = false;
+            scan.StoppedAt = null;
+            string? problem = null;
+            if (offset < _descriptors || size == 0 || size > PageSize || offset + size > fileLength)
+                problem = $"pfn 0x{pfn:x}: descriptor points outside the file (offset {offset}, size {size})";
+            else
+            {
+                var raw = _raw.AsSpan(0, (int)size);
+                var codec = flags == 0 ? PageCodec.None : (PageCodec)flags;
+                if (RandomAccess.Read(_file, raw, offset) != size) problem = $"pfn 0x{pfn:x}: short read at {offset}";
+                else if (codec == PageCodec.None ? size != PageSize : !PageCompressors.TryDecompress(codec, raw, _page))
+                    problem = $"pfn 0x{pfn:x}: page data at {offset} does not decompress ({codec})";
+            }
+            if (problem is null) { scan.Ok++; scan.LastGoodPfn = pfn; }
+            else
+            {
+                scan.Corrupt++;
+                if (scan.Problems.Count < 10) scan.Problems.Add(problem);
+            }
+            if ((index & 0xffff) == 0) progress?.Invoke(index, total);
+        }
+        _cachedPfn = ulong.MaxValue;
+        return scan;
+    }
+
     public void Dispose() => _file.Dispose();
 }

@@ -28,6 +28,10 @@ public sealed record KdumpFileFacts(int BlockSize, int SubHeaderBlocks, uint Bit
             BinaryPrimitives.ReadInt64LittleEndian(sub.AsSpan(32)), BinaryPrimitives.ReadInt64LittleEndian(sub.AsSpan(40)));
     }
 
+    public static bool Bit(byte[] bitmap, ulong pfn) => (bitmap[pfn / 8] & (1 << (int)(pfn % 8))) != 0;
+
+    public ulong Dumpable => (ulong)Bitmap2.Sum(b => System.Numerics.BitOperations.PopCount(b));
+
     public static int CountDifferentBits(byte[] a, byte[] b)
     {
         int n = 0;

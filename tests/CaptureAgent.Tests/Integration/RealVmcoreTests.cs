@@ -138,7 +138,7 @@ public class RealVmcoreTests(ITestOutputHelper log)
         AssertEveryStoredPageEqualsVmcore(vmcore, dir.File("ours"));
     }
 
-    private static void AssertEveryStoredPageEqualsVmcore(string vmcore, string dump)
+    internal static void AssertEveryStoredPageEqualsVmcore(string vmcore, string dump)
     {
         using var elf = new ElfVmcore(vmcore);
         using var kd = new KdumpFile(dump);

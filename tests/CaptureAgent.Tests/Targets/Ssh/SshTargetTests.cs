@@ -29,8 +29,7 @@ public class SshTargetTests(ITestOutputHelper output)
         return (dir.File("vmcore"), false);
     }
 
-    private static CrashFacts Facts(DumpSource s) => new(CaptureJob.DirectoryName(s).Split("-20")[0],
-        DateTimeOffset.FromUnixTimeSeconds(s.Info?.CrashTime ?? 0), s.Info?.OsRelease ?? "unknown", null);
+    private static CrashFacts Facts(DumpSource s) => CaptureJob.Facts(s, null);
 
     /// <summary>CRC-64/XZ bit by bit: independent of the table-driven code under test.</summary>
     private static string Crc64File(string path)

@@ -1,0 +1,127 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using CaptureAgent.Capture;
+using CaptureAgent.Vmcore;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>
+/// `capture-agent verify DIR|DUMPFILE`: is a saved dump whole? The manifest's sizes and CRC-64s,
+/// then the dump's own structure, every stored page decompressed. Exit 0 complete, 3 incomplete
+/// (cut short, readable up to where it stopped), 1 corrupt or unreadable.
+/// </summary>
+public static class VerifyCommand
+{
+    public const string Usage = "usage: capture-agent verify DIR|DUMPFILE [--json]";
+    private static readonly string[] DumpNames = ["vmcore", "vmcore-incomplete", "vmcore.flat", "vmcore-incomplete.flat"];
+
+    private enum Verdict { Complete, Incomplete, Corrupt }
+
+    public static int Run(string[] args)
+    {
+        bool json = args.Contains("--json");
+        var paths = args.Where(a => a != "--json").ToList();
+        if (paths.Count != 1 || paths[0].StartsWith('-'))
+        {
+            Console.Error.WriteLine(Usage);
+            return ExitCodes.Usage;
+        }
+        var lines = new List<string>();
+        var verdict = Verdict.Complete;
+        string summary;
+        try
+        {
+            (verdict, summary) = Check(paths[0], lines);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or VmcoreException or InvalidDataException)
+        {
+            verdict = Verdict.Corrupt;
+            summary = $"unreadable: {e.Message}";
+        }
+        if (json)
+        {
+            using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteString("path", paths[0]);
+            w.WriteString("verdict", verdict.ToString().ToLowerInvariant());
+            w.WriteString("summary", summary);
+            w.WriteStartArray("details");
+            foreach (var l in lines) w.WriteStringValue(l);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        else
+        {
+            foreach (var l in lines) Console.Out.WriteLine("  " + l);
+            Console.Out.WriteLine($"{paths[0]}: {summary}");
+        }
+        return verdict switch { Verdict.Complete => ExitCodes.Ok, Verdict.Incomplete => ExitCodes.Degraded, _ => ExitCodes.Failed };
+    }
+
+    private static (Verdict, string) Check(string path, List<string> lines)
+    {
+        if (!Directory.Exists(path)) return CheckDumpFile(path, lines);
+        string manifestPath = Path.Combine(path, DumpManifest.FileName);
+        var verdict = Verdict.Complete;
+        string? dump = DumpNames.Select(n => Path.Combine(path, n)).FirstOrDefault(File.Exists);
+        if (File.Exists(manifestPath))
+        {
+            var manifest = DumpManifest.Parse(File.ReadAllText(manifestPath));
+            foreach (var f in manifest.Files)
+            {
+                string file = Path.Combine(path, f.Name);
+                if (!File.Exists(file)) return (Verdict.Corrupt, $"corrupt: {f.Name} is listed in the manifest but missing");
+                var actual = DumpManifest.Checksum(file);
+                if (actual.Size != f.Size) return (Verdict.Corrupt, $"corrupt: {f.Name} is {actual.Size} bytes, the manifest says {f.Size}");
+                if (f.Crc64.Length > 0 && actual.Crc64 != f.Crc64) return (Verdict.Corrupt, $"corrupt: {f.Name} CRC-64 {actual.Crc64}, the manifest says {f.Crc64}");
+                lines.Add($"{f.Name}: {f.Size} bytes, CRC-64 {f.Crc64} matches");
+            }
+            if (!manifest.Complete)
+            {
+                verdict = Verdict.Incomplete;
+                lines.Add($"the manifest says incomplete: {manifest.IncompleteReason}");
+            }
+        }
+        else lines.Add($"no {DumpManifest.FileName}: the capture did not finish, or predates manifests");
+        if (dump is null) return (Verdict.Corrupt, "no vmcore in this directory");
+        var (v, s) = CheckDumpFile(dump, lines);
+        return (v > verdict ? v : verdict, s);
+    }
+
+    private static (Verdict, string) CheckDumpFile(string path, List<string> lines)
+    {
+        var head = new byte[16];
+        using (var f = File.OpenRead(path)) f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        if (head.AsSpan(0, 12).SequenceEqual("makedumpfile"u8)) return CheckFlattened(path);
+        using var kd = new KdumpFile(path);
+        var scan = kd.Scan();
+        lines.Add($"{Path.GetFileName(path)}: {kd.DumpablePages} pages in the bitmap: {scan.Ok} read back, {scan.Missing} not saved, {scan.Corrupt} corrupt");
+        lines.AddRange(scan.Problems);
+        if (scan.Corrupt > 0) return (Verdict.Corrupt, $"corrupt: {scan.Problems[0]}");
+        if (kd.Incomplete || scan.StoppedAt is not null || Path.GetFileName(path).Contains("incomplete"))
+            return (Verdict.Incomplete, $"incomplete: pages stored up to pfn 0x{scan.LastGoodPfn:x} ({scan.Ok} of {kd.DumpablePages})");
+        string note = scan.Missing > 0 ? $", {scan.Missing} marked missing (unreadable in the vmcore)" : "";
+        return (Verdict.Complete, $"complete, {scan.Ok} pages OK{note}");
+    }
+
+    /// <summary>A flattened stream: well-formed records up to the end marker.</summary>
+    private static (Verdict, string) CheckFlattened(string path)
+    {
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        long length = f.Length, pos = 4096, records = 0;
+        Span<byte> rec = stackalloc byte[16];
+        while (true)
+        {
+            if (pos + 16 > length) return (Verdict.Incomplete, $"incomplete: flattened stream ends after {records} records without its end marker");
+            f.Position = pos;
+            f.ReadExactly(rec);
+            long offset = BinaryPrimitives.ReadInt64BigEndian(rec), size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
+            if (offset == -1 && size == -1) break;
+            if (offset < 0 || size <= 0 || size > 1L << 32) return (Verdict.Corrupt, $"corrupt: bad flattened record {records} at {pos} (offset {offset}, size {size})");
+            pos += 16 + size;
+            records++;
+        }
+        if (pos + 16 != length) return (Verdict.Corrupt, $"corrupt: {length - pos - 16} bytes after the end marker");
+        return (Verdict.Complete, $"complete flattened stream, {records} records (rearrange it to check its pages)");
+    }
+}

@@ -1,0 +1,246 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using CaptureAgent.Capture;
+using CaptureAgent.Cli;
+using CaptureAgent.Dump;
+using CaptureAgent.Filtering;
+using CaptureAgent.Output;
+using CaptureAgent.Tests.Integration;
+using CaptureAgent.Vmcore;
+using Xunit;
+
+namespace CaptureAgent.Tests.Capture;
+
+/// <summary>
+/// Full disks, old dumps, killed writers and damaged files, on real filesystems (tmpfs mounted by
+/// the test; root is required) with a real vmcore: the dump must end readable and say what it is.
+/// </summary>
+public class SpaceAndIntegrityTests
+{
+    private const string Fixture = "6.1-1024";
+
+    /// <summary>A tmpfs of the given size, unmounted on dispose.</summary>
+    private sealed class SmallFilesystem : IDisposable
+    {
+        public TempDir Dir { get; } = new();
+        public string Root => Dir.Path;
+        public SmallFilesystem(string size) => Fixtures.Sh($"mount -t tmpfs -o size={size},mode=0700 tmpfs {Root}");
+        public void Dispose()
+        {
+            Fixtures.Exec("/bin/umount", [Root]);
+            Dir.Dispose();
+        }
+    }
+
+    [Fact]
+    public void FullDiskLeavesAReadableIncompleteDumpAndKeepsTheLog()
+    {
+        using var fs = new SmallFilesystem("6m");   // the -d 31 dump is about 21 MB
+        var r = CaptureJob.Run(Fixtures.Vmcore(Fixture), fs.Root, new CaptureSettings { PathTemplate = "/crash", MinFreeBytes = 0 }, _ => { });
+        Assert.False(r.Complete);
+        Assert.EndsWith("vmcore-incomplete", r.VmcorePath);
+        Assert.False(File.Exists(Path.Combine(r.Directory, "vmcore")));
+        Assert.Contains("sysrq triggered crash", File.ReadAllText(Path.Combine(r.Directory, "dmesg.txt")));
+        Assert.Contains(r.Problems, p => p.Contains("the target is full"));
+
+        using (var kd = new KdumpFile(r.VmcorePath!))
+        {
+            Assert.True(kd.Incomplete);
+            var scan = kd.Scan();
+            Assert.Equal(0UL, scan.Corrupt);
+            Assert.True(scan.Ok > 1000, $"only {scan.Ok} pages readable");
+            Assert.NotNull(scan.StoppedAt);
+            // What was saved is right: every readable page equals the vmcore.
+            using var elf = new ElfVmcore(Fixtures.Vmcore(Fixture));
+            var a = new byte[4096];
+            var b = new byte[4096];
+            for (ulong pfn = 0, n = 0; pfn < kd.MaxPfn && n < 2000; pfn++)
+                if (kd.IsDumpable(pfn) && kd.TryReadPage(pfn, a))
+                {
+                    Assert.True(elf.TryRead(pfn * 4096, b) && a.AsSpan().SequenceEqual(b), $"pfn {pfn:x}");
+                    n++;
+                }
+        }
+        // libkdumpfile, a reader that is not ours, opens the cut file and reads the saved pages
+        // (kernel virtual addresses may need page tables that were not saved: crash then needs
+        // --zero_excluded, and refuses when the kernel's own image was cut off).
+        using (var kd = new KdumpFile(r.VmcorePath!))
+        {
+            var page = new byte[4096];
+            ulong first = 0;
+            while (!(kd.IsDumpable(first) && kd.TryReadPage(first, page) && page.AsSpan().IndexOfAnyExcept((byte)0) >= 0)) first++;
+            string hex = Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {r.VmcorePath} --phys-page {first * 4096}").Trim();
+            Assert.Equal(Convert.ToHexStringLower(page), hex);
+        }
+
+        var manifest = DumpManifest.Parse(File.ReadAllText(Path.Combine(r.Directory, DumpManifest.FileName)));
+        Assert.False(manifest.Complete);
+        Assert.Contains("full", manifest.IncompleteReason);
+        Assert.Equal(ExitCodes.Degraded, VerifyCommand.Run([r.Directory]));
+    }
+
+    [Fact]
+    public void DumpThatWouldNotFitIsTakenAtTheFallbackLevelFromTheStart()
+    {
+        using var fs = new SmallFilesystem("40m");   // -d 1 is about 235 MB, -d 31 about 21 MB
+        var r = CaptureJob.Run(Fixtures.Vmcore(Fixture), fs.Root, new CaptureSettings
+        {
+            PathTemplate = "/crash",
+            MinFreeBytes = 1 << 20,
+            Dump = new DumpOptions { Level = DumpLevel.Zero },
+            FallbackLevel = DumpLevel.All,
+        }, _ => { });
+        Assert.True(r.Complete, string.Join("; ", r.Problems));
+        Assert.Equal(DumpLevel.All, r.LevelUsed);
+        Assert.Contains(r.Problems, p => p.Contains("dump level 31 used instead"));
+        var manifest = DumpManifest.Parse(File.ReadAllText(Path.Combine(r.Directory, DumpManifest.FileName)));
+        Assert.Equal((31, 1), (manifest.DumpLevel, manifest.RequestedDumpLevel));
+        using var kd = new KdumpFile(r.VmcorePath!);
+        Assert.Equal(31, kd.Header.DumpLevel);
+        Assert.Equal(kd.DumpablePages, kd.Scan().Ok);
+        Assert.Equal(ExitCodes.Ok, VerifyCommand.Run([r.Directory]));
+    }
+
+    [Fact]
+    public void RunningOutOfRoomMidDumpRaisesTheLevelForTheRestAndTheFileStaysConsistent()
+    {
+        using var dir = new TempDir();
+        int calls = 0;
+        DumpResult result;
+        using (var src = new DumpSource(Fixtures.Vmcore(Fixture)))
+        using (var sink = FileSink.Create(dir.File("dump")))
+            result = new KdumpCompressedWriter(src, sink, new DumpOptions
+            {
+                Level = DumpLevel.Zero,
+                // Plenty of room at the start, then the target "fills up" at the first check.
+                FreeSpace = () => ++calls == 1 ? long.MaxValue : 40L << 20,
+                FallbackLevel = DumpLevel.All,
+            }).Write();
+        Assert.False(result.Incomplete);
+        Assert.Equal(DumpLevel.All, result.LevelRaisedTo);
+        Assert.True(calls >= 2);
+        Assert.Contains(result.Problems, p => p.Contains("running out of room"));
+
+        // The bitmap is the level-1 set up to the switch and the level-31 set after it.
+        using var kd = new KdumpFile(dir.File("dump"));
+        Assert.False(kd.Incomplete);
+        var scan = kd.Scan();
+        Assert.Equal((kd.DumpablePages, 0UL, 0UL), (scan.Ok, scan.Missing, scan.Corrupt));
+        var full1 = Facts(DumpLevel.Zero, dir, "l1");
+        var full31 = Facts(DumpLevel.All, dir, "l31");
+        ulong switchPfn = ulong.Parse(Regex.Match(string.Join(" ", result.Problems), "from pfn 0x([0-9a-f]+)").Groups[1].Value, System.Globalization.NumberStyles.HexNumber);
+        var ours = KdumpFileFacts.Read(dir.File("dump"));
+        for (ulong pfn = 0; pfn < kd.MaxPfn; pfn++)
+        {
+            bool expected = pfn < switchPfn ? KdumpFileFacts.Bit(full1.Bitmap2, pfn) : KdumpFileFacts.Bit(full31.Bitmap2, pfn);
+            Assert.True(expected == KdumpFileFacts.Bit(ours.Bitmap2, pfn), $"pfn 0x{pfn:x} (switch at 0x{switchPfn:x})");
+        }
+        Assert.True(kd.DumpablePages < full1.Dumpable && kd.DumpablePages > full31.Dumpable);
+        // Every stored page is the vmcore's, read by libkdumpfile as well.
+        RealVmcoreTests.AssertEveryStoredPageEqualsVmcore(Fixtures.Vmcore(Fixture), dir.File("dump"));
+        Assert.Matches("pages [0-9]+", Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {dir.File("dump")}"));
+    }
+
+    private static KdumpFileFacts Facts(DumpLevel level, TempDir dir, string name)
+    {
+        Unit.SyntheticDumpTests.Dump(Fixtures.Vmcore(Fixture), dir.File(name), new DumpOptions { Level = level });
+        return KdumpFileFacts.Read(dir.File(name));
+    }
+
+    [Fact]
+    public void KilledWriterLeavesAFileThatSaysItIsIncomplete()
+    {
+        using var dir = new TempDir();
+        string dump = dir.File("dump");
+        var psi = new ProcessStartInfo(Fixtures.Binary) { UseShellExecute = false, RedirectStandardError = true };
+        foreach (var a in new[] { "dump", "-d", "0", "--threads", "1", "-c", Fixtures.Vmcore(Fixture), dump }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var clock = Stopwatch.StartNew();
+        while (!p.HasExited && (!File.Exists(dump) || new FileInfo(dump).Length < (24 << 20)) && clock.Elapsed < TimeSpan.FromMinutes(2)) Thread.Sleep(20);
+        Assert.False(p.HasExited, "the dump finished before it could be killed");
+        p.Kill();
+        p.WaitForExit();
+        using var kd = new KdumpFile(dump);
+        Assert.True(kd.Incomplete);
+        var scan = kd.Scan();
+        Assert.Equal(0UL, scan.Corrupt);
+        Assert.True(scan.Ok > 1000 && scan.Missing > 0, $"{scan.Ok} read, {scan.Missing} missing");
+        Assert.Equal(ExitCodes.Degraded, VerifyCommand.Run([dump]));
+    }
+
+    [Fact]
+    public void VerifyTellsADamagedDumpFromAGoodOne()
+    {
+        using var dir = new TempDir();
+        var r = CaptureJob.Run(Fixtures.Vmcore(Fixture), dir.Path, new CaptureSettings { PathTemplate = "/d", MinFreeBytes = 0 }, _ => { });
+        Assert.True(r.Complete);
+        Assert.Equal(ExitCodes.Ok, VerifyCommand.Run([r.Directory]));
+        Assert.Equal(ExitCodes.Ok, VerifyCommand.Run([r.VmcorePath!]));
+
+        // One flipped byte in the page data: the manifest's CRC catches it; without the manifest,
+        // the page's zstd checksum does.
+        var bytes = File.ReadAllBytes(r.VmcorePath!);
+        bytes[bytes.Length - 100] ^= 0x40;
+        string copy = dir.File("damaged");
+        File.WriteAllBytes(copy, bytes);
+        File.Copy(copy, r.VmcorePath!, overwrite: true);
+        Assert.Equal(ExitCodes.Failed, VerifyCommand.Run([r.Directory]));
+        Assert.Equal(ExitCodes.Failed, VerifyCommand.Run([copy]));
+
+        // Truncated: descriptors point past the end.
+        File.WriteAllBytes(copy, bytes.AsSpan(0, bytes.Length / 2).ToArray());
+        Assert.Equal(ExitCodes.Failed, VerifyCommand.Run([copy]));
+    }
+
+    [Fact]
+    public void RetentionRemovesTheOldestDumpsOnlyAndNeverFollowsLinks()
+    {
+        using var dir = new TempDir();
+        string parent = Directory.CreateDirectory(dir.File("crash")).FullName;
+        void MakeDump(string name, int day, int bytes)
+        {
+            string d = Directory.CreateDirectory(Path.Combine(parent, name)).FullName;
+            File.WriteAllBytes(Path.Combine(d, "vmcore"), new byte[bytes]);
+            new DumpManifest { Complete = true, Host = "h", CrashTime = new DateTimeOffset(2026, 1, day, 0, 0, 0, TimeSpan.Zero) }.WriteTo(d);
+        }
+        MakeDump("c-newest", 20, 1000);
+        MakeDump("a-oldest", 1, 3000);
+        MakeDump("b-middle", 10, 2000);
+        Directory.CreateDirectory(Path.Combine(parent, "not-a-dump"));
+        File.WriteAllText(Path.Combine(parent, "not-a-dump", "notes.txt"), "keep me");
+        string outside = Directory.CreateDirectory(dir.File("outside")).FullName;
+        File.WriteAllBytes(Path.Combine(outside, "vmcore"), new byte[10]);
+        File.CreateSymbolicLink(Path.Combine(parent, "0-link"), outside);
+
+        Assert.Equal(["a-oldest", "b-middle", "c-newest"], Retention.List(parent).Select(d => Path.GetFileName(d.Path)));
+        // Two dumps kept counting the new one: the two oldest go.
+        var removed = Retention.Apply(parent, keepDumps: 2, keepBytes: 0, incomingBytes: 500);
+        Assert.Equal(["a-oldest", "b-middle"], removed.Select(Path.GetFileName));
+        Assert.True(Directory.Exists(Path.Combine(parent, "c-newest")));
+        Assert.True(File.Exists(Path.Combine(parent, "not-a-dump", "notes.txt")));
+        Assert.True(File.Exists(Path.Combine(outside, "vmcore")));
+
+        // By size: 1000 kept + 9500 incoming > 10000: the last old one goes too.
+        MakeDump("d-new", 21, 100);
+        removed = Retention.Apply(parent, keepDumps: 0, keepBytes: 10_000, incomingBytes: 9_500);
+        Assert.Equal(["c-newest"], removed.Select(Path.GetFileName));
+        Assert.Empty(Retention.Apply(parent, keepDumps: 0, keepBytes: 10_000, incomingBytes: 100));
+    }
+
+    [Fact]
+    public void ManifestRoundTripsAndRejectsPathsInFileNames()
+    {
+        var m = new DumpManifest
+        {
+            Complete = false, IncompleteReason = "the target is full", Host = "web-01", KernelRelease = "6.1.0-56-cloud-amd64",
+            CrashTime = new DateTimeOffset(2026, 11, 23, 6, 40, 5, TimeSpan.Zero), DumpLevel = 31, RequestedDumpLevel = 1,
+            Compression = "zstd", DumpablePages = 12345, Files = [new("vmcore-incomplete", 42, "0123456789abcdef")], Problems = ["x"],
+        };
+        var back = DumpManifest.Parse(m.ToJson());
+        Assert.Equal((false, "the target is full", "web-01", 31, 1, 12345UL), (back.Complete, back.IncompleteReason, back.Host, back.DumpLevel, back.RequestedDumpLevel, back.DumpablePages));
+        Assert.Equal(m.CrashTime, back.CrashTime);
+        Assert.Equal(m.Files, back.Files);
+        Assert.Throws<InvalidDataException>(() => DumpManifest.Parse(m.ToJson().Replace("vmcore-incomplete", "../etc/passwd")));
+        Assert.Throws<InvalidDataException>(() => DumpManifest.Parse("{\"complete\": true"));
+    }
+}
