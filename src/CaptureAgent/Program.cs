@@ -14,6 +14,7 @@ public static class Program
           capture-agent initramfs build -o IMAGE ...          write the capture initramfs
           capture-agent capture [--config FILE] [--vmcore F]  save a dump to the configured targets, as the capture kernel does
           capture-agent verify DIR|DUMPFILE [--json]          is a saved dump complete, cut short or corrupt?
+          capture-agent report [DIR] [--json] [--limit N]     saved dumps: what crashed, call trace, signature
           capture-agent net up|list|modules ...               the network without ip(8): DHCP or static address, NICs, NIC modules
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
@@ -54,6 +55,7 @@ public static class Program
             "initramfs" => InitramfsCommand.Run(args[1..]),
             "capture" => CaptureCommand.Run(args[1..]),
             "verify" => VerifyCommand.Run(args[1..]),
+            "report" => ReportCommand.Run(args[1..]),
             "net" => NetCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),

@@ -111,7 +111,7 @@ public static class CaptureJob
         }
         Libc.FsyncDirectory(dir);
         report(result.Incomplete
-            ? $"capture-agent: vmcore-incomplete kept: {result.StoredPages + result.ZeroPages} pages, {result.BytesWritten} bytes: {result.IncompleteReason}"
+            ? $"capture-agent: vmcore-incomplete kept ({result.BytesWritten} bytes): {result.IncompleteReason}"
             : $"capture-agent: vmcore saved: {result.DumpablePages} pages, {result.BytesWritten} bytes in {clock.Elapsed.TotalSeconds:0.0} s");
         if (settings.SaveRawCopy && !result.Incomplete)
         {

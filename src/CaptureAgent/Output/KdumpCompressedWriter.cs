@@ -214,7 +214,8 @@ public sealed class KdumpCompressedWriter
         {
             result.Incomplete = true;
             result.IncompleteReason = e.Message;
-            result.Problems.Add($"the dump is incomplete: {e.Message}; it holds {done} of {dumpable} pages, up to where it stopped");
+            long saved = (_descFileOffset - header.DescriptorsOffset) / DescriptorSize;
+            result.Problems.Add($"the dump is incomplete: {e.Message}; it holds {saved} of {dumpable} pages, up to where it stopped");
         }
         result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
