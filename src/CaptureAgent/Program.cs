@@ -15,6 +15,7 @@ public static class Program
           capture-agent capture [--config FILE] [--vmcore F]  save a dump to the configured targets, as the capture kernel does
           capture-agent verify DIR|DUMPFILE [--json]          is a saved dump complete, cut short or corrupt?
           capture-agent report [DIR] [--json] [--limit N]     saved dumps: what crashed, call trace, signature
+          capture-agent config import|check ...              a kdump.conf / kdump-tools setup as capture-agent.conf; validate a config
           capture-agent net up|list|modules ...               the network without ip(8): DHCP or static address, NICs, NIC modules
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
@@ -57,6 +58,7 @@ public static class Program
             "verify" => VerifyCommand.Run(args[1..]),
             "report" => ReportCommand.Run(args[1..]),
             "net" => NetCommand.Run(args[1..]),
+            "config" => ConfigCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

@@ -77,7 +77,9 @@ public sealed class AgentConfig
                 c.Errors.Add($"{source}:{lineNo}: expected key = value, got '{raw.Trim()}'");
                 continue;
             }
-            string key = line[..eq].Trim().ToLowerInvariant(), value = line[(eq + 1)..].Trim().Trim('"');
+            string key = line[..eq].Trim().ToLowerInvariant(), value = line[(eq + 1)..].Trim();
+            // One pair of surrounding quotes is syntax; quotes inside (dyndbg="...") are the value's.
+            if (value.Length >= 2 && value[0] == '"' && value[^1] == '"') value = value[1..^1];
             string? error = c.Set(key, value);
             if (error is not null) c.Errors.Add($"{source}:{lineNo}: {error}");
         }

@@ -1,0 +1,227 @@
+namespace CaptureAgent.Config;
+
+/// <summary>
+/// Debian/Ubuntu kdump-tools: the shell settings of /etc/default/kdump-tools into capture-agent.conf.
+/// kdump-tools boots the real root filesystem in the capture kernel and saves there (or mounts NFS
+/// over KDUMP_COREDIR, or streams over ssh); capture-agent names that filesystem as its target.
+/// </summary>
+public static class KdumpToolsImporter
+{
+    public const string DefaultsPath = "/etc/default/kdump-tools";
+    public const string DefaultSshKey = "/root/.ssh/kdump_id_rsa";
+    private const string DefaultCoreDir = "/var/crash";
+
+    public static void Import(ConfigImport import, ImportFile file, string rootDir)
+    {
+        import.Sources.Add(file.DisplayName);
+        var (assignments, other) = ShellAssignments.Parse(file.Text);
+        foreach (var stmt in other)
+            import.Drop(new ImportOrigin($"{file.DisplayName}:{stmt.Line}", stmt.Text), "shell code, not a setting: not run");
+        var vars = new Dictionary<string, (string Value, ImportOrigin Origin)>(StringComparer.Ordinal);
+        foreach (var a in ShellAssignments.Last(assignments).Values.OrderBy(a => a.Line))
+        {
+            string text = a.Name.StartsWith("FTP_PASSWORD", StringComparison.Ordinal) ? a.Name + "=(not copied)" : a.Text;
+            var origin = new ImportOrigin($"{file.DisplayName}:{a.Line}", text);
+            if (a.Problem is not null) { import.Drop(origin, a.Problem); continue; }
+            // kdump-config gives its default to an empty variable too (${X:=default}).
+            if (a.Value.Trim().Length == 0) continue;
+            vars[a.Name] = (a.Value.Trim(), origin);
+        }
+        var fstab = Fstab.Load(rootDir);
+        (string Value, ImportOrigin Origin)? Take(string name)
+        {
+            if (!vars.Remove(name, out var v)) return null;
+            return v;
+        }
+
+        var useKdump = Take("USE_KDUMP");
+        if (useKdump is { } u)
+        {
+            if (u.Value == "0")
+            {
+                import.Drop(u.Origin, "kdump-tools was switched off; capture-agent is armed only when you run `capture-agent load`");
+                import.Warn("USE_KDUMP=0: kdump-tools was switched off on this system");
+            }
+            else import.Note($"{u.Origin.Where}: {u.Origin.Text}: capture-agent is armed by `capture-agent load`");
+        }
+
+        // Target and path.
+        var coreDir = Take("KDUMP_COREDIR");
+        string dir = coreDir?.Value ?? DefaultCoreDir;
+        var dirOrigin = coreDir?.Origin ?? new ImportOrigin(file.DisplayName, "(kdump-tools' default KDUMP_COREDIR=/var/crash)");
+        if (!dir.StartsWith('/'))
+        {
+            import.Drop(dirOrigin, "KDUMP_COREDIR must be an absolute path; /var/crash is used");
+            dir = DefaultCoreDir;
+        }
+        var ssh = Take("SSH");
+        var nfs = Take("NFS");
+        var sshKey = Take("SSH_KEY");
+        var timeo = Take("NFS_TIMEO");
+        var retrans = Take("NFS_RETRANS");
+        bool remote = false;
+        if (ssh is { } s)
+        {
+            string dest = KdumpConfImporter.BracketIpv6(s.Value);
+            string? bad = null;
+            try { Targets.Ssh.SshDestination.Parse(dest); }
+            catch (FormatException e) { bad = e.Message; }
+            if (bad is not null) import.Drop(s.Origin, bad + "; the root filesystem is the target instead");
+            else if (import.Set("target", "ssh:" + dest, s.Origin))
+            {
+                remote = true;
+                import.Set("path", dir, dirOrigin, "on the ssh server, as kdump-tools did; each dump goes to {host}-{date} below it");
+                var keyOrigin = sshKey?.Origin ?? new ImportOrigin(file.DisplayName, "(kdump-tools' default SSH_KEY)");
+                if (import.Set("ssh_key", sshKey?.Value ?? DefaultSshKey, keyOrigin) && sshKey is null) import.Remark("ssh_key", "kdump-tools' default key");
+                if (import.Set("ssh_known_hosts", KdumpConfImporter.RootKnownHosts, keyOrigin))
+                    import.Remark("ssh_known_hosts", "kdump-tools' ssh checked the server's host key against root's known_hosts");
+            }
+            if (nfs is { } n) import.Drop(n.Origin, "kdump-tools saves over SSH when SSH and NFS are both set");
+        }
+        else if (sshKey is { } k) import.Drop(k.Origin, "no SSH target uses it");
+        if (ssh is null && nfs is { } nf)
+        {
+            if (import.Set("target", "nfs:" + nf.Value, nf.Origin))
+            {
+                remote = true;
+                // kdump-tools mounted the export on KDUMP_COREDIR: dumps went to the top of the export.
+                import.Set("path", "/", nf.Origin, $"the top of the export: kdump-tools mounted it on {dir} and saved there; each dump goes to {{host}}-{{date}}");
+                string t = timeo?.Value ?? "600", r = retrans?.Value ?? "3";
+                if (import.Set("nfs_options", $"soft,timeo={t},retrans={r}", timeo?.Origin ?? retrans?.Origin ?? nf.Origin))
+                    import.Remark("nfs_options", "kdump-tools mounted with nolock,tcp,soft and these (600 and 3 by default); capture-agent adds nolock for NFSv3 itself");
+                KdumpConfImporter.NfsNameRemark(import, nf.Value);
+            }
+        }
+        else
+        {
+            if (timeo is { } to) import.Drop(to.Origin, "no NFS target uses it");
+            if (retrans is { } rt) import.Drop(rt.Origin, "no NFS target uses it");
+        }
+        if (remote)
+        {
+            import.Warn("kdump-tools used the booted system's network; capture-agent uses DHCP unless `network = ADDR/PREFIX via GATEWAY` is set");
+            if (coreDir is not null && ssh is null) import.Note($"{coreDir.Value.Origin.Where}: KDUMP_COREDIR was only the NFS mount point");
+        }
+        else LocalTarget(import, fstab, rootDir, dir, dirOrigin);
+
+        var hostTag = Take("HOSTTAG");
+        if (hostTag is { } h)
+        {
+            if (h.Value == "hostname") import.Note($"{h.Origin.Where}: HOSTTAG=hostname is what capture-agent's {{host}} gives");
+            else import.Drop(h.Origin, "capture-agent names dump directories by host name ({host}); the IP address is not available as a placeholder");
+        }
+
+        if (Take("KDUMP_NUM_DUMPS") is { } num)
+        {
+            if (import.Set("keep_dumps", num.Value, num.Origin) && remote)
+                import.Remark("keep_dumps", "kdump-tools kept this many only for local dumps; capture-agent applies it to this target");
+        }
+
+        var makedump = Take("MAKEDUMP_ARGS");
+        var c = CollectorSettings.Parse("makedumpfile " + (makedump?.Value ?? "-c -d 31"));
+        KdumpConfImporter.ApplyCollector(import, c, makedump?.Origin ?? new ImportOrigin(file.DisplayName, "(kdump-tools' default MAKEDUMP_ARGS=\"-c -d 31\")"), "MAKEDUMP_ARGS");
+
+        if (Take("KDUMP_FAIL_CMD") is { } fail) ImportFailCmd(import, fail.Value, fail.Origin);
+
+        if (Take("KDUMP_DUMP_DMESG") is { } dmesg && dmesg.Value != "1")
+            import.Drop(dmesg.Origin, "capture-agent always saves the crashed kernel's log (dmesg.txt) first, before the dump");
+
+        if (Take("KDUMP_CMDLINE_APPEND") is { } append)
+        {
+            var sorted = CmdlineAppend.Sort(append.Value);
+            if (sorted.Kept.Count > 0) import.Set("kernel_cmdline_append", string.Join(' ', sorted.Kept), append.Origin);
+            if (sorted.Blacklist.Count > 0) import.Set("blacklist", string.Join(',', sorted.Blacklist.Distinct()), append.Origin);
+            foreach (var (token, why) in sorted.Dropped) import.Drop(append.Origin with { Text = $"KDUMP_CMDLINE_APPEND [{token}]" }, why);
+            if (sorted.AlreadyAdded.Count > 0)
+                import.Note($"{append.Origin.Where}: {string.Join(' ', sorted.AlreadyAdded)} left out: `capture-agent load` adds them itself");
+        }
+
+        // Everything else has no equivalent; say why for the known ones.
+        foreach (var (name, (value, origin)) in vars.OrderBy(v => v.Value.Origin.Where, StringComparer.Ordinal))
+        {
+            string why = name switch
+            {
+                "KDUMP_CMDLINE" => "capture-agent always starts from the running command line; put additions in kernel_cmdline_append",
+                "KDUMP_KEXEC_ARGS" => "capture-agent loads with kexec_file_load(2) itself; kexec options do not apply",
+                "KDUMP_KERNEL" => "the capture kernel is chosen with `capture-agent load --kernel PATH` (the running kernel's by default)",
+                "KDUMP_INITRD" => "capture-agent loads its own initramfs, written by `capture-agent initramfs build`",
+                "KDUMP_SYSCTL" => "capture-agent does not set sysctls: put kernel.panic_on_oops=1 and the like in /etc/sysctl.d",
+                "KDUMP_COMPRESSION" => "capture-agent compresses each page (compression = zstd|zlib); whole-file bzip2/gzip/lz4/xz is not supported",
+                "NFS_MOUNT_RETRY" or "SSH_KDUMP_RETRY" => "capture-agent retries within network_timeout",
+                "FTP" or "FTP_USER" or "FTP_PASSWORD" or "FTP_PORT" or "FTP_PATH" => "FTP targets are not supported (use nfs: or ssh:)",
+                "KDUMP_FADUMP" or "FADUMP_COMMANDLINE_APPEND" => "firmware-assisted dump (POWER) is not supported",
+                _ => $"'{name}' is not a kdump-tools setting capture-agent knows",
+            };
+            import.Drop(origin, why);
+        }
+    }
+
+    /// <summary>The filesystem holding KDUMP_COREDIR on the booted system, as a local target.</summary>
+    private static void LocalTarget(ConfigImport import, List<FstabEntry> fstab, string rootDir, string dir, ImportOrigin dirOrigin)
+    {
+        var holder = Fstab.Holding(fstab, dir);
+        if (holder is null)
+        {
+            import.Warn($"no target: no filesystem of {Path.Combine(rootDir, "etc/fstab")} holds {dir}; add a `target =` line");
+            import.Set("path", dir, dirOrigin);
+            return;
+        }
+        var (spec, fsType, prefix, why) = Fstab.AsTarget(holder);
+        var origin = KdumpConfImporter.FstabOrigin(holder);
+        if (spec is null)
+        {
+            import.Warn($"no target: {dir} is on {holder.MountPoint}, and {why}");
+            import.Set("path", dir, dirOrigin);
+            return;
+        }
+        import.Set("target", spec, origin, $"kdump-tools saved on the booted system; {dir} is on {holder.MountPoint} in /etc/fstab");
+        if (spec.StartsWith("nfs:", StringComparison.Ordinal))
+        {
+            if (Fstab.NfsKernelOptions(holder) is { } o) import.Set("nfs_options", o, origin);
+            KdumpConfImporter.NfsNameRemark(import, holder.Spec);
+        }
+        else if (fsType is not null && import.Set("fstype", fsType is "ext2" or "ext3" ? "ext4" : fsType, origin) && fsType is "ext2" or "ext3")
+            import.Remark("fstype", $"{fsType} is mounted with the ext4 driver");
+        string below = Fstab.Below(holder, dir);
+        string path = prefix + (below == "/" && prefix.Length > 0 ? "" : below);
+        if (import.Set("path", path, dirOrigin, "each dump goes to {host}-{date} below it (kdump-tools named it YYYYMMDDHHMM)") && prefix.Length > 0)
+            import.Remark("path", $"inside btrfs subvolume {prefix.TrimStart('/')}: capture-agent mounts the filesystem's top level");
+    }
+
+    /// <summary>
+    /// KDUMP_FAIL_CMD is shell run when saving fails: a shell in it means failure_action = shell,
+    /// otherwise its last reboot/halt/poweroff. Other commands are not run.
+    /// </summary>
+    private static void ImportFailCmd(ConfigImport import, string value, ImportOrigin origin)
+    {
+        string? action = null;
+        bool shell = false;
+        var others = new List<string>();
+        foreach (var part in value.Split([";", "&&", "||", "\n"], StringSplitOptions.RemoveEmptyEntries))
+        {
+            var words = ConfigImport.Words(part);
+            if (words.Count == 0) continue;
+            string cmd = Path.GetFileName(words[0]);
+            if (cmd == "busybox" && words.Count > 1) cmd = words[1];
+            switch (cmd)
+            {
+                case "sh" or "bash" or "dash" or "ash" or "zsh": shell = true; break;
+                case "reboot" or "halt" or "poweroff": action = cmd; break;
+                case "shutdown": action = words.Contains("-r") ? "reboot" : words.Contains("-H") ? "halt" : "poweroff"; break;
+                case "echo" or "true" or ":" or "sync": break;
+                default: others.Add(part.Trim()); break;
+            }
+        }
+        if (shell)
+        {
+            if (import.Set("failure_action", "shell", origin) && action is not null)
+                import.Remark("failure_action", $"kdump-tools ran {action} after the shell; capture-agent's shell action ends as the shell does");
+        }
+        else if (action is not null) import.Set("failure_action", action, origin);
+        if (others.Count > 0)
+            import.Drop(origin with { Text = $"KDUMP_FAIL_CMD [{string.Join("; ", others)}]" },
+                "failure_action is one of reboot, halt, poweroff, shell; other commands are not run (a post_hook sees CAPTURE_AGENT_STATUS=failed)");
+        else if (!shell && action is null)
+            import.Drop(origin, "no reboot, halt, poweroff or shell in it; failure_action stays reboot");
+    }
+}
