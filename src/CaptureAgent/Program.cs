@@ -14,9 +14,12 @@ public static class Program
           capture-agent initramfs build -o IMAGE ...          write the capture initramfs
           capture-agent capture [--config FILE] [--vmcore F]  save a dump to the configured targets, as the capture kernel does
           capture-agent verify DIR|DUMPFILE [--json]          is a saved dump complete, cut short or corrupt?
+          capture-agent savecore [--device DEV] [--dir DIR]   extract a dump the capture kernel wrote onto a raw device
           capture-agent report [DIR] [--json] [--limit N]     saved dumps: what crashed, call trace, signature
           capture-agent config import|check ...              a kdump.conf / kdump-tools setup as capture-agent.conf; validate a config
           capture-agent net up|list|modules ...               the network without ip(8): DHCP or static address, NICs, NIC modules
+          capture-agent estimate [--measure] [--json] ...      how much crashkernel= the capture kernel needs (computed, or measured in QEMU)
+          capture-agent crashkernel [--size SIZE|auto] [--apply]  put crashkernel= into GRUB / BLS entries / /etc/kernel/cmdline
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -24,7 +27,7 @@ public static class Program
     {
         // As /init of the capture initramfs the kernel starts us as PID 1. Its arguments are kernel
         // parameters the kernel did not recognise, not a command: PID 1 must never take another path.
-        if (Environment.ProcessId == 1) return Boot.CaptureInit.Run();
+        if (Environment.ProcessId == 1) return Sizing.CrashkernelMeasure.IsGuestRole() ? Sizing.CrashkernelMeasure.RunGuest() : Boot.CaptureInit.Run();
         try
         {
             return Dispatch(args);
@@ -56,9 +59,12 @@ public static class Program
             "initramfs" => InitramfsCommand.Run(args[1..]),
             "capture" => CaptureCommand.Run(args[1..]),
             "verify" => VerifyCommand.Run(args[1..]),
+            "savecore" => SavecoreCommand.Run(args[1..]),
             "report" => ReportCommand.Run(args[1..]),
             "net" => NetCommand.Run(args[1..]),
             "config" => ConfigCommand.Run(args[1..]),
+            "estimate" => EstimateCommand.Run(args[1..]),
+            "crashkernel" => CrashkernelCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

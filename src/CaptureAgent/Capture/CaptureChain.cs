@@ -4,6 +4,7 @@ using CaptureAgent.Native;
 using CaptureAgent.Net;
 using CaptureAgent.Targets;
 using CaptureAgent.Targets.Nfs;
+using CaptureAgent.Targets.Raw;
 using CaptureAgent.Targets.Ssh;
 
 namespace CaptureAgent.Capture;
@@ -154,8 +155,16 @@ public sealed class CaptureChain
         return new TargetOutcome(target, true, result.Complete, result.Where, result.Reason ?? "saved");
     }
 
-    // Interim: the raw target lands in the next commit.
-    private TargetOutcome SaveRaw(TargetEntry target) => throw new IOException("raw targets are not wired yet");
+    private TargetOutcome SaveRaw(TargetEntry target)
+    {
+        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
+        var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+        using var source = new DumpSource(_vmcore);
+        var facts = CaptureJob.Facts(source, _bootId);
+        var result = RawDeviceWriter.Save(match.Node, source, Settings().Dump, facts, _report);
+        foreach (var p in result.Problems) _report("capture-agent: " + p);
+        return new TargetOutcome(target, result.BytesWritten > 0, result.Complete, match.Node, result.Message);
+    }
 
     private void EnsureNetwork()
     {

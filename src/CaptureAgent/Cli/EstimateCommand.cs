@@ -1,0 +1,158 @@
+using System.Globalization;
+using System.Text;
+using CaptureAgent.Sizing;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent estimate`: how much crashkernel= this capture kernel and initramfs need, computed or measured.</summary>
+public static class EstimateCommand
+{
+    public const string Usage = """
+        usage: capture-agent estimate [--kernel VMLINUZ] [--initrd IMAGE] [--memory-size BYTES] [--json]
+               capture-agent estimate --measure [--kernel K] [--initrd I] [--agent STATIC_BINARY]
+                                      [--from 256M] [--down-to 64M] [--step 16M] [--guest-memory 1G] [--timeout SECONDS] [--work DIR]
+          --kernel        capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
+          --initrd        capture initramfs (default /var/lib/capture-agent/initramfs-RUNNING_RELEASE.img)
+          --memory-size   RAM of the machine whose crash is captured (default: this machine's System RAM)
+          --measure       boot the pair in QEMU (TCG) at decreasing crashkernel= sizes until a capture fails
+        """;
+
+    public static int Run(string[] args)
+    {
+        string release = "unknown";
+        try { release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); } catch (IOException) { }
+        string kernel = $"/boot/vmlinuz-{release}";
+        string? initrd = $"/var/lib/capture-agent/initramfs-{release}.img";
+        bool initrdGiven = false, json = false, measure = false;
+        long? memory = null;
+        string? agent = null, work = null;
+        long from = 256 * SizeText.MiB, downTo = 64 * SizeText.MiB, step = 16 * SizeText.MiB, guest = 1L << 30;
+        int timeout = 900;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string? Next() => i + 1 < args.Length ? args[++i] : null;
+            long? Size(string option)
+            {
+                var v = SizeText.Parse(Next());
+                if (v is null or <= 0) Log.Error($"estimate: {option} needs a size like 256M, 1G or a byte count");
+                return v is null or <= 0 ? null : v;
+            }
+            switch (a)
+            {
+                case "--kernel" when i + 1 < args.Length: kernel = args[++i]; break;
+                case "--initrd" when i + 1 < args.Length: initrd = args[++i]; initrdGiven = true; break;
+                case "--json": json = true; break;
+                case "--measure": measure = true; break;
+                case "--agent" when i + 1 < args.Length: agent = args[++i]; break;
+                case "--work" when i + 1 < args.Length: work = args[++i]; break;
+                case "--memory-size": if ((memory = Size(a)) is null) return ExitCodes.Usage; break;
+                case "--from": if (Size(a) is not long f) return ExitCodes.Usage; from = f; break;
+                case "--down-to": if (Size(a) is not long d) return ExitCodes.Usage; downTo = d; break;
+                case "--step": if (Size(a) is not long s) return ExitCodes.Usage; step = s; break;
+                case "--guest-memory": if (Size(a) is not long g) return ExitCodes.Usage; guest = g; break;
+                case "--timeout" when i + 1 < args.Length && int.TryParse(args[i + 1], out int t) && t > 0: timeout = t; i++; break;
+                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
+                default:
+                    Log.Error($"estimate: unknown or incomplete argument {a}");
+                    Console.Error.WriteLine(Usage);
+                    return ExitCodes.Usage;
+            }
+        }
+        if (!File.Exists(kernel))
+        {
+            Log.Error($"estimate: capture kernel {kernel} does not exist (--kernel)");
+            return ExitCodes.Failed;
+        }
+        if (initrd is not null && !File.Exists(initrd))
+        {
+            if (initrdGiven || measure)
+            {
+                Log.Error($"estimate: capture initramfs {initrd} does not exist (build it with `capture-agent initramfs build`)");
+                return ExitCodes.Failed;
+            }
+            Log.Warn($"{initrd} does not exist yet: estimating without the capture initramfs (build it with `capture-agent initramfs build`)");
+            initrd = null;
+        }
+        try
+        {
+            return measure
+                ? Measure(new MeasureOptions { Kernel = kernel, Initrd = initrd!, Agent = agent, From = from, DownTo = downTo, Step = step, GuestMemory = guest, TimeoutSeconds = timeout, WorkDir = work }, json)
+                : Compute(kernel, initrd, memory, json);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+        {
+            Log.Error($"estimate: {e.Message}");
+            return ExitCodes.Failed;
+        }
+    }
+
+    private static int Compute(string kernel, string? initrd, long? memory, bool json)
+    {
+        var (ram, ranges) = CrashkernelEstimate.SystemRam();
+        long mem = memory ?? ram;
+        var est = CrashkernelEstimate.Compute(kernel, initrd, mem, ranges);
+        var reservation = CrashkernelEstimate.ReadReservation();
+        bool enough = reservation.Bytes >= est.RecommendedBytes;
+        if (json)
+        {
+            var sb = new StringBuilder("{\"terms\":[");
+            sb.AppendJoin(',', est.Terms.Select(t => $"{{\"name\":{LoadCommand.Json(t.Name)},\"bytes\":{t.Bytes},\"why\":{LoadCommand.Json(t.Why)}}}"));
+            sb.Append($"],\"sum_bytes\":{est.SumBytes},\"margin_bytes\":{est.MarginBytes},\"recommended_bytes\":{est.RecommendedBytes},");
+            sb.Append($"\"crashkernel\":{LoadCommand.Json(est.Recommended)},\"memory_bytes\":{est.MemoryBytes},");
+            sb.Append($"\"reserved_bytes\":{reservation.Bytes},\"enough\":{(enough ? "true" : "false")},");
+            sb.Append("\"notes\":[").AppendJoin(',', est.Notes.Select(LoadCommand.Json)).Append("]}");
+            Console.Out.WriteLine(sb.ToString());
+        }
+        else
+        {
+            Console.Out.WriteLine($"crashkernel estimate for {kernel}{(initrd is null ? "" : " + " + initrd)} (crashed machine RAM {SizeText.Mib(mem)})");
+            foreach (var t in est.Terms) Console.Out.WriteLine($"  {t.Name,-24} {SizeText.Mib(t.Bytes),12}  {t.Why}");
+            Console.Out.WriteLine($"  {"sum",-24} {SizeText.Mib(est.SumBytes),12}");
+            Console.Out.WriteLine($"  {"margin",-24} {SizeText.Mib(est.MarginBytes),12}  {(int)(CrashkernelEstimate.MarginFraction * 100)}% safety margin");
+            Console.Out.WriteLine($"recommended: crashkernel={est.Recommended} (rounded up to {CrashkernelEstimate.Step >> 20} MiB steps; `estimate --measure` finds the real floor)");
+            foreach (var n in est.Notes) Console.Out.WriteLine($"note: {n}");
+            Console.Out.WriteLine(ReservationLine(reservation, est.RecommendedBytes));
+        }
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>One line on the reservation in place now and whether it covers the recommendation.</summary>
+    public static string ReservationLine(CrashReservation r, long recommended)
+    {
+        string ranges = r.IomemRanges.Count == 0 ? "no \"Crash kernel\" in /proc/iomem"
+            : string.Join(", ", r.IomemRanges.Select(x => x.End > x.Start ? $"{x.Start:x}-{x.End:x}" : "(hidden: not root)"));
+        if (r.Bytes == 0) return $"reserved now: nothing ({ranges}); add crashkernel={SizeText.Format(recommended)} with `capture-agent crashkernel --size auto --apply` and reboot";
+        return r.Bytes >= recommended
+            ? $"reserved now: {SizeText.Mib(r.Bytes)} ({ranges}): enough"
+            : $"reserved now: {SizeText.Mib(r.Bytes)} ({ranges}): NOT enough, {SizeText.Mib(recommended - r.Bytes)} short; raise crashkernel= to {SizeText.Format(recommended)}";
+    }
+
+    private static int Measure(MeasureOptions o, bool json)
+    {
+        var result = CrashkernelMeasure.Run(o, m => Log.Info(m));
+        if (json)
+        {
+            var sb = new StringBuilder("{\"attempts\":[");
+            sb.AppendJoin(',', result.Attempts.Select(a =>
+                $"{{\"crashkernel_bytes\":{a.Crashkernel},\"works\":{(a.Works ? "true" : "false")},\"outcome\":{LoadCommand.Json(a.Outcome)}," +
+                $"\"seconds\":{a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)},\"memory_at_init\":{LoadCommand.Json(a.MemoryAtInit)}," +
+                $"\"agent_peak_kib\":{(a.AgentPeakKiB?.ToString(CultureInfo.InvariantCulture) ?? "null")},\"console\":{LoadCommand.Json(a.ConsoleLog)}}}"));
+            sb.Append($"],\"smallest_working_bytes\":{(result.SmallestWorking?.ToString(CultureInfo.InvariantCulture) ?? "null")},");
+            sb.Append($"\"recommended\":{LoadCommand.Json(result.Recommended is long r ? SizeText.Format(r) : null)},\"disk_target\":{(result.DiskTarget ? "true" : "false")},");
+            sb.Append("\"notes\":[").AppendJoin(',', result.Notes.Select(LoadCommand.Json)).Append("]}");
+            Console.Out.WriteLine(sb.ToString());
+        }
+        else
+        {
+            foreach (var n in result.Notes) Console.Out.WriteLine($"note: {n}");
+            foreach (var a in result.Attempts)
+                Console.Out.WriteLine($"  crashkernel={SizeText.Format(a.Crashkernel),-6} {(a.Works ? "works" : "FAILS"),-6} {a.Outcome}" +
+                                      (a.AgentPeakKiB is long k ? $"; agent peak {k} KiB" : "") + (a.MemoryAtInit is { } m ? $"; {m}" : "") + (a.Works ? "" : $"; console: {a.ConsoleLog}"));
+            Console.Out.WriteLine(result.SmallestWorking is long s
+                ? $"smallest that worked: crashkernel={SizeText.Format(s)}; recommended with margin: crashkernel={SizeText.Format(result.Recommended!.Value)}"
+                : "no size worked: see the console logs named above");
+        }
+        return result.SmallestWorking is null ? ExitCodes.Failed : ExitCodes.Ok;
+    }
+}

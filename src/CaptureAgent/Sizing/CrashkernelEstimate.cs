@@ -1,0 +1,184 @@
+using System.Globalization;
+using CaptureAgent.Kexec;
+
+namespace CaptureAgent.Sizing;
+
+/// <summary>One addend of the estimate, with where the number comes from.</summary>
+public sealed record EstimateTerm(string Name, long Bytes, string Why);
+
+public sealed record CrashkernelEstimateResult(
+    IReadOnlyList<EstimateTerm> Terms,
+    long SumBytes,
+    long MarginBytes,
+    long RecommendedBytes,
+    long MemoryBytes,
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>The value to put on the command line, e.g. "128M".</summary>
+    public string Recommended => SizeText.Format(RecommendedBytes);
+}
+
+/// <summary>The current reservation: /sys/kernel/kexec_crash_size and the "Crash kernel" ranges of /proc/iomem.</summary>
+public sealed record CrashReservation(long SysfsBytes, IReadOnlyList<(ulong Start, ulong End)> IomemRanges)
+{
+    /// <summary>Without root /proc/iomem shows zeros; sysfs is then the only figure.</summary>
+    public long IomemBytes => IomemRanges.Where(r => r.End > r.Start).Sum(r => (long)(r.End - r.Start + 1));
+    public long Bytes => SysfsBytes > 0 ? SysfsBytes : IomemBytes;
+}
+
+/// <summary>
+/// crashkernel= from the real inputs: the capture kernel's bzImage, the capture initramfs (read
+/// entry by entry), the agent's measured peak and the kernel's own overhead. It sums the phases
+/// instead of taking their maximum (boot-time buffers are freed before the agent runs), so it is
+/// an upper bound; `estimate --measure` finds the real floor by booting the pair in QEMU.
+/// </summary>
+public static class CrashkernelEstimate
+{
+    /// <summary>
+    /// The agent's peak RSS in the capture kernel: CaptureInit logs "capture-agent: peak memory N KiB"
+    /// (VmHWM) after every capture, and `estimate --measure` reports it per boot. Measured with the
+    /// Debian 6.1 capture kernel under QEMU at dump level 31, zstd: 13,980-13,988 KiB for a 1 GiB
+    /// guest and 14,372-14,432 KiB for 4 GiB (CrashkernelMeasureEndToEndTests, issue 5); the
+    /// engine's buffers are fixed (README "Memory is bounded"), so it hardly grows with RAM.
+    /// RSS includes the pages of the agent's own binary that it touched.
+    /// </summary>
+    public const long AgentPeakBytes = 15 * SizeText.MiB;
+
+    /// <summary>
+    /// What the capture kernel itself allocates besides its image: slab, per-CPU areas (nr_cpus=1),
+    /// kernel stacks, page tables, reserved early allocations. From the lab's Debian 6.1 probes
+    /// (shared/reference/lab-notes.md §3): crashkernel=72M left 9.4 MiB free at /init with a 51.5 MiB
+    /// init_size and a 1.1 MB initramfs (about 3 MiB unpacked): 72 − 9.4 − 51.5 − 1.1 − 3 ≈ 7 MiB.
+    /// </summary>
+    public const long KernelRuntimeBytes = 8 * SizeText.MiB;
+
+    /// <summary>
+    /// Dirty page cache and in-flight I/O while the dump is written. The agent fsyncs as it goes and
+    /// dirty_ratio throttles writers relative to a small MemAvailable, so this stays small.
+    /// </summary>
+    public const long WritebackBytes = 4 * SizeText.MiB;
+
+    /// <summary>
+    /// What grows with the crashed machine's RAM. RHEL's `kdumpctl estimate` (kdump-utils
+    /// kdumpctl:do_estimate) has no RAM term at all: kernel image + loaded module sizes +
+    /// 3 × initramfs + a flat 16M "runtime reservation" (+ LUKS Argon2 memory), floored at the
+    /// default table "2G-64G:256M,64G-:512M" (kdump-lib.sh:kdump_get_arch_recommend_crashkernel),
+    /// whose step at 64G is where RAM enters. SUSE's `kdumptool calibrate` (calibrate.cc:runtimeSize)
+    /// scales with RAM through makedumpfile: a bitmap of 1 bit per page (capped at 32 MiB) and 96 B
+    /// per 128 MiB. The agent filters in fixed windows (README), so neither applies here. What does
+    /// scale: the agent's table of mem_section maps (8 B per 128 MiB section, Filtering/MemMap.cs),
+    /// and the ELF core header (one 56-byte program header per RAM range, held in the reservation and
+    /// copied by the capture kernel's /proc/vmcore). The capture kernel maps old memory page by page
+    /// (copy_oldmem_page), and its struct pages cover only the reservation: that is the memmap term.
+    /// </summary>
+    public const long SectionBytes = 128 * SizeText.MiB;
+
+    /// <summary>struct page per 4 KiB page of the capture kernel's own memory (64 B on x86_64).</summary>
+    private const int StructPageBytes = 64;
+
+    public const double MarginFraction = 0.10;
+    public const long Step = 16 * SizeText.MiB;
+
+    public static CrashkernelEstimateResult Compute(string kernel, string? initrd, long memoryBytes, int ramRanges = 8)
+    {
+        var terms = new List<EstimateTerm>();
+        var notes = new List<string>();
+        long initBytes = 0;
+        long? initSize = KexecLoader.BzImageInitSize(kernel);
+        if (initSize is long size)
+            terms.Add(new("kernel image", size, $"bzImage setup header init_size of {kernel}: the kernel decompressed, with bss and its decompression room"));
+        else
+        {
+            long guess = new FileInfo(kernel).Length * 4;
+            terms.Add(new("kernel image", guess, $"{kernel} has no boot protocol 2.10 header: 4 x its file size"));
+            notes.Add($"{kernel}: no init_size in the setup header; the kernel term is a guess");
+        }
+
+        if (initrd is not null)
+        {
+            var facts = InitramfsScan.Scan(initrd);
+            notes.AddRange(facts.Notes);
+            initBytes = facts.InitBytes;
+            terms.Add(new("initramfs image", facts.CompressedBytes, $"{initrd} as loaded into the reservation ({facts.Compression}); freed after unpacking"));
+            terms.Add(new("initramfs unpacked", facts.UnpackedBytes, $"{facts.Entries} entries in rootfs: file data in whole pages + ~1 KiB inode/dentry each (the agent /init is {SizeText.Mib(facts.InitBytes)})"));
+            if (facts.DecompressorBytes > 0)
+                terms.Add(new("initramfs decompressor", facts.DecompressorBytes, $"{facts.Compression} window the kernel allocates while unpacking"));
+            long modules = facts.Modules.Sum(m => m.ElfBytes);
+            var largest = facts.Modules.OrderByDescending(m => m.ElfBytes).Take(3).Select(m => $"{Path.GetFileName(m.Path)} {SizeText.Mib(m.ElfBytes)}");
+            terms.Add(new("kernel modules", modules, facts.Modules.Count == 0
+                ? "no modules in the initramfs"
+                : $"{facts.Modules.Count} modules, decompressed ELF (finit_module reads each whole); largest: {string.Join(", ", largest)}"));
+        }
+        else notes.Add("no capture initramfs given: its image, unpacked files and modules are not counted");
+
+        // RSS counts the agent's mapped binary, whose pages already sit in rootfs (counted above).
+        long overlap = Math.Min(initBytes, AgentPeakBytes / 2);
+        terms.Add(new("capture agent", AgentPeakBytes - overlap, "measured peak RSS (VmHWM) of the agent in the capture kernel: 13.7 MiB (1 GiB guest) to 14.1 MiB (4 GiB) at -d 31" +
+            (overlap > 0 ? $", less {SizeText.Mib(overlap)} of its own binary already counted in rootfs" : "")));
+        terms.Add(new("kernel runtime", KernelRuntimeBytes, "slab, stacks, page tables, per-CPU (nr_cpus=1): lab probes of Debian 6.1 at 72M"));
+        terms.Add(new("write-back", WritebackBytes, "dirty page cache and in-flight I/O while writing the dump"));
+        long sections = (memoryBytes + SectionBytes - 1) / SectionBytes;
+        long ramTerm = sections * 8 + 2L * ramRanges * 56;
+        terms.Add(new("crashed RAM", ramTerm, $"{SizeText.Mib(memoryBytes)} of RAM: 8 B per 128 MiB section (agent) + ELF headers for {ramRanges} ranges (x2: reservation and /proc/vmcore)"));
+
+        long sum = terms.Sum(t => t.Bytes);
+        // The capture kernel's own struct pages cover the whole reservation: solve total = sum + total/64.
+        long memmap = (long)Math.Ceiling(sum / (1.0 - StructPageBytes / 4096.0)) - sum;
+        terms.Add(new("memmap", memmap, "struct page (64 B) for every 4 KiB of the reservation itself"));
+        sum += memmap;
+        long margin = (long)Math.Ceiling(sum * MarginFraction);
+        long recommended = SizeText.RoundUp(sum + margin, Step);
+        return new CrashkernelEstimateResult(terms, sum, margin, recommended, memoryBytes, notes);
+    }
+
+    /// <summary>Total System RAM: the sum of /proc/iomem "System RAM" ranges (as kdump-utils does), else MemTotal.</summary>
+    public static (long Bytes, int Ranges) SystemRam(string procRoot = "/proc")
+    {
+        long total = 0;
+        int ranges = 0;
+        foreach (var (start, end, name, depth) in Iomem(procRoot))
+        {
+            if (depth != 0 || name != "System RAM" || end <= start) continue;
+            total += (long)(end - start + 1);
+            ranges++;
+        }
+        if (total > 0) return (total, ranges);
+        try
+        {
+            foreach (var line in File.ReadLines(Path.Combine(procRoot, "meminfo")))
+                if (line.StartsWith("MemTotal:", StringComparison.Ordinal)
+                    && long.TryParse(line[9..].Trim().Split(' ')[0], NumberStyles.None, CultureInfo.InvariantCulture, out long kib))
+                    return (kib * 1024, Math.Max(ranges, 8));
+        }
+        catch (IOException) { }
+        return (0, 8);
+    }
+
+    public static CrashReservation ReadReservation(string sysRoot = "/sys", string procRoot = "/proc")
+    {
+        long sysfs = 0;
+        try { long.TryParse(File.ReadAllText(Path.Combine(sysRoot, "kernel/kexec_crash_size")).Trim(), out sysfs); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        var ranges = Iomem(procRoot).Where(r => r.Name == "Crash kernel").Select(r => (r.Start, r.End)).ToList();
+        return new CrashReservation(sysfs, ranges);
+    }
+
+    /// <summary>/proc/iomem lines: "  start-end : name", depth = leading spaces / 2.</summary>
+    public static IEnumerable<(ulong Start, ulong End, string Name, int Depth)> Iomem(string procRoot = "/proc")
+    {
+        string[] lines;
+        try { lines = File.ReadAllLines(Path.Combine(procRoot, "iomem")); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { yield break; }
+        foreach (var line in lines)
+        {
+            int colon = line.IndexOf(" : ", StringComparison.Ordinal);
+            if (colon < 0) continue;
+            int indent = line.Length - line.TrimStart().Length;
+            var range = line[..colon].Trim().Split('-');
+            if (range.Length != 2
+                || !ulong.TryParse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong start)
+                || !ulong.TryParse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong end)) continue;
+            yield return (start, end, line[(colon + 3)..].Trim(), indent / 2);
+        }
+    }
+}
