@@ -8,7 +8,7 @@ public static class LoadCommand
     private const string BootIdPath = "/proc/sys/kernel/random/boot_id";
 
     public const string Usage = """
-        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--dry-run]
+        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--no-quirk NAME] [--dry-run]
                capture-agent unload
                capture-agent status [--json]
           --kernel   capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
@@ -27,6 +27,7 @@ public static class LoadCommand
         var blacklist = new List<string>();
         bool dryRun = false;
         string configPath = Config.AgentConfig.DefaultPath;
+        var noQuirks = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -38,6 +39,7 @@ public static class LoadCommand
                 case "--blacklist" when i + 1 < args.Length: blacklist.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
                 case "--dry-run": dryRun = true; break;
                 case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
+                case "--no-quirk" when i + 1 < args.Length: noQuirks.Add(args[++i]); break;
                 case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                 default:
                     Log.Error($"load: unknown argument {args[i]}");
@@ -52,6 +54,14 @@ public static class LoadCommand
             foreach (var e in config.Errors) Log.Warn(e);
             blacklist.AddRange(config.Blacklist.Where(m => !blacklist.Contains(m)));
             if (config.KernelCommandLineAppend is { Length: > 0 } extra) append = append is null ? extra : $"{extra} {append}";
+        }
+        // Known platform problems (Hyper-V, GPUs, watchdogs...): their arguments and blacklists, with the reason.
+        foreach (var q in Platform.PlatformQuirks.Detect())
+        {
+            if (noQuirks.Contains(q.Name)) { Log.Info($"platform quirk {q.Name} skipped (--no-quirk)"); continue; }
+            Log.Info($"platform quirk {q.Name}: {q.Reason}");
+            if (q.KernelArguments.Count > 0) append = append is null ? string.Join(' ', q.KernelArguments) : $"{append} {string.Join(' ', q.KernelArguments)}";
+            blacklist.AddRange(q.Blacklist.Where(m => !blacklist.Contains(m)));
         }
         var state = CrashKernelState.Read();
         string? bootId = File.Exists(BootIdPath) ? File.ReadAllText(BootIdPath).Trim() : null;
@@ -82,8 +92,38 @@ public static class LoadCommand
             Log.Error($"cannot arm the capture kernel: {e.Message}");
             return ExitCodes.Failed;
         }
+        RecordLoaded(kernel, initrd, cmdline);
         Log.Info(CrashKernelState.Read().Explain());
         return ExitCodes.Ok;
+    }
+
+    /// <summary>What `status` reports as in use: the kernel cannot be asked which image it holds.</summary>
+    private const string LoadedRecord = "/run/capture-agent/loaded";
+
+    private static void RecordLoaded(string kernel, string? initrd, string cmdline)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(LoadedRecord)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.WriteAllText(LoadedRecord, $"kernel={kernel}\ninitrd={initrd ?? ""}\ncmdline={cmdline}\nloaded_at={DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Warn($"cannot record the loaded capture kernel in {LoadedRecord}: {e.Message}");
+        }
+    }
+
+    private static Dictionary<string, string> ReadLoaded()
+    {
+        var d = new Dictionary<string, string>();
+        try
+        {
+            if (File.Exists(LoadedRecord))
+                foreach (var line in File.ReadAllLines(LoadedRecord))
+                    if (line.IndexOf('=') is int eq and > 0) d[line[..eq]] = line[(eq + 1)..];
+        }
+        catch (IOException) { }
+        return d;
     }
 
     public static int Unload(string[] args)
@@ -104,17 +144,40 @@ public static class LoadCommand
     public static int Status(string[] args)
     {
         var s = CrashKernelState.Read();
+        var loaded = s.Loaded ? ReadLoaded() : new Dictionary<string, string>();
+        string dumpDir = Report.DumpCatalog.DefaultDirectory();
+        var dumps = new List<Report.DumpEntry>();
+        try { dumps = Report.DumpCatalog.Scan(dumpDir, limit: 3, readVmcoreLog: false); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         if (args.Contains("--json"))
         {
-            Console.Out.WriteLine("{" +
-                $"\"armed\":{(s.Loaded ? "true" : "false")}," +
-                $"\"reserved_bytes\":{s.ReservedBytes}," +
-                $"\"crashkernel\":{Json(s.CrashKernelParameter)}," +
-                $"\"kexec_disabled\":{(s.KexecDisabled ? "true" : "false")}," +
-                $"\"lockdown\":{Json(s.Lockdown)}," +
-                $"\"explanation\":{Json(s.Explain())}" + "}");
+            using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteBoolean("armed", s.Loaded);
+            w.WriteNumber("reserved_bytes", s.ReservedBytes);
+            w.WriteString("crashkernel", s.CrashKernelParameter);
+            w.WriteBoolean("kexec_disabled", s.KexecDisabled);
+            w.WriteString("lockdown", s.Lockdown);
+            w.WriteString("explanation", s.Explain());
+            w.WriteString("capture_kernel", loaded.GetValueOrDefault("kernel"));
+            w.WriteString("capture_initramfs", loaded.GetValueOrDefault("initrd"));
+            w.WriteString("capture_cmdline", loaded.GetValueOrDefault("cmdline"));
+            w.WriteString("loaded_at", loaded.GetValueOrDefault("loaded_at"));
+            w.WriteString("dump_directory", dumpDir);
+            w.WriteStartArray("last_dumps");
+            foreach (var d in dumps) ReportCommand.WriteEntry(w, d);
+            w.WriteEndArray();
+            w.WriteEndObject();
         }
-        else Console.Out.WriteLine(s.Explain());
+        else
+        {
+            Console.Out.WriteLine(s.Explain());
+            if (loaded.Count > 0)
+                Console.Out.WriteLine($"capture kernel: {loaded.GetValueOrDefault("kernel")}, initramfs: {loaded.GetValueOrDefault("initrd")}, loaded {loaded.GetValueOrDefault("loaded_at")}");
+            Console.Out.WriteLine(dumps.Count == 0 ? $"no dumps in {dumpDir}" : $"last dumps in {dumpDir}:");
+            foreach (var d in dumps)
+                Console.Out.WriteLine($"  {d.CrashTime?.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z  {d.KernelRelease ?? "?"}  {d.Status.ToString().ToLowerInvariant()}  {d.Directory}");
+        }
         return s.Loaded ? ExitCodes.Ok : ExitCodes.Failed;
     }
 
