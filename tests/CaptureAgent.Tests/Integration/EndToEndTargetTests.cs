@@ -11,6 +11,7 @@ namespace CaptureAgent.Tests.Integration;
 /// network shows the guest as 10.0.2.2; the guest gets its address by DHCP from QEMU.
 /// </summary>
 [Trait("Category", "EndToEnd")]
+[Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
 public class EndToEndTargetTests(ITestOutputHelper log)
 {
     private (string Out, Fixtures.Run Run) RunScenario(string scenario, TempDir dir)

@@ -14,6 +14,7 @@ namespace CaptureAgent.Tests.Integration;
 /// the oracles: the page set makedumpfile selects from that copy, and every page's content.
 /// </summary>
 [Trait("Category", "EndToEnd")]
+[Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
 public class EndToEndTests(ITestOutputHelper log)
 {
     [Theory]

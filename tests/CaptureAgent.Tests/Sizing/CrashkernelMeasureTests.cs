@@ -85,6 +85,7 @@ public class CrashkernelMeasureTests
 /// capture (the lab's floor is 80M), 64M must not (the capture kernel runs out of memory booting).
 /// </summary>
 [Trait("Category", "EndToEnd")]
+[Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
 public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
 {
     private const string Release = "6.1.0-56-cloud-amd64";
