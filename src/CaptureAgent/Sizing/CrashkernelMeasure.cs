@@ -164,7 +164,10 @@ public static class CrashkernelMeasure
     /// <summary>Reads a console log: did the capture kernel get a complete dump saved, and if not, where did it stop?</summary>
     public static (bool Works, string Outcome) Classify(string console, bool diskTarget, bool timedOut)
     {
+        // Our own line can be garbled on a busy serial console (kernel messages interleave with it);
+        // the kernel's panic line is written whole, so it counts as the crash too.
         int crash = console.IndexOf("measure-guest: crashing", StringComparison.Ordinal);
+        if (crash < 0) crash = console.IndexOf("sysrq triggered crash", StringComparison.Ordinal);
         if (console.Contains("measure-guest: load refused", StringComparison.Ordinal))
             return (false, "kexec_file_load refused the capture kernel: " + (Find(console, "measure-guest: load refused") ?? ""));
         if (crash < 0) return (false, timedOut ? "timed out before the first kernel armed the capture kernel" : "the first kernel never armed the capture kernel");

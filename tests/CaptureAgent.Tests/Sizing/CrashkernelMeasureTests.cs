@@ -12,6 +12,15 @@ public class CrashkernelMeasureTests
     private const string Armed = "measure-guest: first kernel up; MemTotal: 760000 kB\nmeasure-guest: armed in 96 MiB\nmeasure-guest: crashing\n[   20.1] sysrq: Trigger a crash\n";
 
     [Fact]
+    public void AGarbledCrashLineStillCountsWhenTheKernelPanicked()
+    {
+        // Seen in CI: our line interleaved with kernel messages on the serial console.
+        var (works, outcome) = CrashkernelMeasure.Classify("measure-guest: cra[   12.1] sysrq: Trigger a crash\n[   12.1] Kernel panic - not syncing: sysrq triggered crash\nshing\n" +
+            "capture-agent: capture kernel started\ncapture-agent: LABEL=crashdump: complete dump saved in /mnt/target0/x\n", diskTarget: true, timedOut: false);
+        Assert.True(works, outcome);
+    }
+
+    [Fact]
     public void CompleteDumpWorks()
     {
         var (works, outcome) = CrashkernelMeasure.Classify(Armed + "capture-agent: capture kernel started\ncapture-agent: LABEL=crashdump: complete dump saved in /mnt/target0/var/crash/x\ncapture-agent: reboot\n", diskTarget: true, timedOut: false);
