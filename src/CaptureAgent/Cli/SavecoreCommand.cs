@@ -1,19 +1,31 @@
+using System.Text.Json;
+using CaptureAgent.Capture;
 using CaptureAgent.Config;
+using CaptureAgent.Targets;
 using CaptureAgent.Targets.Raw;
 
 namespace CaptureAgent.Cli;
 
 /// <summary>
-/// `capture-agent savecore`, on the boot after a crash: extracts the dumps the capture kernel wrote
-/// onto raw devices (the config's `target = raw:...` entries, or --device) into dump directories.
-/// Exit 0 when nothing was waiting or everything was extracted whole, 3 when a dump was cut short
-/// or damaged (saved as vmcore-incomplete, the device left as it was), 1 on errors.
+/// `capture-agent savecore`, run at boot (a systemd unit): extracts the dumps the capture kernel
+/// wrote onto raw devices (the config's `target = raw:...` lines, or --device) into dump
+/// directories. Exit 0 when nothing was waiting or everything came out whole, 3 when a dump was
+/// cut short or damaged (extracted as vmcore-incomplete), 1 when a device could not be read, is
+/// in use, or holds something else (a filesystem there would be destroyed by the next crash).
 /// </summary>
 public static class SavecoreCommand
 {
     public const string Usage = """
-        usage: capture-agent savecore [--device DEV]... [--config FILE] [--dir DIR] [--keep-header] [--allow-file]
-          DIR defaults to the directory of the config's path (/var/crash)
+        usage: capture-agent savecore [--device DEV]... [--config FILE] [--dir DIR] [--keep-header] [--discard] [--json]
+          --device DEV    a raw dump device: /dev/NAME, PARTUUID=..., PARTLABEL=... (repeatable);
+                          default: every `target = raw:...` line of the config
+          --config FILE   default /etc/capture-agent.conf; its `path` says where dumps go (default /var/crash/{host}-{date})
+          --dir DIR       extract into DIR/{host}-{date} instead
+          --keep-header   extract but leave the device saying a dump is waiting
+          --discard       forget the dump on the device without extracting it (after a damaged one was looked at)
+          --json          one JSON object per device on stdout
+        exit status: 0 nothing waiting or all extracted whole, 1 a device failed, 2 usage,
+                     3 a dump was cut short or damaged (vmcore-incomplete), or whole with problems the capture reported
         """;
 
     public static int Run(string[] args)
@@ -21,70 +33,135 @@ public static class SavecoreCommand
         var devices = new List<string>();
         string configPath = AgentConfig.DefaultPath;
         string? dir = null;
-        bool keepHeader = false, allowFile = false;
+        bool keepHeader = false, discard = false, json = false, allowImage = false;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
-            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
-            try
+            switch (a)
             {
-                switch (a)
-                {
-                    case "--device": devices.Add(Next()); break;
-                    case "--config": configPath = Next(); break;
-                    case "--dir": dir = Next(); break;
-                    case "--keep-header": keepHeader = true; break;
-                    case "--allow-file": allowFile = true; break;
-                    default: throw new ArgumentException($"unknown option {a}");
-                }
-            }
-            catch (ArgumentException e)
-            {
-                Log.Error(e.Message);
-                Console.Error.Write(Usage);
-                return ExitCodes.Usage;
+                case "--device" or "--config" or "--dir":
+                    if (++i >= args.Length || args[i].Length == 0) return UsageError($"{a} needs a value");
+                    if (a == "--device") devices.Add(args[i]);
+                    else if (a == "--config") configPath = args[i];
+                    else dir = args[i];
+                    break;
+                case "--keep-header": keepHeader = true; break;
+                case "--discard": discard = true; break;
+                case "--json": json = true; break;
+                case "--allow-file": allowImage = true; break;   // testing aid: regular image files as devices
+                case "-h" or "--help":
+                    Console.Out.WriteLine(Usage);
+                    return ExitCodes.Ok;
+                default: return UsageError($"unknown argument {a}");
             }
         }
-        var config = File.Exists(configPath) ? AgentConfig.Load(configPath) : new AgentConfig();
-        if (devices.Count == 0)
-            foreach (var t in config.Targets.Where(t => t.Type == TargetType.Raw))
-            {
-                // By-name specs (PARTLABEL=...) are found the way the capture kernel finds them.
-                try { devices.Add(new Targets.TargetLocator().WaitFor(t.Device!, TimeSpan.Zero, TimeSpan.FromMilliseconds(100)).Node); }
-                catch (IOException e) { Log.Warn($"{t}: {e.Message}"); }
-            }
-        if (devices.Count == 0)
+        if (discard && keepHeader) return UsageError("--discard and --keep-header contradict each other");
+
+        string template;
+        var specs = new List<string>(devices);
+        if (dir is not null)
         {
-            Log.Info("no raw dump targets configured");
+            if (dir.Contains('{')) return UsageError("--dir takes a directory; placeholders belong in the config's path");
+            template = Path.GetFullPath(dir).TrimEnd('/') + "/" + PathTemplate.DefaultLeaf;
+            if (PathTemplate.Validate(template) is { } bad) return UsageError("--dir: " + bad);
+        }
+        else template = "/var/crash/" + PathTemplate.DefaultLeaf;
+        if (devices.Count == 0 || dir is null)
+        {
+            var config = AgentConfig.Load(configPath);
+            foreach (var e in config.Errors.Where(e => e.Contains("target", StringComparison.Ordinal) || e.Contains("path", StringComparison.Ordinal)))
+                Log.Warn(e);
+            if (dir is null) template = config.Path;
+            if (devices.Count == 0) specs.AddRange(config.Targets.Where(t => t.Type == TargetType.Raw).Select(t => t.Device!.ToString()));
+        }
+        if (specs.Count == 0)
+        {
+            if (json) Console.Out.WriteLine("[]");
+            else Log.Info($"no raw dump device: none given and no `target = raw:...` in {configPath}");
             return ExitCodes.Ok;
         }
-        dir ??= ParentOf(config.Path);
-        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        int rc = ExitCodes.Ok;
-        foreach (var device in devices)
+
+        var results = new List<SavecoreResult>();
+        foreach (var spec in specs)
         {
-            try
+            string? node = Resolve(spec, out string? problem);
+            SavecoreResult r = node is null
+                ? new SavecoreResult(spec, SavecoreStatus.Failed, problem!)
+                : discard
+                    ? RawDeviceReader.Discard(node, allowImage)
+                    : RawDeviceReader.Extract(node, template, keepHeader, allowImage, json ? null : Log.Info);
+            results.Add(r);
+            if (!json)
             {
-                if (!allowFile && !Native.Libc.IsBlockDevice(device)) throw new IOException($"{device} is not a block device (--allow-file for an image)");
-                var r = RawDeviceReader.Extract(device, dir, keepHeader, Log.Info);
-                Log.Info(r.Message);
-                if (r.Outcome == SavecoreOutcome.Incomplete) rc = Math.Max(rc, ExitCodes.Degraded);
-                if (r.Outcome == SavecoreOutcome.Refused) rc = ExitCodes.Failed;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or Vmcore.VmcoreException)
-            {
-                Log.Error($"{device}: {e.Message}");
-                rc = ExitCodes.Failed;
+                if (r.Status == SavecoreStatus.Failed) Log.Error(r.Summary);
+                else Log.Info(r.Summary);
+                foreach (var p in r.Problems.Skip(1)) Log.Warn(p);
             }
         }
-        return rc;
+        if (json) WriteJson(results);
+        if (results.Any(r => r.Status == SavecoreStatus.Failed)) return ExitCodes.Failed;
+        return results.Any(r => r.Status is SavecoreStatus.Incomplete or SavecoreStatus.Degraded) ? ExitCodes.Degraded : ExitCodes.Ok;
     }
 
-    /// <summary>The part of the path template before its first placeholder's directory: where dumps sit.</summary>
-    private static string ParentOf(string template)
+    /// <summary>A /dev path as it is; PARTUUID=, PARTLABEL= (and their /dev/disk/by-* links) found through sysfs.</summary>
+    private static string? Resolve(string text, out string? problem)
     {
-        int brace = template.IndexOf('{');
-        string fixedPart = brace < 0 ? template : template[..brace];
-        return fixedPart.EndsWith('/') ? fixedPart.TrimEnd('/') : Path.GetDirectoryName(fixedPart) ?? "/var/crash";
+        problem = null;
+        if (!TargetSpec.TryParse(text, out var spec, out string? error))
+        {
+            // Not a device name the capture kernel would understand; still a path we may read (an image).
+            if (text.StartsWith('/')) return text;
+            problem = error;
+            return null;
+        }
+        if (spec.Kind == TargetKind.Path) return spec.Value;
+        var match = new TargetLocator().Find(spec, out var seen);
+        if (match is null) problem = $"no block device with {spec}";
+        return match?.Node;
+    }
+
+    private static void WriteJson(List<SavecoreResult> results)
+    {
+        using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
+        w.WriteStartArray();
+        foreach (var r in results)
+        {
+            w.WriteStartObject();
+            w.WriteString("device", r.Device);
+            w.WriteString("status", r.Status switch
+            {
+                SavecoreStatus.NoDump => "none",
+                SavecoreStatus.Extracted => "extracted",
+                SavecoreStatus.Degraded => "degraded",
+                SavecoreStatus.Incomplete => "incomplete",
+                _ => "failed",
+            });
+            w.WriteString("summary", r.Summary);
+            if (r.Directory is null) w.WriteNull("directory"); else w.WriteString("directory", r.Directory);
+            if (r.VmcorePath is null) w.WriteNull("vmcore"); else w.WriteString("vmcore", r.VmcorePath);
+            w.WriteNumber("vmcore_bytes", r.VmcoreBytes);
+            if (r.DmesgPath is null) w.WriteNull("dmesg"); else w.WriteString("dmesg", r.DmesgPath);
+            w.WriteBoolean("header_cleared", r.HeaderCleared);
+            if (r.Header is { } h)
+            {
+                w.WriteString("host", h.Host);
+                w.WriteString("kernel_release", h.KernelRelease);
+                w.WriteString("crash_time", h.CrashTime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture));
+            }
+            w.WriteStartArray("problems");
+            foreach (var p in r.Problems) w.WriteStringValue(p);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.Flush();
+        Console.Out.WriteLine();
+    }
+
+    private static int UsageError(string message)
+    {
+        Log.Error(message);
+        Console.Error.WriteLine(Usage);
+        return ExitCodes.Usage;
     }
 }

@@ -1,124 +1,235 @@
 using CaptureAgent.Capture;
-using CaptureAgent.Compression.Xz;
+using CaptureAgent.Cli;
 using CaptureAgent.Dmesg;
 using CaptureAgent.Dump;
-using CaptureAgent.Native;
 using CaptureAgent.Output;
+using CaptureAgent.Vmcore;
 using Microsoft.Win32.SafeHandles;
 
 namespace CaptureAgent.Targets.Raw;
 
-public sealed record RawWriteResult(bool Complete, long BytesWritten, string Message, List<string> Problems);
+public enum RawWriteStatus
+{
+    /// <summary>The whole dump is on the device.</summary>
+    Complete,
+    /// <summary>A dump is on the device but cut short (device full, write error); savecore extracts what is there.</summary>
+    Incomplete,
+    /// <summary>No dump was written (device missing, in use, foreign, too small); <see cref="RawWriteResult.Error"/> says why.</summary>
+    Failed,
+}
+
+/// <summary>What a capture onto a raw device left.</summary>
+/// <param name="DmesgBytes">Bytes of kernel log on the device.</param>
+/// <param name="DumpBytes">Bytes of flattened stream on the device.</param>
+public sealed record RawWriteResult(string Device, RawWriteStatus Status, long DeviceBytes, long DmesgBytes, long DumpBytes, IReadOnlyList<string> Problems)
+{
+    public bool Complete => Status == RawWriteStatus.Complete;
+    /// <summary>One line: why nothing (Failed) or not everything (Incomplete) was written.</summary>
+    public string? Error { get; init; }
+    /// <summary>The dump writer's own result, when it ran.</summary>
+    public DumpResult? Dump { get; init; }
+    /// <summary>Bytes of log and dump on the device: more than 0 means savecore has something to extract.</summary>
+    public long BytesWritten => DmesgBytes + DumpBytes;
+    /// <summary>One line for the capture's summary.</summary>
+    public string Message => Error ?? "saved";
+}
 
 /// <summary>
-/// Saves a crash onto a raw block device (no filesystem): header, kernel log, then the dump as a
-/// flattened stream, written front to back and never past the device's end. `capture-agent
-/// savecore` turns it into a dump directory on the next boot.
+/// Saves a crash onto a dedicated partition or disk without a filesystem, for `capture-agent
+/// savecore` to extract on the next boot. Order: the header saying "writing" (fsync), the kernel
+/// log at 4096 (fsync), the dump as a flattened stream from the next 1 MiB boundary, checkpointed
+/// in the header every 32 MiB, then the header with the final state and CRC-64s (fsync). The
+/// device is never written past its end: a dump that does not fit ends where the device does,
+/// with whole records and an end marker. A device that holds a filesystem, swap, a RAID/LVM/LUKS
+/// member or a partition table, or that is in use, is refused untouched: a device name that moved
+/// to another disk in the capture kernel must not cost a filesystem.
 /// </summary>
 public static class RawDeviceWriter
 {
-    private const long DumpAlignment = 1 << 20;
+    /// <summary>Header, a little log, the stream's own header: anything smaller holds no dump.</summary>
+    public const long MinDeviceBytes = 2L << 20;
+    private const long StreamAlignment = 1L << 20;
 
-    public static RawWriteResult Save(string device, DumpSource source, DumpOptions options, CrashFacts facts,
-        Action<string>? report = null, bool allowRegularFile = false)
+    public static RawWriteResult Save(string devicePath, DumpSource source, DumpOptions options, CrashFacts facts,
+        Action<string>? report = null, bool allowRegularFile = false) =>
+        Save(devicePath, source, options, facts, report, allowRegularFile, RawStreamSink.CheckpointBytes);
+
+    /// <param name="checkpointBytes">Stream bytes between header checkpoints (tests make it small).</param>
+    internal static RawWriteResult Save(string devicePath, DumpSource source, DumpOptions options, CrashFacts facts,
+        Action<string>? report, bool allowRegularFile, long checkpointBytes)
     {
-        if (!allowRegularFile && !Libc.IsBlockDevice(device)) throw new IOException($"{device} is not a block device");
-        // Overwriting a filesystem by mistake would destroy it: a raw target must be blank or ours.
-        var found = SuperblockProbe.ProbePath(device);
-        if (found.IsKnown)
-            throw new IOException($"{device} holds {found.Describe()}, not a raw dump area: refusing to overwrite it (wipefs -a {device} makes it one)");
-
-        using var handle = File.OpenHandle(device, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-        long size = Libc.DeviceSize(handle);
-        var header = new RawDumpHeader { Facts = facts, DeviceSize = size };
-        if (size < RawDumpHeader.Size + DumpAlignment * 2)
-            throw new IOException($"{device} is only {size >> 10} KiB: too small for a raw dump");
-        Write(handle, 0, header.ToBytes());
-        RandomAccess.FlushToDisk(handle);
-
+        report ??= Log.Info;
         var problems = new List<string>();
-        long dmesgLimit = Math.Min(64L << 20, size / 4);
-        using (var log = new BoundedStream(handle, RawDumpHeader.DmesgOffset, dmesgLimit))
+        RawWriteResult Failed(string why, long size = 0, long dmesg = 0)
         {
-            try
-            {
-                if (source.Kernel is null || source.Info is null) throw new Vmcore.VmcoreException("no usable VMCOREINFO or page tables");
-                using (var b = new BufferedStream(log, 64 * 1024)) new PrintkLog(source.Kernel, source.Info).WriteTo(b);
-                report?.Invoke($"capture-agent: kernel log written to {device}");
-            }
-            catch (Exception e) when (e is Vmcore.VmcoreException or IOException)
-            {
-                problems.Add($"kernel log not saved: {e.Message}");
-            }
-            header.DmesgLength = log.Written;
-            header.DmesgCrc64 = log.Crc64;
+            report($"capture-agent: {why}");
+            return new RawWriteResult(devicePath, RawWriteStatus.Failed, size, dmesg, 0, problems) { Error = why };
         }
-        header.DumpOffset = (RawDumpHeader.DmesgOffset + header.DmesgLength + DumpAlignment - 1) / DumpAlignment * DumpAlignment;
-        Write(handle, 0, header.ToBytes());
 
-        DumpResult? result = null;
-        string? failure = null;
-        using (var dump = new BoundedStream(handle, header.DumpOffset, size - header.DumpOffset))
+        SafeFileHandle device;
+        long size;
+        RawInspection before;
+        try
+        {
+            device = RawDevice.Open(devicePath, writable: true, allowRegularFile);
+        }
+        catch (RawDeviceException e)
+        {
+            return Failed(e.Message);
+        }
+        using (device)
         {
             try
             {
-                using var buffered = new BufferedStream(dump, 1 << 20);
-                using (var sink = new FlattenedSink(buffered, leaveOpen: true))
-                    result = new KdumpCompressedWriter(source, sink, options).Write();
-                buffered.Flush();
+                size = RawDevice.Size(device);
+                if (size < MinDeviceBytes)
+                    return Failed($"{devicePath} is {size >> 10} KiB: a raw dump device needs at least {MinDeviceBytes >> 20} MiB", size);
+                before = RawDevice.Inspect(device, size);
             }
             catch (IOException e)
             {
-                // The end of the device in the middle of headers or the end marker: what is there stays.
-                failure = e.Message;
+                return Failed($"{devicePath}: {e.Message}");
             }
-            header.DumpLength = dump.Written;
-            header.DumpCrc64 = dump.Crc64;
-        }
-        if (result is not null) problems.AddRange(result.Problems);
-        bool complete = failure is null && result is { Incomplete: false };
-        string message = complete ? "saved" : failure ?? result?.IncompleteReason ?? "incomplete";
-        RandomAccess.FlushToDisk(handle);
-        header.State = complete ? RawDumpState.Complete : RawDumpState.Writing;
-        Write(handle, 0, header.ToBytes());
-        RandomAccess.FlushToDisk(handle);
-        report?.Invoke($"capture-agent: {device}: {(complete ? "dump written" : "dump cut short")}: {header.DumpLength} bytes of flattened stream, " +
-                       $"{header.DmesgLength} bytes of kernel log; `capture-agent savecore` extracts it on the next boot");
-        return new RawWriteResult(complete, header.DumpLength, message, problems);
-    }
+            if (before.Content == RawContent.Foreign)
+                return Failed($"{devicePath} holds {before.Description}, not a raw dump area: refusing to overwrite it " +
+                              $"(if it really is the dump partition, `wipefs -a {devicePath}` makes it one)", size);
+            if (before.Content == RawContent.Dump)
+                report($"capture-agent: {devicePath} still holds a dump savecore has not extracted ({before.Header!.Describe()}); the new crash replaces it");
 
-    private static void Write(SafeFileHandle h, long offset, byte[] data) => RandomAccess.Write(h, data, offset);
-
-    /// <summary>
-    /// Sequential writes from an offset of the device, never past a limit (ENOSPC there, as a full
-    /// filesystem would say), with the CRC-64 of what went through.
-    /// </summary>
-    private sealed class BoundedStream(SafeFileHandle handle, long start, long limit) : Stream
-    {
-        public long Written { get; private set; }
-        public ulong Crc64 { get; private set; }
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            int fits = (int)Math.Min(buffer.Length, limit - Written);
-            if (fits > 0)
+            var header = new RawDumpHeader
             {
-                RandomAccess.Write(handle, buffer[..fits], start + Written);
-                Crc64 = Compression.Xz.Crc64.Update(Crc64, buffer[..fits]);
-                Written += fits;
+                State = RawDumpState.Writing,
+                DeviceSize = size,
+                CrashTime = facts.CrashTime,
+                WrittenAt = DateTimeOffset.UtcNow,
+                Host = facts.Host,
+                KernelRelease = facts.KernelRelease,
+                BootId = facts.BootId,
+                DumpLevel = (int)options.Level,
+            };
+            void WriteHeader()
+            {
+                RandomAccess.Write(device, header.Build(), 0);
+                RandomAccess.FlushToDisk(device);
             }
-            if (fits < buffer.Length) throw new IOException("the raw device is full (No space left on device)", Libc.ENOSPC);
-        }
+            try
+            {
+                WriteHeader();
+            }
+            catch (IOException e)
+            {
+                return Failed($"writing the header to {devicePath} failed: {e.Message}", size);
+            }
 
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Flush() { }
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => Written;
-        public override long Position { get => Written; set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
+            // The kernel log first: small, and often all that is needed.
+            var log = new RawRegionWriter(device, header.DmesgOffset, size, 64 << 10);
+            bool logFull = false;
+            try
+            {
+                if (source.Kernel is null || source.Info is null) throw new VmcoreException("no usable VMCOREINFO or page tables");
+                new PrintkLog(source.Kernel, source.Info).WriteTo(log);
+                log.Sync();
+                header.Flags |= RawDumpHeader.FlagDmesgComplete;
+            }
+            catch (Exception e) when (e is VmcoreException or IOException)
+            {
+                logFull = e is IOException io && Native.Libc.IsOutOfSpace(io);
+                problems.Add($"kernel log {(log.Written > 0 ? "only partly " : "not ")}saved: {e.Message}");
+                try { log.Sync(); } catch (IOException) { }
+            }
+            header.DmesgLength = log.Written;
+            header.DmesgCrc = log.Crc;
+            header.StreamOffset = (header.DmesgOffset + header.DmesgLength + StreamAlignment - 1) / StreamAlignment * StreamAlignment;
+            if (logFull || header.StreamOffset + FlattenedSink.HeaderSize + 32 > size)
+            {
+                header.State = RawDumpState.Incomplete;
+                header.Reason = $"the device ({size >> 10} KiB) has no room for a dump after the kernel log ({header.DmesgLength} bytes)";
+                try { WriteHeader(); } catch (IOException) { }
+                return Failed($"{devicePath}: {header.Reason}", size, header.DmesgLength);
+            }
+            try
+            {
+                WriteHeader();
+            }
+            catch (IOException e)
+            {
+                return Failed($"writing the header to {devicePath} failed: {e.Message}", size, header.DmesgLength);
+            }
+
+            var stream = new RawRegionWriter(device, header.StreamOffset, size);
+            void Checkpoint()
+            {
+                stream.Sync();
+                header.StreamLength = stream.Written;
+                header.StreamCrc = stream.Crc;
+                WriteHeader();
+            }
+            DumpResult? result = null;
+            string? failure = null;
+            RawStreamSink? sink = null;
+            try
+            {
+                sink = new RawStreamSink(stream, Checkpoint, checkpointBytes);
+                var own = sink;
+                var withSpace = new DumpOptions
+                {
+                    Level = options.Level,
+                    Codec = options.Codec,
+                    Format = DumpFormat.KdumpCompressed,
+                    WindowPfns = options.WindowPfns,
+                    ZstdLevel = options.ZstdLevel,
+                    Threads = options.Threads,
+                    Progress = options.Progress,
+                    FallbackLevel = options.FallbackLevel,
+                    FreeSpace = () => own.FreeSpace,   // the device's room decides a raised dump level, as a filesystem's would
+                };
+                report($"capture-agent: writing the dump to {devicePath} ({size >> 20} MiB, from offset {header.StreamOffset >> 20} MiB)");
+                result = new KdumpCompressedWriter(source, sink, withSpace).Write();
+                problems.AddRange(result.Problems);
+            }
+            catch (Exception e) when (e is IOException or VmcoreException)
+            {
+                // Full before the first page (bitmaps too big for the device) or a write error: what is there stays.
+                failure = e.Message;
+                problems.Add($"the dump stopped: {e.Message}");
+            }
+            try
+            {
+                sink?.Complete();
+                if (sink is { Ended: true }) header.Flags |= RawDumpHeader.FlagStreamEnded;
+                stream.Sync();
+            }
+            catch (IOException e)
+            {
+                failure ??= e.Message;
+                problems.Add($"ending the dump stream failed: {e.Message}");
+            }
+
+            bool complete = failure is null && result is { Incomplete: false } && header.StreamEnded;
+            header.StreamLength = stream.Written;
+            header.StreamCrc = stream.Crc;
+            header.State = complete ? RawDumpState.Complete : RawDumpState.Incomplete;
+            // A whole dump may still be degraded (unreadable pages, a raised level): savecore reports what the capture saw.
+            header.Reason = complete ? (problems.Count > 0 ? string.Join("; ", problems) : null) : failure ?? result?.IncompleteReason ?? "the dump stream did not end";
+            if (result?.LevelRaisedTo is { } raised) header.DumpLevel = (int)raised;
+            try
+            {
+                WriteHeader();
+            }
+            catch (IOException e)
+            {
+                // The last checkpoint stays: savecore trusts the stream up to it.
+                problems.Add($"the final header could not be written ({e.Message}); savecore will extract up to the last checkpoint");
+                complete = false;
+            }
+            report(complete
+                ? $"capture-agent: dump written to {devicePath}: {header.StreamLength} bytes, and {header.DmesgLength} bytes of kernel log; `capture-agent savecore` extracts it on the next boot"
+                : $"capture-agent: dump on {devicePath} is INCOMPLETE ({header.Reason}): {header.StreamLength} bytes kept, and {header.DmesgLength} bytes of kernel log");
+            return new RawWriteResult(devicePath, complete ? RawWriteStatus.Complete : RawWriteStatus.Incomplete, size, header.DmesgLength, header.StreamLength, problems)
+            {
+                Error = complete ? null : header.Reason,
+                Dump = result,
+            };
+        }
     }
 }
