@@ -26,7 +26,7 @@ public static class Hooks
                 continue;
             }
             // execve() cannot run a script without a #! line: hand those to the shell.
-            var psi = StartsWithMagic(hook) ? new ProcessStartInfo(hook) : new ProcessStartInfo("/bin/sh") { ArgumentList = { hook } };
+            var psi = KindOf(hook) != FileKind.Plain ? new ProcessStartInfo(hook) : new ProcessStartInfo("/bin/sh") { ArgumentList = { hook } };
             psi.UseShellExecute = false;
             foreach (var (k, v) in environment) psi.Environment[k] = v;
             psi.Environment["CAPTURE_AGENT_STAGE"] = stage;
@@ -51,25 +51,27 @@ public static class Hooks
         return ok;
     }
 
-    private static bool StartsWithMagic(string path)
+    /// <summary>What a hook file starts with: an ELF program, a #! script, or neither (a bare shell script).</summary>
+    public enum FileKind { Elf, Shebang, Plain }
+
+    public static FileKind KindOf(string path)
     {
         var head = new byte[4];
         using var f = File.OpenRead(path);
         int n = f.Read(head);
-        return n >= 2 && head[0] == (byte)'#' && head[1] == (byte)'!' || n == 4 && head.AsSpan().SequenceEqual("\u007fELF"u8);
+        if (n == 4 && head.AsSpan().SequenceEqual("\u007fELF"u8)) return FileKind.Elf;
+        return n >= 2 && head[0] == (byte)'#' && head[1] == (byte)'!' ? FileKind.Shebang : FileKind.Plain;
     }
 
     /// <summary>Null when the hook can run here, else why not.</summary>
     public static string? Runnable(string path)
     {
         if (!File.Exists(path)) return "not in the image";
-        var head = new byte[128];
-        int n;
-        using (var f = File.OpenRead(path)) n = f.Read(head);
-        if (n >= 4 && head[0] == 0x7f && head[1] == (byte)'E' && head[2] == (byte)'L' && head[3] == (byte)'F') return null;
-        if (n >= 2 && head[0] == (byte)'#' && head[1] == (byte)'!')
+        var kind = KindOf(path);
+        if (kind == FileKind.Elf) return null;
+        if (kind == FileKind.Shebang)
         {
-            string line = System.Text.Encoding.ASCII.GetString(head, 2, n - 2).Split('\n')[0].Trim();
+            string line = File.ReadLines(path).First()[2..].Trim();
             string interpreter = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
             return File.Exists(interpreter) ? null : $"its interpreter {interpreter} is not in the image";
         }

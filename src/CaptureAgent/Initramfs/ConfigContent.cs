@@ -43,17 +43,9 @@ public static class ConfigContent
             }
             needs.Files.Add(new InitramfsFile(host, hook, 0x1c0 /* 0700 */));
             // The image has no shell of its own: a script runs only if its interpreter is added.
-            if (IsScript(host))
+            if (Capture.Hooks.KindOf(host) != Capture.Hooks.FileKind.Elf)
                 needs.Notes.Add($"hook {hook} is a script: it runs only if its interpreter is in the image (--executable /bin/sh)");
         }
         return needs;
-    }
-
-    private static bool IsScript(string path)
-    {
-        var head = new byte[4];
-        using var f = File.OpenRead(path);
-        int n = f.Read(head);
-        return !(n == 4 && head.AsSpan().SequenceEqual("\u007fELF"u8));
     }
 }
