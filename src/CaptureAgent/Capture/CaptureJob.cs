@@ -41,10 +41,10 @@ public static class CaptureJob
         // Retention first, so the new dump has the room the old ones took.
         var estimate = KdumpCompressedWriter.Estimate(source, settings.Dump);
         string parent = CreateDumpDirectory(root, parentRel, null);
-        foreach (var removed in Retention.Apply(parent, settings.KeepDumps, settings.KeepBytes, estimate.Bytes))
+        foreach (var removed in Retention.Apply(parent, settings.KeepDumps, settings.KeepBytes, estimate.Bytes, p => { problems.Add(p); report("capture-agent: " + p); }))
             report($"capture-agent: removed old dump {removed}");
         string dir = CreateDumpDirectory(root, parentRel, leaf);
-        report($"capture-agent: saving to {dir} (about {estimate.Bytes >> 20} MiB expected, {Libc.AvailableBytes(dir) >> 20} MiB free)");
+        report($"capture-agent: saving to {dir} (about {estimate.Bytes >> 20} MiB expected, {Free(dir) >> 20} MiB free)");
 
         string? dmesgPath = Path.Combine(dir, "dmesg.txt");
         try
@@ -96,7 +96,7 @@ public static class CaptureJob
             ZstdLevel = settings.Dump.ZstdLevel,
             Threads = settings.Dump.Threads,
             Progress = settings.Dump.Progress,
-            FreeSpace = () => Libc.AvailableBytes(dir) - settings.MinFreeBytes,
+            FreeSpace = () => Free(dir) - settings.MinFreeBytes,
             FallbackLevel = settings.FallbackLevel,
         };
         DumpResult result;
@@ -152,6 +152,19 @@ public static class CaptureJob
             LevelUsed = level,
             EstimatedBytes = estimate.Bytes,
         };
+    }
+
+    /// <summary>What the target can take; when statvfs fails (an NFS hiccup) the space is not limited by it.</summary>
+    private static long Free(string dir)
+    {
+        try
+        {
+            return Libc.AvailableBytes(dir);
+        }
+        catch (IOException)
+        {
+            return long.MaxValue / 2;
+        }
     }
 
     /// <summary>A byte copy of the vmcore through a 1 MiB buffer, fsynced.</summary>

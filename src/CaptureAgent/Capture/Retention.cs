@@ -23,20 +23,30 @@ public static class Retention
             if (d.LinkTarget is not null) continue;
             if (!DumpFiles.Any(f => File.Exists(System.IO.Path.Combine(d.FullName, f)))) continue;
             DateTimeOffset when = d.LastWriteTimeUtc;
-            string manifest = System.IO.Path.Combine(d.FullName, DumpManifest.FileName);
+            long bytes;
             try
             {
-                if (File.Exists(manifest) && DumpManifest.Parse(File.ReadAllText(manifest)).CrashTime is { } t && t > DateTimeOffset.UnixEpoch) when = t;
+                // A manifest is a few hundred bytes: a link or a huge file there is not one.
+                var manifest = new FileInfo(System.IO.Path.Combine(d.FullName, DumpManifest.FileName));
+                if (manifest.Exists && manifest.LinkTarget is null && manifest.Length < 1 << 20
+                    && DumpManifest.Parse(File.ReadAllText(manifest.FullName)).CrashTime is { } t && t > DateTimeOffset.UnixEpoch) when = t;
             }
-            catch (Exception e) when (e is InvalidDataException or IOException) { }
-            long bytes = d.EnumerateFiles("*", SearchOption.TopDirectoryOnly).Where(f => f.LinkTarget is null).Sum(f => f.Length);
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException) { }
+            try
+            {
+                bytes = d.EnumerateFiles("*", SearchOption.TopDirectoryOnly).Where(f => f.LinkTarget is null).Sum(f => f.Length);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }   // unreadable: not ours to judge
             dumps.Add(new SavedDump(d.FullName, when, bytes));
         }
         return dumps.OrderBy(d => d.When).ThenBy(d => d.Path, StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Applies the limits; returns the directories removed.</summary>
-    public static List<string> Apply(string parent, int keepDumps, long keepBytes, long incomingBytes)
+    /// <summary>
+    /// Applies the limits; returns the directories removed. A dump that cannot be removed is
+    /// reported through <paramref name="problem"/> and skipped: the new dump matters more.
+    /// </summary>
+    public static List<string> Apply(string parent, int keepDumps, long keepBytes, long incomingBytes, Action<string>? problem = null)
     {
         var removed = new List<string>();
         if (keepDumps <= 0 && keepBytes <= 0) return removed;
@@ -47,7 +57,15 @@ public static class Retention
             bool tooMany = keepDumps > 0 && dumps.Count - removed.Count >= keepDumps;
             bool tooBig = keepBytes > 0 && total + incomingBytes > keepBytes;
             if (!tooMany && !tooBig) break;
-            Directory.Delete(d.Path, recursive: true);   // links inside are removed, not followed
+            try
+            {
+                Directory.Delete(d.Path, recursive: true);   // links inside are removed, not followed
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problem?.Invoke($"old dump {d.Path} could not be removed: {e.Message}");
+                continue;
+            }
             removed.Add(d.Path);
             total -= d.Bytes;
         }

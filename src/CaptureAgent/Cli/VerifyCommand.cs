@@ -64,13 +64,19 @@ public static class VerifyCommand
         string manifestPath = Path.Combine(path, DumpManifest.FileName);
         var verdict = Verdict.Complete;
         string? dump = DumpNames.Select(n => Path.Combine(path, n)).FirstOrDefault(File.Exists);
+        string? reason = null;
         if (File.Exists(manifestPath))
         {
+            // Never read through a link planted in a dump directory, nor a manifest of any size.
+            var info = new FileInfo(manifestPath);
+            if (info.LinkTarget is not null) return (Verdict.Corrupt, $"corrupt: {DumpManifest.FileName} is a symbolic link");
+            if (info.Length > 1 << 20) return (Verdict.Corrupt, $"corrupt: {DumpManifest.FileName} is {info.Length} bytes, not a manifest");
             var manifest = DumpManifest.Parse(File.ReadAllText(manifestPath));
             foreach (var f in manifest.Files)
             {
                 string file = Path.Combine(path, f.Name);
                 if (!File.Exists(file)) return (Verdict.Corrupt, $"corrupt: {f.Name} is listed in the manifest but missing");
+                if (new FileInfo(file).LinkTarget is not null) return (Verdict.Corrupt, $"corrupt: {f.Name} is a symbolic link");
                 var actual = DumpManifest.Checksum(file);
                 if (actual.Size != f.Size) return (Verdict.Corrupt, $"corrupt: {f.Name} is {actual.Size} bytes, the manifest says {f.Size}");
                 if (f.Crc64.Length > 0 && actual.Crc64 != f.Crc64) return (Verdict.Corrupt, $"corrupt: {f.Name} CRC-64 {actual.Crc64}, the manifest says {f.Crc64}");
@@ -79,16 +85,18 @@ public static class VerifyCommand
             if (!manifest.Complete)
             {
                 verdict = Verdict.Incomplete;
+                reason = manifest.IncompleteReason;
                 lines.Add($"the manifest says incomplete: {manifest.IncompleteReason}");
             }
         }
         else lines.Add($"no {DumpManifest.FileName}: the capture did not finish, or predates manifests");
         if (dump is null) return (Verdict.Corrupt, "no vmcore in this directory");
-        var (v, s) = CheckDumpFile(dump, lines);
+        if (new FileInfo(dump).LinkTarget is not null) return (Verdict.Corrupt, $"corrupt: {Path.GetFileName(dump)} is a symbolic link");
+        var (v, s) = CheckDumpFile(dump, lines, reason);
         return (v > verdict ? v : verdict, s);
     }
 
-    private static (Verdict, string) CheckDumpFile(string path, List<string> lines)
+    private static (Verdict, string) CheckDumpFile(string path, List<string> lines, string? reason = null)
     {
         var head = new byte[16];
         using (var f = File.OpenRead(path)) f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
@@ -99,7 +107,12 @@ public static class VerifyCommand
         lines.AddRange(scan.Problems);
         if (scan.Corrupt > 0) return (Verdict.Corrupt, $"corrupt: {scan.Problems[0]}");
         if (kd.Incomplete || scan.StoppedAt is not null || Path.GetFileName(path).Contains("incomplete"))
-            return (Verdict.Incomplete, $"incomplete: pages stored up to pfn 0x{scan.LastGoodPfn:x} ({scan.Ok} of {kd.DumpablePages})");
+        {
+            reason ??= kd.Incomplete ? "the header says the writer did not finish (killed, power cut or target full)"
+                : scan.StoppedAt is ulong at ? $"no page is stored from pfn 0x{at:x} on"
+                : "the file is named incomplete";
+            return (Verdict.Incomplete, $"incomplete: pages stored up to pfn 0x{scan.LastGoodPfn:x} ({scan.Ok} of {kd.DumpablePages}), {reason}");
+        }
         string note = scan.Missing > 0 ? $", {scan.Missing} marked missing (unreadable in the vmcore)" : "";
         return (Verdict.Complete, $"complete, {scan.Ok} pages OK{note}");
     }

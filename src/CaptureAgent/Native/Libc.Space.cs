@@ -43,6 +43,12 @@ internal static partial class Libc
         return (long)Math.Min(s.f_bavail * s.f_frsize, long.MaxValue);
     }
 
+    /// <summary>
+    /// A write error after which the dump stops but what is already on the target stays useful:
+    /// out of space, or an I/O error (a failing disk, an NFS soft mount timing out).
+    /// </summary>
+    public static bool IsTargetFailure(IOException e) => IsOutOfSpace(e) || e.HResult == EIO;
+
     /// <summary>Is this exception a "the target is full" (ENOSPC, EDQUOT, EFBIG)?</summary>
     public static bool IsOutOfSpace(IOException e) => e.HResult is ENOSPC or EDQUOT or EFBIG
         || e.Message.Contains("No space left on device", StringComparison.Ordinal) || e.Message.Contains("Disk quota exceeded", StringComparison.Ordinal);

@@ -20,6 +20,9 @@ public interface IDumpSink : IDisposable
 
     /// <summary>Makes what was written so far durable before more is written (a file's fsync); the end is still to come.</summary>
     void Flush() { }
+
+    /// <summary>How far the written data reaches (a file's size), or -1 when the sink cannot tell.</summary>
+    long Length => -1;
 }
 
 /// <summary>A regular file written with pwrite; holes stay sparse.</summary>
@@ -51,6 +54,8 @@ public sealed class FileSink : IDumpSink
     public void Complete() => RandomAccess.FlushToDisk(_file);
 
     public void Flush() => RandomAccess.FlushToDisk(_file);
+
+    public long Length => RandomAccess.GetLength(_file);
 
     public void Reserve(long length)
     {

@@ -34,6 +34,8 @@ public sealed class KdumpCompressedWriter
     private int _dataLen;
     private long _dataFileOffset;
     private long _nextSpaceCheck;
+    /// <summary>Where the descriptors stood at the last successful fsync: all before it is on the target.</summary>
+    private long _durableDescOffset;
     private const long SpaceCheckBytes = 32L << 20;
     private const int SamplePagesPerWindow = 64;
 
@@ -103,7 +105,7 @@ public sealed class KdumpCompressedWriter
             _sink.Write(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
         }
 
-        _descFileOffset = header.DescriptorsOffset;
+        _descFileOffset = _durableDescOffset = header.DescriptorsOffset;
         long dataStart = header.DescriptorsOffset + (long)dumpable * DescriptorSize;
         _dataFileOffset = dataStart;
         bool zeroShared = (filter.Level & DumpLevel.Zero) != 0;
@@ -186,11 +188,15 @@ public sealed class KdumpCompressedWriter
                     storedBytes += _dataFileOffset + _dataLen - before;
                     _opt.Progress?.Invoke(done, dumpable);
 
+                    if (_dataFileOffset + _dataLen < _nextSpaceCheck) continue;
+                    // Every 32 MiB: make what is written durable (an NFS server reports a full
+                    // export at the commit, not at the write), then see whether the rest fits.
+                    Checkpoint();
+                    _nextSpaceCheck = _dataFileOffset + SpaceCheckBytes;
                     // Running out of room: exclude more for the pages still to come, and go on.
-                    if (fallback is not null && _opt.FreeSpace is not null && _dataFileOffset + _dataLen >= _nextSpaceCheck)
+                    if (fallback is not null && _opt.FreeSpace is not null)
                     {
-                        _nextSpaceCheck = _dataFileOffset + _dataLen + SpaceCheckBytes;
-                        long room = _opt.FreeSpace() - _dataLen;
+                        long room = _opt.FreeSpace();
                         double perPage = stored > 0 ? (double)storedBytes / stored : _ps;
                         long need = (long)(perPage * (dumpable - Math.Min(done, dumpable)));
                         if (need > room)
@@ -208,7 +214,7 @@ public sealed class KdumpCompressedWriter
                     }
                 }
             }
-            FlushCaches();
+            Checkpoint();
         }
         catch (TargetFullException e)
         {
@@ -226,14 +232,23 @@ public sealed class KdumpCompressedWriter
             result.Problems.Add($"{result.UnreadablePages} pages could not be read from the vmcore; they are marked missing in the dump");
         if (filter.Stats.UnreadableStructPages > 0)
             result.Problems.Add($"struct page of {filter.Stats.UnreadableStructPages} pages could not be read; those pages were kept");
-        // Everything the header vouches for must be on disk before it stops saying "incomplete".
-        _sink.Flush();
-        if (!result.Incomplete)
+        // Everything the header vouches for is on disk (the last checkpoint) before it stops saying
+        // "incomplete". An incomplete dump gets its header rewritten too, for the level it used.
+        header.Status = (uint)_opt.Codec | (result.Incomplete ? KdumpHeader.StatusIncomplete : 0);
+        try
         {
-            header.Status = (uint)_opt.Codec;
             _sink.Write(0, header.BuildMainHeader());
+            _sink.Complete();
         }
-        _sink.Complete();
+        catch (IOException e) when (Libc.IsTargetFailure(e))
+        {
+            if (!result.Incomplete)
+            {
+                result.Incomplete = true;
+                result.IncompleteReason = $"the final header could not be written ({e.Message})";
+            }
+            result.Problems.Add($"the dump's header could not be rewritten at the end: {e.Message}");
+        }
         return result;
     }
 
@@ -387,9 +402,9 @@ public sealed class KdumpCompressedWriter
     }
 
     /// <summary>
-    /// Data first, then the descriptors that point into it. When the data does not fit, its
-    /// descriptors are dropped: the file then ends with valid descriptors followed by zero ones,
-    /// which readers take as "not saved".
+    /// Data first, then the descriptors that point into it. When the data does not fit, only the
+    /// descriptors of pages whose data reached the file are written: the file then ends with
+    /// valid descriptors followed by zero ones, which readers take as "not saved".
     /// </summary>
     private void FlushCaches()
     {
@@ -397,7 +412,15 @@ public sealed class KdumpCompressedWriter
         {
             if (_dataLen > 0)
             {
-                _sink.Write(_dataFileOffset, _data.AsSpan(0, _dataLen));
+                try
+                {
+                    _sink.Write(_dataFileOffset, _data.AsSpan(0, _dataLen));
+                }
+                catch (IOException e) when (Libc.IsTargetFailure(e))
+                {
+                    KeepDescriptorsOfLandedData();
+                    throw;
+                }
                 _dataFileOffset += _dataLen;
                 _dataLen = 0;
             }
@@ -408,11 +431,66 @@ public sealed class KdumpCompressedWriter
                 _descCount = 0;
             }
         }
-        catch (IOException e) when (Libc.IsOutOfSpace(e))
+        catch (IOException e) when (Libc.IsTargetFailure(e))
         {
             _dataLen = 0;
             _descCount = 0;
-            throw new TargetFullException($"the target is full ({e.Message})");
+            throw new TargetFullException(Reason(e));
+        }
+    }
+
+    private static string Reason(IOException e) =>
+        Libc.IsOutOfSpace(e) ? $"the target is full ({e.Message})" : $"the target failed to write ({e.Message})";
+
+    /// <summary>
+    /// A data write failed part way (a full disk takes what fits): the pending descriptors whose
+    /// pages lie wholly in the part that landed are written, in order, up to the first that does not.
+    /// </summary>
+    private void KeepDescriptorsOfLandedData()
+    {
+        long landedEnd = _sink.Length;
+        if (landedEnd < 0) return;
+        int keep = 0;
+        for (; keep < _descCount; keep++)
+        {
+            var d = _desc.AsSpan(keep * DescriptorSize, DescriptorSize);
+            long offset = BinaryPrimitives.ReadInt64LittleEndian(d);
+            uint size = BinaryPrimitives.ReadUInt32LittleEndian(d[8..]);
+            if (offset >= _dataFileOffset && offset + size > landedEnd) break;   // zero and earlier pages always qualify
+        }
+        if (keep == 0) return;
+        try
+        {
+            _sink.Write(_descFileOffset, _desc.AsSpan(0, keep * DescriptorSize));
+            _descFileOffset += keep * DescriptorSize;
+        }
+        catch (IOException e) when (Libc.IsTargetFailure(e)) { }   // the table was not preallocated: they stay zero
+    }
+
+    /// <summary>
+    /// Writes what is buffered and fsyncs it. If the target then reports a failure, the
+    /// descriptors written since the last good fsync are zeroed: their data may not be there.
+    /// </summary>
+    private void Checkpoint()
+    {
+        FlushCaches();
+        try
+        {
+            _sink.Flush();
+            _durableDescOffset = _descFileOffset;
+        }
+        catch (IOException e) when (Libc.IsTargetFailure(e))
+        {
+            try
+            {
+                Array.Clear(_desc);
+                for (long at = _durableDescOffset; at < _descFileOffset; at += _desc.Length)
+                    _sink.Write(at, _desc.AsSpan(0, (int)Math.Min(_desc.Length, _descFileOffset - at)));
+                _sink.Flush();
+            }
+            catch (IOException) { }   // best effort: the target is failing
+            _descFileOffset = _durableDescOffset;
+            throw new TargetFullException(Reason(e));
         }
     }
 }

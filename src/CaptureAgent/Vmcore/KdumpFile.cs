@@ -51,11 +51,16 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
                 Header = KdumpHeader.Parse(main, sub, out int subBlocks, out uint bitmapBlocks, out long notesOffset, out long notesSize);
                 PageSize = Header.BlockSize;
                 MaxPfn = Header.MaxMapnr;
+                if (subBlocks is < 1 or > 1 << 16) throw new VmcoreException($"{path}: implausible sub header size of {subBlocks} blocks");
                 long bitmapBytes = (long)bitmapBlocks * PageSize / 2;
                 if ((ulong)bitmapBytes * 8 < MaxPfn) throw new VmcoreException($"{path}: bitmaps too small for max_mapnr {MaxPfn}");
                 _bitmap1 = (1L + subBlocks) * PageSize;
                 _bitmap2 = _bitmap1 + bitmapBytes;
                 _descriptors = (1L + subBlocks + bitmapBlocks) * PageSize;
+                // Before sizing anything by max_mapnr: a damaged header must not cost gigabytes.
+                long length = RandomAccess.GetLength(_file);
+                if (_descriptors > length) throw new VmcoreException($"{path}: the bitmaps end at {_descriptors}, past the end of the file ({length} bytes)");
+                if (notesOffset < 0) throw new VmcoreException($"{path}: negative note offset {notesOffset}");
                 if (notesSize is < 0 or > 64 << 20) throw new VmcoreException($"{path}: implausible note size {notesSize}");
                 NoteBlob = new byte[notesSize];
                 if (notesSize > 0) ReadExact(NoteBlob, notesOffset, "notes");

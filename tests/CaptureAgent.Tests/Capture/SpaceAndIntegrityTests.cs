@@ -19,16 +19,37 @@ public class SpaceAndIntegrityTests
 {
     private const string Fixture = "6.1-1024";
 
-    /// <summary>A tmpfs of the given size, unmounted on dispose.</summary>
+    /// <summary>A tmpfs, or an ext4 image on a loop device, of the given size; unmounted on dispose.</summary>
     private sealed class SmallFilesystem : IDisposable
     {
         public TempDir Dir { get; } = new();
+        private readonly TempDir? _image;
         public string Root => Dir.Path;
-        public SmallFilesystem(string size) => Fixtures.Sh($"mount -t tmpfs -o size={size},mode=0700 tmpfs {Root}");
+
+        public SmallFilesystem(string size, string kind = "tmpfs")
+        {
+            if (kind == "tmpfs")
+            {
+                Fixtures.Sh($"mount -t tmpfs -o size={size},mode=0700 tmpfs {Root}");
+                return;
+            }
+            _image = new TempDir();
+            string img = _image.File("fs.img");
+            Fixtures.Sh($"truncate -s {size} {img} && /usr/sbin/mkfs.ext4 -q -F -m 0 {img} && mount -o loop {img} {Root}");
+        }
+
+        /// <summary>Fills the filesystem with a preallocated file until only about this much is free.</summary>
+        public void LeaveFree(long bytes)
+        {
+            long fill = Native.Libc.AvailableBytes(Root) - bytes;
+            if (fill > 0) Fixtures.Sh($"fallocate -l {fill} {Root}/filler");
+        }
+
         public void Dispose()
         {
             Fixtures.Exec("/bin/umount", [Root]);
             Dir.Dispose();
+            _image?.Dispose();
         }
     }
 
@@ -42,6 +63,9 @@ public class SpaceAndIntegrityTests
         Assert.False(File.Exists(Path.Combine(r.Directory, "vmcore")));
         Assert.Contains("sysrq triggered crash", File.ReadAllText(Path.Combine(r.Directory, "dmesg.txt")));
         Assert.Contains(r.Problems, p => p.Contains("the target is full"));
+        // The data that reached the disk before ENOSPC is described, all but a partial last page.
+        long unreferenced = new FileInfo(r.VmcorePath!).Length - DataEnd(r.VmcorePath!);
+        Assert.InRange(unreferenced, 0, 4095);
 
         using (var kd = new KdumpFile(r.VmcorePath!))
         {
@@ -77,6 +101,98 @@ public class SpaceAndIntegrityTests
         Assert.False(manifest.Complete);
         Assert.Contains("full", manifest.IncompleteReason);
         Assert.Equal(ExitCodes.Degraded, VerifyCommand.Run([r.Directory]));
+        var verify = Fixtures.Exec(Fixtures.Binary, ["verify", r.Directory]);
+        Assert.Equal(ExitCodes.Degraded, verify.ExitCode);
+        Assert.Matches(@"incomplete: pages stored up to pfn 0x[0-9a-f]+ \([0-9]+ of [0-9]+\), the target is full", verify.Stdout);
+    }
+
+    /// <summary>Where the last page described by a descriptor ends, read without the product's reader.</summary>
+    private static long DataEnd(string dump)
+    {
+        var f = KdumpFileFacts.Read(dump);
+        long table = (1L + f.SubHeaderBlocks + f.BitmapBlocks) * f.BlockSize, end = 0;
+        using var s = File.OpenRead(dump);
+        var d = new byte[24];
+        for (ulong i = 0; i < f.Dumpable; i++)
+        {
+            s.Position = table + (long)i * 24;
+            s.ReadExactly(d);
+            long offset = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(d);
+            uint size = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(d.AsSpan(8));
+            end = Math.Max(end, offset + size);
+        }
+        return end;
+    }
+
+    [Theory]
+    [InlineData("tmpfs")]
+    [InlineData("ext4")]
+    public void DumpCutByAFullDiskIsReadByCrashAndDrgnUpToWhereItStopped(string kind)
+    {
+        const string fx = Fixture;
+        using var dir = new TempDir();
+        Unit.SyntheticDumpTests.Dump(Fixtures.Vmcore(fx), dir.File("whole"), new DumpOptions { Level = DumpLevel.All });
+        // A filesystem 2 MiB short of the whole dump: the highest pages are cut off.
+        using var fs = new SmallFilesystem("64m", kind);
+        fs.LeaveFree(new FileInfo(dir.File("whole")).Length - (2 << 20));
+        string cut = Path.Combine(fs.Root, "dump");
+        DumpResult result;
+        using (var src = new DumpSource(Fixtures.Vmcore(fx)))
+        using (var sink = FileSink.Create(cut))
+            result = new KdumpCompressedWriter(src, sink, new DumpOptions { Level = DumpLevel.All }).Write();
+        Assert.True(result.Incomplete);
+        Assert.StartsWith("the target is full", result.IncompleteReason);
+        Assert.InRange(new FileInfo(cut).Length - DataEnd(cut), 0, 4095);
+
+        ulong stopped;
+        using (var kd = new KdumpFile(cut))
+            stopped = kd.Scan().StoppedAt ?? throw new InvalidOperationException("nothing missing in a cut dump");
+        // crash says the file is incomplete, reads the log from the saved pages, and calls a page
+        // after the cut "incomplete" (whether a whole session works depends on where it stopped:
+        // crash's start-up reads per-cpu data near the top of memory).
+        var r = Fixtures.Exec("/usr/bin/crash", ["-s", "--minimal", Fixtures.Vmlinux(fx), cut],
+            stdin: $"log\nrd -p 0x{stopped * 4096:x} 2\nquit\n");
+        Assert.Contains("This dumpfile is incomplete", r.Stdout + r.Stderr);
+        Assert.Contains("sysrq triggered crash", r.Stdout);
+        Assert.Contains($"page incomplete: physical address: {stopped * 4096:x}", r.Stdout + r.Stderr);
+        var drgn = Fixtures.Exec("/usr/bin/drgn", ["-c", cut, "-s", Fixtures.Vmlinux(fx), Fixtures.OracleScript("drgn_check.py")]);
+        Assert.Contains("marker CAPTURE-FIXTURE-MARKER " + Fixtures.Marker(fx).Split(' ')[^1], drgn.Stdout);
+
+        Assert.Equal(ExitCodes.Degraded, VerifyCommand.Run([cut]));
+    }
+
+    [Fact]
+    public void CompleteCaptureOpensInCrashMakedumpfileAndLibkdumpfile()
+    {
+        const string fx = Fixture;
+        using var dir = new TempDir();
+        var r = CaptureJob.Run(Fixtures.Vmcore(fx), dir.Path, new CaptureSettings
+        {
+            PathTemplate = "/crash/{kver}",
+            MinFreeBytes = 0,
+            Dump = new DumpOptions { Level = DumpLevel.All, Codec = Compression.PageCodec.Zlib },   // Debian's makedumpfile has no zstd
+        }, _ => { });
+        Assert.True(r.Complete, string.Join("; ", r.Problems));
+        Assert.Equal("vmcore", Path.GetFileName(r.VmcorePath));
+        using (var kd = new KdumpFile(r.VmcorePath!))
+        {
+            Assert.False(kd.Incomplete);
+            Assert.Equal(31, kd.Header.DumpLevel);
+            // The estimate made before writing is close to what was written.
+            Assert.InRange((double)r.EstimatedBytes / r.VmcoreBytes, 0.8, 1.25);
+            Assert.Matches($"pages {kd.DumpablePages}\n", Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {r.VmcorePath}"));
+        }
+        var c = Fixtures.Exec("/usr/bin/crash", ["-s", Fixtures.Vmlinux(fx), r.VmcorePath!], stdin: "sys\nbt\nquit\n");
+        Assert.DoesNotContain("incomplete", c.Stdout + c.Stderr);
+        Assert.Contains("sysrq_handle_crash", c.Stdout);
+        Assert.Equal(0, Fixtures.Exec(Fixtures.Makedumpfile, ["--dump-dmesg", r.VmcorePath!, dir.File("mdmesg.txt")]).ExitCode);
+        Assert.Contains("sysrq triggered crash", File.ReadAllText(dir.File("mdmesg.txt")));
+        var manifest = DumpManifest.Parse(File.ReadAllText(Path.Combine(r.Directory, DumpManifest.FileName)));
+        Assert.True(manifest.Complete);
+        Assert.Equal(["dmesg.txt", "vmcore"], manifest.Files.Select(f => f.Name).Order());
+        Assert.Equal(DumpManifest.Checksum(r.VmcorePath!), manifest.Files.Single(f => f.Name == "vmcore"));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(r.Directory, DumpManifest.FileName)));
+        Assert.False(File.Exists(Path.Combine(r.Directory, DumpManifest.FileName + ".tmp")));
     }
 
     [Fact]
@@ -138,7 +254,20 @@ public class SpaceAndIntegrityTests
         Assert.True(kd.DumpablePages < full1.Dumpable && kd.DumpablePages > full31.Dumpable);
         // Every stored page is the vmcore's, read by libkdumpfile as well.
         RealVmcoreTests.AssertEveryStoredPageEqualsVmcore(Fixtures.Vmcore(Fixture), dir.File("dump"));
-        Assert.Matches("pages [0-9]+", Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {dir.File("dump")}"));
+        Assert.Matches($"pages {kd.DumpablePages}\n", Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {dir.File("dump")}"));
+        // The descriptor table kept its level-1 size: the unused entries after the last page are zero,
+        // and crash reads the file as a complete dump all the same.
+        long table = (1L + ours.SubHeaderBlocks + ours.BitmapBlocks) * ours.BlockSize;
+        using (var f = File.OpenRead(dir.File("dump")))
+        {
+            var spare = new byte[24 * 64];
+            f.Position = table + (long)kd.DumpablePages * 24;
+            f.ReadExactly(spare);
+            Assert.True(spare.All(b => b == 0));
+        }
+        var c = Fixtures.Exec("/usr/bin/crash", ["-s", Fixtures.Vmlinux(Fixture), dir.File("dump")], stdin: "sys\nbt\nquit\n");
+        Assert.DoesNotContain("incomplete", c.Stdout + c.Stderr);
+        Assert.Contains("sysrq_handle_crash", c.Stdout);
     }
 
     private static KdumpFileFacts Facts(DumpLevel level, TempDir dir, string name)
@@ -166,6 +295,42 @@ public class SpaceAndIntegrityTests
         Assert.Equal(0UL, scan.Corrupt);
         Assert.True(scan.Ok > 1000 && scan.Missing > 0, $"{scan.Ok} read, {scan.Missing} missing");
         Assert.Equal(ExitCodes.Degraded, VerifyCommand.Run([dump]));
+        var c = Fixtures.Exec("/usr/bin/crash", ["-s", Fixtures.Vmlinux(Fixture), dump], stdin: "quit\n");
+        Assert.Contains("This dumpfile is incomplete", c.Stdout + c.Stderr);
+        // libkdumpfile reads the pages that were saved.
+        var page = new byte[4096];
+        ulong first = 0;
+        while (!(kd.IsDumpable(first) && kd.TryReadPage(first, page) && page.AsSpan().IndexOfAnyExcept((byte)0) >= 0)) first++;
+        Assert.Equal(Convert.ToHexStringLower(page),
+            Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {dump} --phys-page {first * 4096}").Trim());
+    }
+
+    [Fact]
+    public void VerifyChecksAFlattenedStreamAndRejectsADamagedHeader()
+    {
+        using var dir = new TempDir();
+        string flat = dir.File("vmcore.flat");
+        Fixtures.Sh($"{Fixtures.Binary} dump -q -F -d 31 {Fixtures.Vmcore(Fixture)} > {flat}");
+        Assert.Equal(ExitCodes.Ok, VerifyCommand.Run([flat]));
+        var bytes = File.ReadAllBytes(flat);
+        File.WriteAllBytes(flat, bytes.AsSpan(0, bytes.Length - 16).ToArray());   // no end marker: cut short
+        Assert.Equal(ExitCodes.Degraded, VerifyCommand.Run([flat]));
+        var bad = (byte[])bytes.Clone();
+        bad[4096 + 8] = 0x80;                                                     // first record: negative size
+        File.WriteAllBytes(flat, bad);
+        Assert.Equal(ExitCodes.Failed, VerifyCommand.Run([flat]));
+
+        // A kdump header claiming bitmaps far beyond the file: one line, exit 1, nothing huge allocated.
+        string dump = dir.File("dump");
+        Unit.SyntheticDumpTests.Dump(Fixtures.Vmcore(Fixture), dump, new DumpOptions { Level = DumpLevel.All });
+        using (var f = new FileStream(dump, FileMode.Open, FileAccess.Write))
+        {
+            f.Position = 436;
+            f.Write(BitConverter.GetBytes(0x7fff_0000u));
+        }
+        var r = Fixtures.Exec(Fixtures.Binary, ["verify", dump]);
+        Assert.Equal(ExitCodes.Failed, r.ExitCode);
+        Assert.Contains("past the end of the file", r.Stdout);
     }
 
     [Fact]
@@ -211,6 +376,7 @@ public class SpaceAndIntegrityTests
         string outside = Directory.CreateDirectory(dir.File("outside")).FullName;
         File.WriteAllBytes(Path.Combine(outside, "vmcore"), new byte[10]);
         File.CreateSymbolicLink(Path.Combine(parent, "0-link"), outside);
+        File.CreateSymbolicLink(Path.Combine(parent, "a-oldest", "escape"), outside);   // removed as a link, not followed
 
         Assert.Equal(["a-oldest", "b-middle", "c-newest"], Retention.List(parent).Select(d => Path.GetFileName(d.Path)));
         // Two dumps kept counting the new one: the two oldest go.
