@@ -20,6 +20,9 @@ public static class Program
           capture-agent net up|list|modules ...               the network without ip(8): DHCP or static address, NICs, NIC modules
           capture-agent estimate [--measure] [--json] ...      how much crashkernel= the capture kernel needs (computed, or measured in QEMU)
           capture-agent crashkernel [--size SIZE|auto] [--apply]  put crashkernel= into GRUB / BLS entries / /etc/kernel/cmdline
+          capture-agent install | uninstall [--root DIR] [--dry-run]  the service, default config and kernel package hooks
+          capture-agent kernel-hook add|remove KVER [IMAGE]   keep /var/lib/capture-agent/KVER/initramfs.img (the kernel hooks call this)
+          capture-agent pin [KVER | --unpin]                  arm this kernel with load --auto instead of the running one
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -65,6 +68,10 @@ public static class Program
             "config" => ConfigCommand.Run(args[1..]),
             "estimate" => EstimateCommand.Run(args[1..]),
             "crashkernel" => CrashkernelCommand.Run(args[1..]),
+            "install" => InstallCommand.Install(args[1..]),
+            "uninstall" => InstallCommand.Uninstall(args[1..]),
+            "kernel-hook" => KernelHookCommand.Run(args[1..]),
+            "pin" => KernelHookCommand.Pin(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

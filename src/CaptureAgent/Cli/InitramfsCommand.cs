@@ -102,7 +102,7 @@ public static class InitramfsCommand
                     else Log.Warn($"module {m} of the target's driver chain is not in {release}'s module tree");
             }
             wanted.AddRange(modules);
-            if (config is not null) AddWhatTheConfigNeeds(config, noNic, wanted, executables, extraFiles);
+            if (config is not null) AddWhatTheConfigNeeds(config, noNic, wanted, blacklist, executables, extraFiles);
             tmp = output + ".tmp";
             InitramfsReport report;
             using (var f = FileSink.OpenStream(tmp))
@@ -141,11 +141,13 @@ public static class InitramfsCommand
     }
 
     /// <summary>Modules, programs and files the config's targets and hooks need (see <see cref="ConfigContent"/>).</summary>
-    private static void AddWhatTheConfigNeeds(string configPath, bool noNic, List<string> modules, List<string> executables, List<InitramfsFile> files)
+    private static void AddWhatTheConfigNeeds(string configPath, bool noNic, List<string> modules, List<string> blacklist, List<string> executables, List<InitramfsFile> files)
     {
         var cfg = Config.AgentConfig.Load(configPath);
         foreach (var e in cfg.Errors) Log.Warn(e);
         if (cfg.Targets.Count == 0) Log.Warn($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
+        modules.AddRange(cfg.ExtraModules.Where(m => !modules.Contains(m)));
+        blacklist.AddRange(cfg.Blacklist.Where(m => !blacklist.Contains(m)));
         var needs = ConfigContent.For(cfg);
         foreach (var n in needs.Notes) Log.Warn(n);
         modules.AddRange(needs.Modules.Where(m => !modules.Contains(m)));

@@ -8,7 +8,7 @@ public static class LoadCommand
     private const string BootIdPath = "/proc/sys/kernel/random/boot_id";
 
     public const string Usage = """
-        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--no-quirk NAME] [--dry-run]
+        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--no-quirk NAME] [--auto] [--dry-run]
                capture-agent unload
                capture-agent status [--json]
           --kernel   capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
@@ -25,7 +25,7 @@ public static class LoadCommand
         string? initrd = $"/var/lib/capture-agent/initramfs-{release}.img";
         string? append = null;
         var blacklist = new List<string>();
-        bool dryRun = false;
+        bool dryRun = false, auto = false;
         string configPath = Config.AgentConfig.DefaultPath;
         var noQuirks = new List<string>();
         for (int i = 0; i < args.Length; i++)
@@ -35,6 +35,7 @@ public static class LoadCommand
                 case "--kernel" when i + 1 < args.Length: kernel = args[++i]; break;
                 case "--initrd" when i + 1 < args.Length: initrd = args[++i]; break;
                 case "--no-initrd": initrd = null; break;
+                case "--auto": auto = true; break;
                 case "--append" when i + 1 < args.Length: append = args[++i]; break;
                 case "--blacklist" when i + 1 < args.Length: blacklist.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
                 case "--dry-run": dryRun = true; break;
@@ -46,6 +47,20 @@ public static class LoadCommand
                     Console.Error.WriteLine(Usage);
                     return ExitCodes.Usage;
             }
+        }
+        // --auto (the service): the pinned or running kernel, its capture initramfs rebuilt if stale.
+        if (auto)
+        {
+            var choice = Host.CaptureStore.Choose("/", Host.HostLayout.RunningRelease());
+            Log.Info(choice.Reason);
+            var store = Host.CaptureStore.EnsureCurrent("/", choice.Release, Log.Info);
+            if (!store.Usable)
+            {
+                Log.Error($"no capture initramfs for {choice.Release}: {store.Error}");
+                return ExitCodes.Failed;
+            }
+            kernel = choice.KernelPath;
+            initrd = choice.InitramfsPath;
         }
         // The config's capture-kernel settings apply to every load (kernel_cmdline_append, blacklist).
         if (File.Exists(configPath))

@@ -1,0 +1,138 @@
+using CaptureAgent.Host;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>
+/// `capture-agent kernel-hook add|remove KVER [IMAGE]`: what the kernel package hooks call, and
+/// `capture-agent pin KVER | --unpin`: which kernel `load --auto` arms.
+/// </summary>
+public static class KernelHookCommand
+{
+    public const string Usage = """
+        usage: capture-agent kernel-hook add KVER [IMAGE] [--root DIR] [--force]
+               capture-agent kernel-hook remove KVER [--root DIR]
+          add     builds /var/lib/capture-agent/KVER/initramfs.img (modules of /lib/modules/KVER, the
+                  config, the target's driver chain) unless the stored one is current; --force rebuilds
+          remove  deletes that kernel's entry (and its pin)
+          --root  work below DIR instead of / (default: $CAPTURE_AGENT_ROOT, else /)
+        """;
+
+    public const string PinUsage = """
+        usage: capture-agent pin [KVER | --unpin] [--root DIR] [--no-build]
+          KVER      arm this kernel (its image and capture initramfs must exist) instead of the running one;
+                    its capture initramfs is built now unless --no-build
+          --unpin   back to the running kernel
+          (no arguments: show the pin and the kernel `load --auto` would choose)
+        """;
+
+    public static int Run(string[] args)
+    {
+        string root = HostLayout.DefaultRoot();
+        bool force = false;
+        var words = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--root" when i + 1 < args.Length: root = args[++i]; break;
+                case "--force": force = true; break;
+                case "-h" or "--help": Console.Out.Write(Usage); return ExitCodes.Ok;
+                case var a when a.StartsWith('-'): return Bad($"kernel-hook: unknown option {a}", Usage);
+                default: words.Add(args[i]); break;
+            }
+        }
+        if (words.Count < 2 || words[0] is not ("add" or "remove") || words.Count > (words[0] == "add" ? 3 : 2))
+            return Bad("kernel-hook: expected add KVER [IMAGE] or remove KVER", Usage);
+        string release = words[1];
+        if (!HostLayout.IsValidRelease(release)) return Bad($"kernel-hook: '{release}' is not a kernel release", Usage);
+        var host = new HostLayout(root);
+        try
+        {
+            if (words[0] == "remove")
+            {
+                CaptureStore.Remove(host, release, Log.Info);
+                return ExitCodes.Ok;
+            }
+            if (words.Count == 3 && !File.Exists(words[2])) Log.Warn($"kernel image {words[2]} does not exist (yet?)");
+            var r = CaptureStore.EnsureCurrent(host, release, Log.Info, force);
+            return r.Error is null ? ExitCodes.Ok : ExitCodes.Failed;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Error($"kernel-hook {words[0]} {release}: {e.Message}");
+            return ExitCodes.Failed;
+        }
+    }
+
+    public static int Pin(string[] args)
+    {
+        string root = HostLayout.DefaultRoot();
+        bool unpin = false, build = true;
+        string? release = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--root" when i + 1 < args.Length: root = args[++i]; break;
+                case "--unpin": unpin = true; break;
+                case "--no-build": build = false; break;
+                case "-h" or "--help": Console.Out.Write(PinUsage); return ExitCodes.Ok;
+                case var a when a.StartsWith('-') || release is not null: return Bad($"pin: unexpected argument {a}", PinUsage);
+                default: release = args[i]; break;
+            }
+        }
+        if (unpin && release is not null) return Bad("pin: give KVER or --unpin, not both", PinUsage);
+        var host = new HostLayout(root);
+        try
+        {
+            if (unpin)
+            {
+                Console.Out.WriteLine(CaptureStore.Unpin(host) ? "unpinned: the running kernel is armed from now on" : "nothing was pinned");
+                return ExitCodes.Ok;
+            }
+            if (release is null)
+            {
+                string? pinned = CaptureStore.ReadPin(host, out string? problem);
+                if (problem is not null) Log.Warn(problem);
+                Console.Out.WriteLine(pinned is null ? "nothing pinned" : $"pinned: {pinned}");
+                string running = HostLayout.RunningRelease();
+                if (HostLayout.IsValidRelease(running))
+                {
+                    var c = CaptureStore.Choose(host, running);
+                    Console.Out.WriteLine($"load --auto arms {c.Release} ({c.Reason}): {c.KernelPath}, {c.InitramfsPath}");
+                }
+                return ExitCodes.Ok;
+            }
+            if (!HostLayout.IsValidRelease(release)) return Bad($"pin: '{release}' is not a kernel release", PinUsage);
+            if (host.KernelImage(release) is null)
+            {
+                Log.Error($"pin: no kernel image for {release} ({string.Join(", ", host.KernelImageCandidates(release))}): nothing pinned");
+                return ExitCodes.Failed;
+            }
+            CaptureStore.Pin(host, release);
+            Console.Out.WriteLine($"pinned {release}");
+            if (build)
+            {
+                var r = CaptureStore.EnsureCurrent(host, release, Log.Info);
+                if (!r.Usable)
+                {
+                    Log.Warn($"{release} has no capture initramfs: load --auto arms the running kernel until it is built");
+                    return ExitCodes.Failed;
+                }
+            }
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Error($"pin: {e.Message}");
+            return ExitCodes.Failed;
+        }
+    }
+
+    private static int Bad(string message, string usage)
+    {
+        Log.Error(message);
+        Console.Error.Write(usage);
+        return ExitCodes.Usage;
+    }
+}

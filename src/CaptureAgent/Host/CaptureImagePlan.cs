@@ -1,0 +1,175 @@
+using CaptureAgent.Config;
+using CaptureAgent.Initramfs;
+using CaptureAgent.Targets;
+
+namespace CaptureAgent.Host;
+
+/// <summary>
+/// What the capture initramfs of one kernel release must hold on this host, worked out the way
+/// `initramfs build` does it (the target's sysfs driver chain, what the config's targets need, the
+/// NIC driver for network targets) plus the config's extra_modules, all read below the host root.
+/// The same plan feeds the rebuild stamp and the build, so what is compared is what gets built.
+/// </summary>
+internal sealed class CaptureImagePlan
+{
+    public required string Release { get; init; }
+    public required string AgentPath { get; init; }
+    /// <summary>The config file carried into the image, or null when the host has none.</summary>
+    public string? ConfigPath { get; init; }
+    public byte[] ConfigBytes { get; init; } = [];
+    public required string ModulesRoot { get; init; }
+    public List<string> Wanted { get; } = new();
+    public List<string> Blacklist { get; } = new();
+    public List<string> Executables { get; } = new();
+    public List<InitramfsFile> Files { get; } = new();
+    /// <summary>The modules that will be in the image, dependencies included, in load order.</summary>
+    public List<ModuleFile> Resolved { get; } = new();
+    /// <summary>"TARGET -> DEVICE (TYPE UUID=...)": which device each local or raw target is on now.</summary>
+    public List<string> TargetIdentity { get; } = new();
+    /// <summary>The driver chain modules of the targets and the NIC, before dependency resolution.</summary>
+    public List<string> ChainModules { get; } = new();
+    public List<string> Notes { get; } = new();
+
+    public string ModuleDirectory => Path.Combine(ModulesRoot, "lib", "modules", Release);
+
+    public static CaptureImagePlan Make(HostLayout host, string release)
+    {
+        HostLayout.CheckRelease(release);
+        string? configPath = File.Exists(host.ConfigPath) ? host.ConfigPath : null;
+        var plan = new CaptureImagePlan
+        {
+            Release = release,
+            AgentPath = host.AgentPath,
+            ConfigPath = configPath,
+            ConfigBytes = configPath is null ? [] : File.ReadAllBytes(configPath),
+            ModulesRoot = host.Root,
+        };
+        if (!File.Exists(plan.AgentPath)) throw new IOException($"the agent {plan.AgentPath} does not exist");
+        var config = configPath is null ? new AgentConfig() : AgentConfig.Parse(System.Text.Encoding.UTF8.GetString(plan.ConfigBytes), configPath);
+        plan.Notes.AddRange(config.Errors);
+        if (configPath is null) plan.Notes.Add($"{host.ConfigPath} does not exist: the image carries no config (capture-agent install writes one)");
+        else if (config.Targets.Count == 0) plan.Notes.Add($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
+
+        // Even a kernel with every driver built in has a module directory (modules.builtin): without
+        // one the release is not installed, or not yet.
+        if (!Directory.Exists(plan.ModuleDirectory)) throw new IOException($"no module tree at {plan.ModuleDirectory}: is {release} installed?");
+        KernelModules? tree = new KernelModules(host.Root, release);
+        // Built in means built into the capture kernel (this release), which need not be the running one.
+        string builtinList = Path.Combine(plan.ModuleDirectory, "modules.builtin");
+        IReadOnlySet<string>? builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
+
+        plan.AddTargetChains(host, config, tree, builtIn);
+        if (config.NeedsNetwork) plan.AddNic(host, config, tree);
+
+        var needs = ConfigContent.For(config, host.Root);
+        plan.Notes.AddRange(needs.Notes);
+        plan.Wanted.AddRange(plan.ChainModules);
+        foreach (var m in needs.Modules.Concat(config.ExtraModules))
+            if (!plan.Wanted.Contains(m)) plan.Wanted.Add(m);
+        plan.Executables.AddRange(needs.Executables);
+        plan.Files.AddRange(needs.Files);
+        plan.Blacklist.AddRange(config.Blacklist);
+        plan.AddAgentLibraries();
+
+        if (plan.Wanted.Count > 0)
+        {
+            if (tree is null)
+                throw new IOException($"no module tree at {plan.ModuleDirectory}: the capture initramfs of {release} needs {string.Join(' ', plan.Wanted)}");
+            plan.Resolved.AddRange(tree.Resolve(plan.Wanted, plan.Blacklist, plan.Notes));
+        }
+        return plan;
+    }
+
+    /// <summary>The sysfs driver chain of each local or raw target as it is attached now.</summary>
+    private void AddTargetChains(HostLayout host, AgentConfig config, KernelModules? tree, IReadOnlySet<string>? builtIn)
+    {
+        foreach (var t in config.Targets.Where(t => t.Type is TargetType.Local or TargetType.Raw && t.Device is not null))
+        {
+            try
+            {
+                var locator = new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) };
+                var match = locator.Find(t.Device!, out _);
+                if (match?.Device is null)
+                {
+                    TargetIdentity.Add($"{t.Text} -> not found");
+                    Notes.Add($"target {t.Text} is not on this machine now: its drivers are not added (the capture kernel finds it only if they are built in)");
+                    continue;
+                }
+                var v = match.Volume;
+                string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
+                var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+                TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
+                Notes.AddRange(chain.Notes);
+                AddChainModules(chain.Modules, tree, $"target {t.Text}");
+            }
+            catch (IOException e)
+            {
+                TargetIdentity.Add($"{t.Text} -> unreadable");
+                Notes.Add($"target {t.Text}: {e.Message}; its drivers are not added");
+            }
+        }
+    }
+
+    private void AddNic(HostLayout host, AgentConfig config, KernelModules? tree)
+    {
+        try
+        {
+            var nic = Net.NetworkSetup.NicModuleChain(config.NetworkInterface, host.SysRoot);
+            Notes.AddRange(nic.Notes);
+            TargetIdentity.Add($"network {config.NetworkInterface} needs {(nic.Modules.Count == 0 ? "nothing" : string.Join(' ', nic.Modules))}");
+            AddChainModules(nic.Modules, tree, $"network interface {config.NetworkInterface}");
+        }
+        catch (IOException e)
+        {
+            TargetIdentity.Add($"network {config.NetworkInterface} -> not found");
+            Notes.Add($"the NIC driver for network targets was not found ({e.Message}); add it with extra_modules");
+        }
+    }
+
+    /// <summary>sysfs names drivers of the running kernel; one the capture kernel lacks is worth a note, not a failure.</summary>
+    private void AddChainModules(IEnumerable<string> modules, KernelModules? tree, string forWhat)
+    {
+        foreach (var m in modules)
+        {
+            if (ChainModules.Contains(m)) continue;
+            if (tree is not null && (tree.Exists(m) || tree.IsBuiltin(m))) ChainModules.Add(m);
+            else Notes.Add($"module {m} of {forWhat} is not in {Release}'s module tree");
+        }
+    }
+
+    /// <summary>
+    /// A dynamically linked agent cannot start as /init without its loader and libraries (there is
+    /// no libc in the image otherwise): they go in at their own paths. A static agent needs nothing.
+    /// </summary>
+    private void AddAgentLibraries()
+    {
+        if (!IsElf(AgentPath)) return;
+        var info = ElfDependencies.Read(AgentPath);
+        if (info.Interpreter is null) return;
+        var resolver = new ElfDependencies();
+        foreach (var d in resolver.Resolve(AgentPath))
+            if (!Files.Any(f => f.Destination == d.Destination)) Files.Add(new InitramfsFile(d.Source, d.Destination, 0x1ed));
+        Notes.AddRange(resolver.Notes);
+        Notes.Add($"{AgentPath} is dynamically linked: its loader and libraries go into the image (a static build is smaller)");
+    }
+
+    private static bool IsElf(string path)
+    {
+        Span<byte> head = stackalloc byte[4];
+        using var f = File.OpenRead(path);
+        return f.Read(head) == 4 && head.SequenceEqual("\u007fELF"u8);
+    }
+
+    public InitramfsSpec ToSpec() => new()
+    {
+        AgentPath = AgentPath,
+        ConfigPath = ConfigPath,
+        ModulesRoot = ModulesRoot,
+        KernelRelease = Release,
+        Modules = new List<string>(Wanted),
+        Blacklist = new List<string>(Blacklist),
+        Compression = ImageCompression.Zstd,
+        Executables = new List<string>(Executables),
+        ExtraFiles = new List<InitramfsFile>(Files),
+    };
+}

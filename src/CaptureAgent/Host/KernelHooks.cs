@@ -1,0 +1,132 @@
+namespace CaptureAgent.Host;
+
+/// <summary>
+/// The scripts the kernel packages run when a kernel comes or goes, and the systemd units. Each
+/// script only hands the kernel release to `capture-agent kernel-hook` and always exits 0: a
+/// missing capture initramfs is reported, it never fails a package installation. The same texts
+/// are in dist/ for packagers (a test keeps them equal).
+/// </summary>
+public static class KernelHooks
+{
+    public const string DebianPostinst = "/etc/kernel/postinst.d/capture-agent";
+    public const string DebianPostrm = "/etc/kernel/postrm.d/capture-agent";
+    public const string KernelInstallPlugin = "/usr/lib/kernel/install.d/60-capture-agent.install";
+    public const string Service = "/etc/systemd/system/capture-agent.service";
+    public const string SavecoreService = "/etc/systemd/system/capture-agent-savecore.service";
+    public const string WantsDirectory = "/etc/systemd/system/multi-user.target.wants";
+
+    // $CAPTURE_AGENT_ROOT (empty on a real system) lets the same script run against a scratch root.
+    public const string DebianPostinstScript = """
+        #!/bin/sh
+        # capture-agent: build the capture initramfs of a newly installed kernel.
+        # Debian's kernel packages run this with the kernel release and the image path. It never
+        # fails the package operation: a problem is reported and the script exits 0.
+        version="${1:-}"
+        image="${2:-}"
+        agent="${CAPTURE_AGENT_ROOT:-}/usr/sbin/capture-agent"
+        if [ -z "$version" ]; then
+            echo "capture-agent: kernel hook called without a kernel release; nothing done" >&2
+            exit 0
+        fi
+        if [ ! -x "$agent" ]; then
+            echo "capture-agent: $agent is missing; no capture initramfs for $version" >&2
+            exit 0
+        fi
+        if ! "$agent" kernel-hook add "$version" ${image:+"$image"}; then
+            echo "capture-agent: no capture initramfs for $version (retry: capture-agent kernel-hook add $version)" >&2
+        fi
+        exit 0
+
+        """;
+
+    public const string DebianPostrmScript = """
+        #!/bin/sh
+        # capture-agent: drop the capture initramfs of a removed kernel.
+        # Debian's kernel packages run this with the kernel release and the image path. It never
+        # fails the package operation: a problem is reported and the script exits 0.
+        version="${1:-}"
+        agent="${CAPTURE_AGENT_ROOT:-}/usr/sbin/capture-agent"
+        if [ -z "$version" ]; then
+            echo "capture-agent: kernel hook called without a kernel release; nothing done" >&2
+            exit 0
+        fi
+        if [ ! -x "$agent" ]; then
+            echo "capture-agent: $agent is missing; /var/lib/capture-agent/$version is left behind" >&2
+            exit 0
+        fi
+        if ! "$agent" kernel-hook remove "$version"; then
+            echo "capture-agent: could not remove the capture initramfs of $version" >&2
+        fi
+        exit 0
+
+        """;
+
+    // kernel-install(8): "add KVER ENTRY_DIR IMAGE [INITRD...]" and "remove KVER ENTRY_DIR".
+    // Exit 77 would stop the other plugins, any other failure fails the installation: always 0.
+    public const string KernelInstallScript = """
+        #!/bin/sh
+        # capture-agent: kernel-install(8) plugin, the capture initramfs of each installed kernel.
+        # It never fails the kernel installation: a problem is reported and the plugin exits 0.
+        command="${1:-}"
+        version="${2:-}"
+        image="${4:-}"
+        agent="${CAPTURE_AGENT_ROOT:-}/usr/sbin/capture-agent"
+        case "$command" in
+            add|remove) ;;
+            *) exit 0 ;;
+        esac
+        if [ -z "$version" ]; then
+            echo "capture-agent: kernel-install $command without a kernel release; nothing done" >&2
+            exit 0
+        fi
+        if [ ! -x "$agent" ]; then
+            echo "capture-agent: $agent is missing; nothing done for $version" >&2
+            exit 0
+        fi
+        if [ "$command" = add ]; then
+            "$agent" kernel-hook add "$version" ${image:+"$image"} \
+                || echo "capture-agent: no capture initramfs for $version (retry: capture-agent kernel-hook add $version)" >&2
+        else
+            "$agent" kernel-hook remove "$version" \
+                || echo "capture-agent: could not remove the capture initramfs of $version" >&2
+        fi
+        exit 0
+
+        """;
+
+    public const string ServiceUnit = """
+        [Unit]
+        Description=Arm the capture kernel for kernel crash dumps (capture-agent)
+        After=local-fs.target
+
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        # Picks the pinned or running kernel and rebuilds its capture initramfs first when the
+        # config, the target's drivers, the module tree or the agent changed since it was built.
+        ExecStart=/usr/sbin/capture-agent load --auto
+        ExecStop=/usr/sbin/capture-agent unload
+
+        [Install]
+        WantedBy=multi-user.target
+
+        """;
+
+    public const string SavecoreUnit = """
+        [Unit]
+        Description=Extract a crash dump left on a raw dump device (capture-agent savecore)
+        After=local-fs.target
+        # Before the capture kernel is armed again, so a second crash cannot overwrite the first.
+        Before=capture-agent.service
+        ConditionPathExists=/etc/capture-agent.conf
+
+        [Service]
+        Type=oneshot
+        # Exits 0 at once when the config has no raw: target or nothing is waiting on it.
+        ExecStart=/usr/sbin/capture-agent savecore
+
+        [Install]
+        WantedBy=multi-user.target
+
+        """;
+}
