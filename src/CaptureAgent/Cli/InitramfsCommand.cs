@@ -1,6 +1,5 @@
 using CaptureAgent.Initramfs;
 using CaptureAgent.Output;
-using CaptureAgent.Targets;
 
 namespace CaptureAgent.Cli;
 
@@ -85,40 +84,21 @@ public static class InitramfsCommand
         string? tmp = null;   // removed unless it became the output
         try
         {
-            var wanted = new List<string>();
-            if (targetDevice is not null)
+            // The same planning as the store's (Host/CaptureImagePlan): the config's targets as they
+            // are attached now, what the targets need, extra_modules, blacklist, plus these options.
+            var host = new Host.HostLayout("/");
+            var plan = Host.CaptureImagePlan.Make(host, release, new Host.ImageRequest
             {
-                var volume = SuperblockProbe.ProbePath(targetDevice.StartsWith('/') ? targetDevice : Path.Combine("/dev", targetDevice));
-                var tree = new KernelModules(modulesRoot, release);
-                // Built-in means built into the capture kernel, which need not be the running one.
-                string builtinList = Path.Combine(modulesRoot, "lib/modules", release, "modules.builtin");
-                var builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
-                var chain = BlockDeviceModules.Resolve(targetDevice, volume.IsKnown ? volume.Type : null, builtIn);
-                foreach (var note in chain.Notes) Log.Warn(note);
-                Log.Info($"target {targetDevice} ({volume.Describe()}) needs: {(chain.Modules.Count == 0 ? "nothing beyond the kernel" : string.Join(' ', chain.Modules))}");
-                // sysfs names drivers of the running kernel; one the capture kernel lacks is worth a warning, not a failure.
-                foreach (var m in chain.Modules)
-                    if (tree.Exists(m) || tree.IsBuiltin(m)) wanted.Add(m);
-                    else Log.Warn($"module {m} of the target's driver chain is not in {release}'s module tree");
-            }
-            wanted.AddRange(modules);
-            if (config is not null) AddWhatTheConfigNeeds(config, noNic, wanted, blacklist, executables, extraFiles);
+                ConfigPath = config, AgentPath = agent, ModulesRoot = modulesRoot, Modules = modules, Blacklist = blacklist,
+                Executables = executables, Files = extraFiles, TargetDevice = targetDevice, NoNic = noNic,
+            });
+            foreach (var line in plan.TargetIdentity) Log.Info(line);
+            foreach (var note in plan.Notes) Log.Warn(note);
             tmp = output + ".tmp";
             InitramfsReport report;
             using (var f = FileSink.OpenStream(tmp))
             {
-                report = InitramfsBuilder.Build(new InitramfsSpec
-                {
-                    AgentPath = agent,
-                    ConfigPath = config,
-                    ModulesRoot = modulesRoot,
-                    KernelRelease = release,
-                    Modules = wanted,
-                    Blacklist = blacklist,
-                    Compression = compression,
-                    Executables = executables,
-                    ExtraFiles = extraFiles,
-                }, f);
+                report = InitramfsBuilder.Build(plan.ToSpec(compression), f);
                 f.Flush(flushToDisk: true);
             }
             File.Move(tmp, output, overwrite: true);
@@ -128,7 +108,7 @@ public static class InitramfsCommand
                      (report.Modules.Count == 0 ? "none" : string.Join(' ', report.Modules.Select(m => m.Name))));
             return ExitCodes.Ok;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
         {
             Log.Error(e.Message);
             return ExitCodes.Failed;
@@ -137,34 +117,6 @@ public static class InitramfsCommand
         {
             if (tmp is not null)
                 try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
-    }
-
-    /// <summary>Modules, programs and files the config's targets and hooks need (see <see cref="ConfigContent"/>).</summary>
-    private static void AddWhatTheConfigNeeds(string configPath, bool noNic, List<string> modules, List<string> blacklist, List<string> executables, List<InitramfsFile> files)
-    {
-        var cfg = Config.AgentConfig.Load(configPath);
-        foreach (var e in cfg.Errors) Log.Warn(e);
-        if (cfg.Targets.Count == 0) Log.Warn($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
-        modules.AddRange(cfg.ExtraModules.Where(m => !modules.Contains(m)));
-        blacklist.AddRange(cfg.Blacklist.Where(m => !blacklist.Contains(m)));
-        var needs = ConfigContent.For(cfg);
-        foreach (var n in needs.Notes) Log.Warn(n);
-        modules.AddRange(needs.Modules.Where(m => !modules.Contains(m)));
-        executables.AddRange(needs.Executables.Where(x => !executables.Contains(x)));
-        files.AddRange(needs.Files.Where(f => !files.Any(have => have.Destination == f.Destination)));
-        if (cfg.NeedsNetwork && !noNic)
-        {
-            try
-            {
-                var nic = Net.NetworkSetup.NicModules(cfg.NetworkInterface);
-                Log.Info($"network interface {cfg.NetworkInterface} needs: {(nic.Count == 0 ? "nothing beyond the kernel" : string.Join(' ', nic))}");
-                modules.AddRange(nic.Where(m => !modules.Contains(m)));
-            }
-            catch (IOException e)
-            {
-                Log.Warn($"the NIC driver for network targets was not found ({e.Message}); add it with --module");
-            }
         }
     }
 }

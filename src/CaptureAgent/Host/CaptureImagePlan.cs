@@ -5,16 +5,47 @@ using CaptureAgent.Targets;
 namespace CaptureAgent.Host;
 
 /// <summary>
-/// What the capture initramfs of one kernel release must hold on this host, worked out the way
-/// `initramfs build` does it (the target's sysfs driver chain, what the config's targets need, the
-/// NIC driver for network targets) plus the config's extra_modules, all read below the host root.
-/// The same plan feeds the rebuild stamp and the build, so what is compared is what gets built.
+/// What a build asks for beyond the host's own config: `initramfs build`'s options. The store
+/// (kernel hooks, load --auto) uses <see cref="ForHost"/>: the host's config, agent and modules.
+/// </summary>
+public sealed record ImageRequest
+{
+    /// <summary>The config carried into the image; null: none.</summary>
+    public string? ConfigPath { get; init; }
+    /// <summary>The agent carried as /init; null: the host's (<see cref="HostLayout.AgentPath"/>).</summary>
+    public string? AgentPath { get; init; }
+    /// <summary>Where lib/modules/KVER is; null: the host root.</summary>
+    public string? ModulesRoot { get; init; }
+    public IReadOnlyList<string> Modules { get; init; } = [];
+    public IReadOnlyList<string> Blacklist { get; init; } = [];
+    public IReadOnlyList<string> Executables { get; init; } = [];
+    public IReadOnlyList<InitramfsFile> Files { get; init; } = [];
+    /// <summary>A block device of this machine (vda1) whose driver chain goes in, besides the config's targets.</summary>
+    public string? TargetDevice { get; init; }
+    /// <summary>Leave this machine's NIC driver out for network targets (the caller names it in <see cref="Modules"/>).</summary>
+    public bool NoNic { get; init; }
+    /// <summary>The release must have a module tree here (a kernel hook for a kernel not installed is an error).</summary>
+    public bool RequireModuleTree { get; init; }
+
+    public static ImageRequest ForHost(HostLayout host) => new()
+    {
+        ConfigPath = File.Exists(host.ConfigPath) ? host.ConfigPath : null,
+        RequireModuleTree = true,
+    };
+}
+
+/// <summary>
+/// What the capture initramfs of one kernel release must hold on this host: the sysfs driver chain
+/// of each local or raw target as it is attached now, what the config's targets need (NFS client,
+/// ssh, hooks), the NIC driver for network targets, the config's extra_modules and blacklist, and
+/// what the request adds. `initramfs build` and the store both plan here, so what the rebuild stamp
+/// compares is what gets built.
 /// </summary>
 internal sealed class CaptureImagePlan
 {
     public required string Release { get; init; }
     public required string AgentPath { get; init; }
-    /// <summary>The config file carried into the image, or null when the host has none.</summary>
+    /// <summary>The config file carried into the image, or null when there is none.</summary>
     public string? ConfigPath { get; init; }
     public byte[] ConfigBytes { get; init; } = [];
     public required string ModulesRoot { get; init; }
@@ -32,43 +63,49 @@ internal sealed class CaptureImagePlan
 
     public string ModuleDirectory => Path.Combine(ModulesRoot, "lib", "modules", Release);
 
-    public static CaptureImagePlan Make(HostLayout host, string release)
+    public static CaptureImagePlan Make(HostLayout host, string release) => Make(host, release, ImageRequest.ForHost(host));
+
+    public static CaptureImagePlan Make(HostLayout host, string release, ImageRequest request)
     {
         HostLayout.CheckRelease(release);
-        string? configPath = File.Exists(host.ConfigPath) ? host.ConfigPath : null;
+        string? configPath = request.ConfigPath;
         var plan = new CaptureImagePlan
         {
             Release = release,
-            AgentPath = host.AgentPath,
+            AgentPath = request.AgentPath ?? host.AgentPath,
             ConfigPath = configPath,
             ConfigBytes = configPath is null ? [] : File.ReadAllBytes(configPath),
-            ModulesRoot = host.Root,
+            ModulesRoot = request.ModulesRoot ?? host.Root,
         };
         if (!File.Exists(plan.AgentPath)) throw new IOException($"the agent {plan.AgentPath} does not exist");
         var config = configPath is null ? new AgentConfig() : AgentConfig.Parse(System.Text.Encoding.UTF8.GetString(plan.ConfigBytes), configPath);
         plan.Notes.AddRange(config.Errors);
-        if (configPath is null) plan.Notes.Add($"{host.ConfigPath} does not exist: the image carries no config (capture-agent install writes one)");
-        else if (config.Targets.Count == 0) plan.Notes.Add($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
+        if (configPath is null && request.RequireModuleTree) plan.Notes.Add($"{host.ConfigPath} does not exist: the image carries no config (capture-agent install writes one)");
+        else if (configPath is not null && config.Targets.Count == 0) plan.Notes.Add($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
 
         // Even a kernel with every driver built in has a module directory (modules.builtin): without
         // one the release is not installed, or not yet.
-        if (!Directory.Exists(plan.ModuleDirectory)) throw new IOException($"no module tree at {plan.ModuleDirectory}: is {release} installed?");
-        KernelModules? tree = new KernelModules(host.Root, release);
+        bool haveTree = Directory.Exists(plan.ModuleDirectory);
+        if (!haveTree && request.RequireModuleTree) throw new IOException($"no module tree at {plan.ModuleDirectory}: is {release} installed?");
+        KernelModules? tree = haveTree ? new KernelModules(plan.ModulesRoot, release) : null;
         // Built in means built into the capture kernel (this release), which need not be the running one.
         string builtinList = Path.Combine(plan.ModuleDirectory, "modules.builtin");
         IReadOnlySet<string>? builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
 
+        if (request.TargetDevice is not null) plan.AddDeviceChain(host, request.TargetDevice, config.FilesystemType, tree, builtIn);
         plan.AddTargetChains(host, config, tree, builtIn);
-        if (config.NeedsNetwork) plan.AddNic(host, config, tree);
+        if (config.NeedsNetwork && !request.NoNic) plan.AddNic(host, config, tree);
 
         var needs = ConfigContent.For(config, host.Root);
         plan.Notes.AddRange(needs.Notes);
-        plan.Wanted.AddRange(plan.ChainModules);
-        foreach (var m in needs.Modules.Concat(config.ExtraModules))
+        foreach (var m in plan.ChainModules.Concat(request.Modules).Concat(needs.Modules).Concat(config.ExtraModules))
             if (!plan.Wanted.Contains(m)) plan.Wanted.Add(m);
-        plan.Executables.AddRange(needs.Executables);
-        plan.Files.AddRange(needs.Files);
-        plan.Blacklist.AddRange(config.Blacklist);
+        foreach (var x in request.Executables.Concat(needs.Executables))
+            if (!plan.Executables.Contains(x)) plan.Executables.Add(x);
+        foreach (var f in request.Files.Concat(needs.Files))
+            if (!plan.Files.Any(have => have.Destination == f.Destination)) plan.Files.Add(f);
+        foreach (var m in request.Blacklist.Concat(config.Blacklist))
+            if (!plan.Blacklist.Contains(m)) plan.Blacklist.Add(m);
         plan.AddAgentLibraries();
 
         if (plan.Wanted.Count > 0)
@@ -78,6 +115,17 @@ internal sealed class CaptureImagePlan
             plan.Resolved.AddRange(tree.Resolve(plan.Wanted, plan.Blacklist, plan.Notes));
         }
         return plan;
+    }
+
+    /// <summary>A device named on the command line (vda1): its driver chain and filesystem module.</summary>
+    private void AddDeviceChain(HostLayout host, string device, string? configFs, KernelModules? tree, IReadOnlySet<string>? builtIn)
+    {
+        string name = device.StartsWith("/dev/", StringComparison.Ordinal) ? device[5..] : device;
+        var volume = SuperblockProbe.ProbePath(Path.Combine(host.DevRoot, name));
+        var chain = BlockDeviceModules.Resolve(name, configFs ?? (volume.IsKnown ? volume.Type : null), builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+        TargetIdentity.Add($"{name} ({volume.Describe()}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
+        Notes.AddRange(chain.Notes);
+        AddChainModules(chain.Modules, tree, $"device {name}");
     }
 
     /// <summary>The sysfs driver chain of each local or raw target as it is attached now.</summary>
@@ -160,7 +208,7 @@ internal sealed class CaptureImagePlan
         return f.Read(head) == 4 && head.SequenceEqual("\u007fELF"u8);
     }
 
-    public InitramfsSpec ToSpec() => new()
+    public InitramfsSpec ToSpec(ImageCompression compression = ImageCompression.Zstd) => new()
     {
         AgentPath = AgentPath,
         ConfigPath = ConfigPath,
@@ -168,7 +216,7 @@ internal sealed class CaptureImagePlan
         KernelRelease = Release,
         Modules = new List<string>(Wanted),
         Blacklist = new List<string>(Blacklist),
-        Compression = ImageCompression.Zstd,
+        Compression = compression,
         Executables = new List<string>(Executables),
         ExtraFiles = new List<InitramfsFile>(Files),
     };
