@@ -23,6 +23,8 @@ public static class Program
           capture-agent install | uninstall [--root DIR] [--dry-run]  the service, default config and kernel package hooks
           capture-agent kernel-hook add|remove KVER [IMAGE]   keep /var/lib/capture-agent/KVER/initramfs.img (the kernel hooks call this)
           capture-agent pin [KVER | --unpin]                  arm this kernel with load --auto instead of the running one
+          capture-agent selftest [--json] ...                 rehearse a crash of this host's setup in QEMU, check the dump (crashes nothing)
+          capture-agent test --crash [--yes]                  crash this machine for real (asks first)
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -30,7 +32,7 @@ public static class Program
     {
         // As /init of the capture initramfs the kernel starts us as PID 1. Its arguments are kernel
         // parameters the kernel did not recognise, not a command: PID 1 must never take another path.
-        if (Environment.ProcessId == 1) return Sizing.CrashkernelMeasure.IsGuestRole() ? Sizing.CrashkernelMeasure.RunGuest() : Boot.CaptureInit.Run();
+        if (Environment.ProcessId == 1) return Rehearsal.CrashVm.IsGuestRole() ? Rehearsal.CrashVm.RunGuest() : Boot.CaptureInit.Run();
         try
         {
             return Dispatch(args);
@@ -72,6 +74,8 @@ public static class Program
             "uninstall" => InstallCommand.Uninstall(args[1..]),
             "kernel-hook" => KernelHookCommand.Run(args[1..]),
             "pin" => KernelHookCommand.Pin(args[1..]),
+            "selftest" => SelfTestCommand.SelfTest(args[1..]),
+            "test" => SelfTestCommand.Test(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

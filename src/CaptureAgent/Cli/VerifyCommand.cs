@@ -58,6 +58,20 @@ public static class VerifyCommand
         return verdict switch { Verdict.Complete => ExitCodes.Ok, Verdict.Incomplete => ExitCodes.Degraded, _ => ExitCodes.Failed };
     }
 
+    /// <summary>The check `verify` runs, for other commands (selftest): exit code 0/3/1 and the one-line summary.</summary>
+    public static (int ExitCode, string Summary) Verify(string path, List<string> lines)
+    {
+        try
+        {
+            var (v, s) = Check(path, lines);
+            return (v switch { Verdict.Complete => ExitCodes.Ok, Verdict.Incomplete => ExitCodes.Degraded, _ => ExitCodes.Failed }, s);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or VmcoreException or InvalidDataException)
+        {
+            return (ExitCodes.Failed, $"unreadable: {e.Message}");
+        }
+    }
+
     private static (Verdict, string) Check(string path, List<string> lines)
     {
         if (!Directory.Exists(path)) return CheckDumpFile(path, lines);

@@ -140,7 +140,10 @@ internal sealed class CaptureImagePlan
                 if (match?.Device is null)
                 {
                     TargetIdentity.Add($"{t.Text} -> not found");
-                    Notes.Add($"target {t.Text} is not on this machine now: its drivers are not added (the capture kernel finds it only if they are built in)");
+                    Notes.Add($"target {t.Text} is not on this machine now: its disk drivers are not added (the capture kernel finds it only if they are built in, or with extra_modules)");
+                    // The filesystem driver does not depend on where the disk is: the config's fstype says which.
+                    if (t.Type == TargetType.Local && config.FilesystemType is { } fsType)
+                        AddChainModules(BlockDeviceModules.FilesystemModules(fsType).Where(m => builtIn?.Contains(m) != true), tree, $"target {t.Text} ({fsType})");
                     continue;
                 }
                 var v = match.Volume;

@@ -1,11 +1,8 @@
-using System.Diagnostics;
 using System.Text;
-using CaptureAgent.Boot;
 using CaptureAgent.Cli;
 using CaptureAgent.Config;
 using CaptureAgent.Initramfs;
-using CaptureAgent.Kexec;
-using CaptureAgent.Native;
+using CaptureAgent.Rehearsal;
 using CaptureAgent.Targets;
 
 namespace CaptureAgent.Sizing;
@@ -14,7 +11,7 @@ public sealed record MeasureOptions
 {
     public required string Kernel { get; init; }
     public required string Initrd { get; init; }
-    /// <summary>A statically linked capture-agent for the first kernel's /init (default: this binary, if static).</summary>
+    /// <summary>The capture-agent for the first kernel's /init (default: this binary; a dynamic one brings its loader and libraries).</summary>
     public string? Agent { get; init; }
     public long From { get; init; } = 256 * SizeText.MiB;
     public long DownTo { get; init; } = 64 * SizeText.MiB;
@@ -42,29 +39,16 @@ public sealed record MeasureResult(IReadOnlyList<MeasureAttempt> Attempts, long?
 /// </summary>
 public static class CrashkernelMeasure
 {
-    /// <summary>
-    /// Unknown key=value kernel parameters reach /init as environment variables (init/main.c,
-    /// unknown_bootoption); a dotted name would be taken for a module parameter and swallowed.
-    /// </summary>
-    public const string RoleVariable = "CAPTURE_AGENT_ROLE";
-    public const string GuestRole = "measure-guest";
-    public const string GuestKernel = "/boot/vmlinuz";
-    public const string GuestInitrd = "/boot/capture.img";
-
     private const string CompleteMarker = "complete dump saved";
-
-    public static bool IsGuestRole() => Environment.GetEnvironmentVariable(RoleVariable) == GuestRole;
 
     public static MeasureResult Run(MeasureOptions o, Action<string> log)
     {
         var notes = new List<string>();
         foreach (var (what, path) in new[] { ("capture kernel", o.Kernel), ("capture initramfs", o.Initrd) })
             if (!File.Exists(path)) throw new IOException($"{what} {path} does not exist");
-        if (FindOnPath(o.Qemu) is null) throw new IOException($"{o.Qemu} not found: install qemu-system-x86 to measure");
+        if (CrashVm.FindOnPath(o.Qemu) is null) throw new IOException($"{o.Qemu} not found: install qemu-system-x86 to measure");
         if (o.Step <= 0 || o.DownTo <= 0 || o.From < o.DownTo) throw new ArgumentException("need --from >= --down-to > 0 and --step > 0");
         string agent = o.Agent ?? Environment.ProcessPath ?? throw new IOException("cannot tell where this binary is; pass --agent");
-        if (ElfDependencies.Read(agent).Interpreter is { } interp)
-            throw new IOException($"{agent} is dynamically linked ({interp}) and cannot be /init of the test VM; pass --agent with the static build (dotnet publish -p:StaticBuild=true)");
 
         string work = o.WorkDir ?? Directory.CreateTempSubdirectory("capture-agent-measure-").FullName;
         Directory.CreateDirectory(work);
@@ -72,14 +56,14 @@ public static class CrashkernelMeasure
         string? disk = null;
         var target = facts.AgentConfig is null ? null : AgentConfig.Parse(facts.AgentConfig, "capture initramfs config").Targets
             .FirstOrDefault(t => t.Device is { Kind: TargetKind.Label or TargetKind.Uuid });
-        if (target?.Device is { } dev && FindOnPath("mkfs.ext4") is { } mkfs)
+        if (target?.Device is { } dev && CrashVm.FindOnPath("mkfs.ext4") is { } mkfs)
         {
             disk = Path.Combine(work, "target.img");
             using (var f = new FileStream(disk, FileMode.Create, FileAccess.Write)) f.SetLength(o.GuestMemory + 512 * SizeText.MiB);
             var args = new List<string> { "-F", "-q" };
             args.AddRange(dev.Kind == TargetKind.Label ? ["-L", dev.Value] : ["-U", dev.Value]);
             args.Add(disk);
-            var (rc, output) = RunTool(mkfs, args, 120);
+            var (rc, output) = CrashVm.RunTool(mkfs, args, 120);
             if (rc != 0) throw new IOException($"mkfs.ext4 failed: {output.Trim()}");
             notes.Add($"dump target {dev} emulated as a {SizeText.Mib(o.GuestMemory + 512 * SizeText.MiB)} virtio disk (ext4)");
             if (!facts.Modules.Any(m => m.Path.Contains("virtio_blk", StringComparison.Ordinal)))
@@ -89,7 +73,7 @@ public static class CrashkernelMeasure
             notes.Add("no LABEL=/UUID= target in the initramfs config (or no mkfs.ext4): a size counts as working when the agent starts and ends without running out of memory");
 
         string first = Path.Combine(work, "first.cpio");
-        WriteFirstInitramfs(first, agent, o.Kernel, o.Initrd);
+        CrashVm.WriteFirstInitramfs(first, agent, o.Kernel, o.Initrd);
         var attempts = new List<MeasureAttempt>();
         for (long size = o.From; size >= o.DownTo; size -= o.Step)
         {
@@ -105,61 +89,18 @@ public static class CrashkernelMeasure
         return new MeasureResult(attempts, smallest, recommended, disk is not null, notes);
     }
 
-    /// <summary>The first kernel's initramfs: the agent as /init, the capture kernel and initramfs to arm.</summary>
-    public static void WriteFirstInitramfs(string path, string agent, string kernel, string initrd)
-    {
-        using var output = new FileStream(path, FileMode.Create, FileAccess.Write);
-        using var cpio = new CpioNewcWriter(output, leaveOpen: true);
-        foreach (var d in new[] { "dev", "proc", "sys", "boot", "tmp" }) cpio.WriteDirectory(d);
-        cpio.WriteCharDevice("dev/console", 0x180, 5, 1);
-        using (var f = File.OpenRead(agent)) cpio.WriteFile("init", 0x1ed, f);
-        using (var f = File.OpenRead(kernel)) cpio.WriteFile(GuestKernel.TrimStart('/'), 0x1a4, f);
-        using (var f = File.OpenRead(initrd)) cpio.WriteFile(GuestInitrd.TrimStart('/'), 0x1a4, f);
-        cpio.Finish();
-    }
-
     private static MeasureAttempt Boot(MeasureOptions o, string first, string? disk, long size, string work)
     {
-        string consolePath = Path.Combine(work, $"console-{SizeText.Format(size)}.log");
-        var psi = new ProcessStartInfo(o.Qemu) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "-accel", "tcg", "-cpu", "max,la57=off", "-smp", "2", "-m", $"{o.GuestMemory >> 20}",
-                                  "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none",
-                                  "-kernel", o.Kernel, "-initrd", first,
-                                  "-append", $"console=ttyS0 crashkernel={SizeText.Format(size)} panic=-1 {RoleVariable}={GuestRole}" })
-            psi.ArgumentList.Add(a);
-        if (disk is not null) { psi.ArgumentList.Add("-drive"); psi.ArgumentList.Add($"file={disk},format=raw,if=virtio"); }
-
-        var sw = Stopwatch.StartNew();
-        var console = new StringBuilder();
-        var gate = new object();
-        using var p = Process.Start(psi) ?? throw new IOException($"cannot start {o.Qemu}");
-        p.StandardInput.Close();
-        void Append(string? line) { if (line is null) return; lock (gate) console.Append(line.Replace("\r", "")).Append('\n'); }
-        p.OutputDataReceived += (_, e) => Append(e.Data);
-        p.ErrorDataReceived += (_, e) => Append(e.Data);
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        bool timedOut = false;
-        // Stop as soon as the outcome is on the console: a final action of halt would keep QEMU up.
-        while (!p.WaitForExit(1000))
+        var r = CrashVm.Boot(new VmBootOptions
         {
-            string text;
-            lock (gate) text = console.ToString();
-            if (Ended(text) && sw.Elapsed.TotalSeconds > 5) { Thread.Sleep(3000); break; }
-            if (sw.Elapsed.TotalSeconds > o.TimeoutSeconds) { timedOut = true; break; }
-        }
-        if (!p.HasExited) { try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } p.WaitForExit(); }
-        p.WaitForExit();
-        string log;
-        lock (gate) log = console.ToString();
-        File.WriteAllText(consolePath, log);
-        var (works, outcome) = Classify(log, disk is not null, timedOut);
-        return new MeasureAttempt(size, works, outcome, sw.Elapsed.TotalSeconds, Find(log, "capture-agent: MemTotal"), PeakKiB(log), consolePath);
+            Kernel = o.Kernel, FirstInitramfs = first, Crashkernel = size, GuestMemory = o.GuestMemory,
+            DiskArguments = disk is null ? [] : ["-drive", $"file={disk},format=raw,if=virtio"],
+            TimeoutSeconds = o.TimeoutSeconds, Qemu = o.Qemu,
+            ConsoleLog = Path.Combine(work, $"console-{SizeText.Format(size)}.log"),
+        });
+        var (works, outcome) = Classify(r.Console, disk is not null, r.TimedOut);
+        return new MeasureAttempt(size, works, outcome, r.Seconds, Find(r.Console, "capture-agent: MemTotal"), PeakKiB(r.Console), r.ConsoleLog);
     }
-
-    private static bool Ended(string console) =>
-        console.Contains("capture-agent: reboot", StringComparison.Ordinal) || console.Contains("capture-agent: halt", StringComparison.Ordinal)
-        || console.Contains("capture-agent: poweroff", StringComparison.Ordinal) || console.Contains("measure-guest: giving up", StringComparison.Ordinal);
 
     /// <summary>Reads a console log: did the capture kernel get a complete dump saved, and if not, where did it stop?</summary>
     public static (bool Works, string Outcome) Classify(string console, bool diskTarget, bool timedOut)
@@ -180,7 +121,7 @@ public static class CrashkernelMeasure
         if (after.Contains("Kernel panic", StringComparison.Ordinal))
             return (false, "capture kernel panic: " + (Find(after, "Kernel panic") ?? ""));
         if (!agentStarted) return (false, timedOut ? "timed out before the agent started in the capture kernel" : "the capture kernel never started the agent");
-        if (!diskTarget && Ended(after)) return (true, "agent ran to its end (no emulated target: boot-level evidence only)");
+        if (!diskTarget && CrashVm.Ended(after)) return (true, "agent ran to its end (no emulated target: boot-level evidence only)");
         if (timedOut) return (false, "timed out while the agent ran");
         return (false, Find(after, "capture failed") ?? Find(after, "capture incomplete") ?? "no complete dump");
     }
@@ -193,76 +134,11 @@ public static class CrashkernelMeasure
         return (end < 0 ? text[i..] : text[i..end]).Trim();
     }
 
-    private static long? PeakKiB(string console)
+    public static long? PeakKiB(string console)
     {
         var line = Find(console, "capture-agent: peak memory ");
         if (line is null) return null;
         var parts = line.Split(' ');
         return parts.Length >= 4 && long.TryParse(parts[3], out long kib) ? kib : null;
-    }
-
-    /// <summary>
-    /// PID 1 of the measuring VM's first kernel: arm the capture kernel the way `load` does, then
-    /// crash. Never returns normally; every failure powers the VM off with one line saying why.
-    /// </summary>
-    public static int RunGuest()
-    {
-        try
-        {
-            BootEnvironment.EnsureConsole();
-            BootEnvironment.MountPseudoFilesystems();
-            if (File.Exists("/proc/vmcore")) return CaptureInit.Run();   // never meant to reach a capture kernel; be one if it does
-            Log.Info($"measure-guest: first kernel up; {BootEnvironment.MemorySummary()}");
-            var state = CrashKernelState.Read();
-            // Our role must not reach the capture kernel: its /init is the real capture agent.
-            string running = string.Join(' ', CaptureCommandLine.Tokenize(state.CommandLine).Where(t => !t.StartsWith(RoleVariable + "=", StringComparison.Ordinal)));
-            string cmdline = CaptureCommandLine.Build(running);
-            try
-            {
-                KexecLoader.LoadCrashKernel(GuestKernel, GuestInitrd, cmdline, state);
-            }
-            catch (Exception e) when (e is KexecLoader.KexecException or IOException)
-            {
-                Log.Info($"measure-guest: load refused: {e.Message}");
-                Log.Info("measure-guest: giving up");
-                Libc.Sync();
-                Libc.Reboot(Libc.RB_POWER_OFF);
-                return ExitCodes.Failed;
-            }
-            Log.Info($"measure-guest: armed in {state.ReservedBytes >> 20} MiB; capture command line: {cmdline}");
-            Log.Info("measure-guest: crashing");
-            Libc.Sync();
-            File.WriteAllText("/proc/sysrq-trigger", "c");
-        }
-        catch (Exception e)
-        {
-            Log.Info($"measure-guest: {e.GetType().Name}: {e.Message}");
-        }
-        Log.Info("measure-guest: giving up");
-        Libc.Sync();
-        Libc.Reboot(Libc.RB_POWER_OFF);
-        return ExitCodes.Failed;
-    }
-
-    private static string? FindOnPath(string name)
-    {
-        if (name.Contains('/')) return File.Exists(name) ? name : null;
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin").Split(':').Concat(["/usr/sbin", "/sbin"]))
-        {
-            string p = Path.Combine(dir, name);
-            if (File.Exists(p)) return p;
-        }
-        return null;
-    }
-
-    private static (int Rc, string Output) RunTool(string file, IEnumerable<string> args, int timeoutSeconds)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new IOException($"cannot start {file}");
-        var err = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(timeoutSeconds * 1000)) { p.Kill(true); throw new IOException($"{file} did not finish in {timeoutSeconds} s"); }
-        return (p.ExitCode, output + err.Result);
     }
 }

@@ -75,7 +75,7 @@ public class CrashkernelMeasureTests
         File.WriteAllBytes(kernel, new byte[2000]);
         File.WriteAllBytes(initrd, new byte[3000]);
         string first = dir.File("first.cpio");
-        CrashkernelMeasure.WriteFirstInitramfs(first, agent, kernel, initrd);
+        CaptureAgent.Rehearsal.CrashVm.WriteFirstInitramfs(first, agent, kernel, initrd);
         var facts = InitramfsScan.Scan(first);
         Assert.Equal(12345, facts.InitBytes);
         Assert.Equal("none", facts.Compression);   // every kernel unpacks plain newc

@@ -1,0 +1,175 @@
+using System.Text.Json;
+using CaptureAgent.Host;
+using CaptureAgent.Kexec;
+using CaptureAgent.Rehearsal;
+using CaptureAgent.Sizing;
+
+namespace CaptureAgent.Cli;
+
+/// <summary>`capture-agent selftest` (a crash rehearsed in QEMU) and `capture-agent test --crash` (the real one).</summary>
+public static class SelfTestCommand
+{
+    public const string Usage = """
+        usage: capture-agent selftest [--kernel-version KVER] [--crashkernel SIZE] [--memory SIZE] [--root DIR]
+                                      [--work DIR] [--keep] [--timeout SECONDS] [--json]
+          Rehearses a crash of this host without crashing it: the kernel and capture initramfs that
+          load --auto arms (rebuilt first when stale) boot in QEMU with this host's reservation; the
+          VM's first kernel arms them and crashes; the capture kernel saves to a scratch disk made
+          with the first local target's filesystem type and LABEL/UUID; the dump is then read back
+          from the scratch disk and verified. Exit 0 when a complete, readable dump appeared.
+          Needs qemu-system-x86 and the target's mkfs; root to read the dump back (loop mount).
+        """;
+
+    public const string CrashUsage = """
+        usage: capture-agent test --crash [--yes]
+          Crashes THIS machine now (sysrq 'c') so the armed capture kernel saves a real dump, then
+          reboots as the config says. Asks for CRASH on standard input unless --yes.
+        """;
+
+    public static int SelfTest(string[] args)
+    {
+        var o = new SelfTestOptions { Root = HostLayout.DefaultRoot() };
+        bool json = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
+            long Size() => SizeText.Parse(Next()) is long v and > 0 ? v : throw new ArgumentException($"{a} takes a size like 256M");
+            try
+            {
+                switch (a)
+                {
+                    case "--kernel-version": o = o with { Release = Next() }; break;
+                    case "--crashkernel": o = o with { Crashkernel = Size() }; break;
+                    case "--memory": o = o with { GuestMemory = Size() }; break;
+                    case "--root": o = o with { Root = Next() }; break;
+                    case "--work": o = o with { WorkDir = Next() }; break;
+                    case "--keep": o = o with { Keep = true }; break;
+                    case "--timeout": o = o with { TimeoutSeconds = int.TryParse(Next(), out int t) && t > 0 ? t : throw new ArgumentException("--timeout takes seconds") }; break;
+                    case "--qemu": o = o with { Qemu = Next() }; break;
+                    case "--json": json = true; break;
+                    case "-h" or "--help": Console.Out.Write(Usage); return ExitCodes.Ok;
+                    default: throw new ArgumentException($"unknown argument {a}");
+                }
+            }
+            catch (ArgumentException e)
+            {
+                Log.Error("selftest: " + e.Message);
+                Console.Error.Write(Usage);
+                return ExitCodes.Usage;
+            }
+        }
+        if (o.Release is not null && !HostLayout.IsValidRelease(o.Release))
+        {
+            Log.Error($"selftest: '{o.Release}' is not a kernel release");
+            return ExitCodes.Usage;
+        }
+        SelfTestResult r;
+        try
+        {
+            r = Rehearsal.SelfTest.Run(o, json ? Log.Info : m => Console.Out.WriteLine(m));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidDataException)
+        {
+            Log.Error($"selftest: cannot run: {e.Message}");
+            return ExitCodes.Failed;
+        }
+        if (json) WriteJson(r);
+        else
+        {
+            foreach (var n in r.Notes) Console.Out.WriteLine("note: " + n);
+            if (r.AgentPeakKiB is long kib) Console.Out.WriteLine($"selftest: agent peak memory {kib / 1024.0:0.0} MiB in the capture kernel");
+            Console.Out.WriteLine($"selftest: {r.Summary}");
+        }
+        return r.Passed ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    private static void WriteJson(SelfTestResult r)
+    {
+        using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteBoolean("passed", r.Passed);
+        w.WriteString("summary", r.Summary);
+        w.WriteString("kernel_release", r.Release);
+        w.WriteString("kernel", r.Kernel);
+        w.WriteString("initramfs", r.Initramfs);
+        w.WriteNumber("crashkernel_bytes", r.Crashkernel);
+        w.WriteNumber("guest_memory_bytes", r.GuestMemory);
+        w.WriteString("target", r.Target);
+        w.WriteString("scratch_disk", r.ScratchFilesystem);
+        w.WriteString("outcome", r.Outcome);
+        w.WriteNumber("seconds", Math.Round(r.Seconds, 1));
+        if (r.AgentPeakKiB is long kib) w.WriteNumber("agent_peak_kib", kib); else w.WriteNull("agent_peak_kib");
+        w.WriteString("dump_directory", r.DumpDirectory);
+        w.WriteString("verify", r.Verify);
+        w.WriteString("panic_message", r.PanicMessage);
+        w.WriteString("console_log", r.ConsoleLog);
+        w.WriteStartArray("notes");
+        foreach (var n in r.Notes) w.WriteStringValue(n);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>`test --crash`: only when armed, only after the answer CRASH (or --yes).</summary>
+    public static int Test(string[] args) =>
+        Test(args, Console.In, Console.Out, CrashKernelState.Read(), () => CrashTrigger.Trigger());
+
+    public static int Test(string[] args, TextReader input, TextWriter output, CrashKernelState state, Action crash)
+    {
+        bool crashFlag = false, yes = false;
+        foreach (var a in args)
+        {
+            switch (a)
+            {
+                case "--crash": crashFlag = true; break;
+                case "--yes" or "-y": yes = true; break;
+                case "-h" or "--help": output.Write(CrashUsage); return ExitCodes.Ok;
+                default:
+                    Log.Error($"test: unknown argument {a}");
+                    Console.Error.Write(CrashUsage);
+                    return ExitCodes.Usage;
+            }
+        }
+        if (!crashFlag)
+        {
+            Log.Error("test: give --crash to crash this machine for real (capture-agent selftest rehearses it in a VM instead)");
+            Console.Error.Write(CrashUsage);
+            return ExitCodes.Usage;
+        }
+        if (!state.Loaded)
+        {
+            // Crashing unarmed would only lose the machine's work: no dump would come of it.
+            Log.Error($"test --crash: refused, {state.Explain()}");
+            return ExitCodes.Failed;
+        }
+        output.WriteLine($"test --crash: {state.Explain()}");
+        if (!yes)
+        {
+            output.WriteLine("This crashes the running kernel NOW: unsaved work is lost, every service stops, the");
+            output.WriteLine("capture kernel saves a dump and the machine reboots as the config says.");
+            output.Write("Type CRASH to go on: ");
+            output.Flush();
+            string? answer = input.ReadLine();
+            if (answer?.Trim() != "CRASH")
+            {
+                output.WriteLine();
+                output.WriteLine("test --crash: not confirmed; nothing done");
+                return ExitCodes.Failed;
+            }
+        }
+        output.WriteLine("test --crash: syncing and crashing (sysrq c)");
+        output.Flush();
+        try
+        {
+            crash();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.Error($"test --crash: cannot write /proc/sysrq-trigger: {e.Message}");
+            return ExitCodes.Failed;
+        }
+        // Only reached when the trigger did not take the kernel down.
+        Log.Error("test --crash: the kernel is still running after sysrq c");
+        return ExitCodes.Failed;
+    }
+}
