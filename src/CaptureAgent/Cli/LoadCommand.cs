@@ -164,6 +164,7 @@ public static class LoadCommand
         var dumps = new List<Report.DumpEntry>();
         try { dumps = Report.DumpCatalog.Scan(dumpDir, limit: 3, readVmcoreLog: false); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        var store = StoreStatus();
         if (args.Contains("--json"))
         {
             using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
@@ -178,6 +179,24 @@ public static class LoadCommand
             w.WriteString("capture_initramfs", loaded.GetValueOrDefault("initrd"));
             w.WriteString("capture_cmdline", loaded.GetValueOrDefault("cmdline"));
             w.WriteString("loaded_at", loaded.GetValueOrDefault("loaded_at"));
+            w.WriteString("auto_release", store.Choice?.Release);
+            w.WriteString("auto_reason", store.Choice?.Reason);
+            w.WriteStartArray("auto_rebuild_needed");
+            foreach (var c in store.Changes) w.WriteStringValue(c);
+            w.WriteEndArray();
+            w.WriteStartArray("capture_store");
+            foreach (var e in store.Entries)
+            {
+                w.WriteStartObject();
+                w.WriteString("kernel_release", e.Release);
+                w.WriteString("image", e.ImagePath);
+                w.WriteNumber("image_bytes", e.ImageBytes);
+                w.WriteString("built_at", e.BuiltAt?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture));
+                w.WriteBoolean("pinned", e.Pinned);
+                w.WriteBoolean("kernel_present", e.KernelPresent);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteString("dump_directory", dumpDir);
             w.WriteStartArray("last_dumps");
             foreach (var d in dumps) ReportCommand.WriteEntry(w, d);
@@ -189,11 +208,36 @@ public static class LoadCommand
             Console.Out.WriteLine(s.Explain());
             if (loaded.Count > 0)
                 Console.Out.WriteLine($"capture kernel: {loaded.GetValueOrDefault("kernel")}, initramfs: {loaded.GetValueOrDefault("initrd")}, loaded {loaded.GetValueOrDefault("loaded_at")}");
+            if (store.Choice is { } c)
+                Console.Out.WriteLine($"load --auto arms {c.Release} ({c.Reason}); its capture initramfs: " +
+                                      (store.Changes.Count == 0 ? "current" : "to be built by the next load --auto: " + string.Join(", ", store.Changes)));
+            foreach (var e in store.Entries)
+                Console.Out.WriteLine($"  stored: {e.Release}{(e.Pinned ? " (pinned)" : "")}  {e.ImageBytes} bytes  built {e.BuiltAt?.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z{(e.KernelPresent ? "" : "  (its kernel is gone)")}");
             Console.Out.WriteLine(dumps.Count == 0 ? $"no dumps in {dumpDir}" : $"last dumps in {dumpDir}:");
             foreach (var d in dumps)
                 Console.Out.WriteLine($"  {d.CrashTime?.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z  {d.KernelRelease ?? "?"}  {d.Status.ToString().ToLowerInvariant()}  {d.Directory}");
         }
         return s.Loaded ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>The per-kernel store of the host (or $CAPTURE_AGENT_ROOT): what load --auto would arm, whether that image is stale, every stored image.</summary>
+    private static (Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries) StoreStatus()
+    {
+        var host = new Host.HostLayout(Host.HostLayout.DefaultRoot());
+        try
+        {
+            var entries = Host.CaptureStore.List(host);
+            string running = Host.HostLayout.RunningRelease();
+            if (!Host.HostLayout.IsValidRelease(running)) return (null, [], entries);
+            var choice = Host.CaptureStore.Choose(host, running);
+            var changes = Host.CaptureStore.Check(host, choice.Release);
+            return (choice, changes, entries);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            Log.Warn($"status: the capture initramfs store cannot be read: {e.Message}");
+            return (null, [], []);
+        }
     }
 
     /// <summary>A JSON string literal (no reflection-based serializer in an AOT binary).</summary>

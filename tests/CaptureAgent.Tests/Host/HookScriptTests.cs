@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Text.Json;
+using CaptureAgent.Cli;
 using CaptureAgent.Host;
 using CaptureAgent.Tests.Integration;
 using Xunit;
@@ -121,5 +123,47 @@ public class HookScriptTests
         Assert.True(File.Exists(h.Root + KernelHooks.Service));
         Assert.Equal(0, Fixtures.Exec(Fixtures.Binary, ["uninstall", "--root", h.Root, "--purge"]).ExitCode);
         Assert.Equal(before, h.Tree());
+    }
+}
+
+/// <summary>`status` reports the store: what load --auto arms, whether its image is stale and why, every stored image.</summary>
+public class StatusStoreTests
+{
+    private const string K = "6.1.0-99-amd64";
+
+    private static JsonElement Status(FakeHost h)
+    {
+        var psi = new ProcessStartInfo(Fixtures.Binary, ["status", "--json"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment[HostLayout.RootVariable] = h.Root;
+        using var p = Process.Start(psi)!;
+        string stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        using var doc = JsonDocument.Parse(stdout);
+        return doc.RootElement.Clone();
+    }
+
+    [Fact]
+    public void StatusNamesThePinnedKernelAndAStaleImage()
+    {
+        using var h = new FakeHost();
+        h.AddKernel(K);
+        h.FakeAgent();
+        h.Config(FakeHost.DefaultConfig);
+        Assert.Equal(ExitCodes.Ok, KernelHookCommand.Pin([K, "--root", h.Root]));   // pins and builds
+
+        var s = Status(h);
+        Assert.Equal(K, s.GetProperty("auto_release").GetString());
+        Assert.Equal("pinned", s.GetProperty("auto_reason").GetString());
+        Assert.Equal(0, s.GetProperty("auto_rebuild_needed").GetArrayLength());
+        var entry = Assert.Single(s.GetProperty("capture_store").EnumerateArray());
+        Assert.Equal(K, entry.GetProperty("kernel_release").GetString());
+        Assert.True(entry.GetProperty("pinned").GetBoolean());
+        Assert.True(entry.GetProperty("kernel_present").GetBoolean());
+        Assert.Equal(new FileInfo(h.Layout.ImagePath(K)).Length, entry.GetProperty("image_bytes").GetInt64());
+
+        // An edited config: the image is stale, and status says so before the service rebuilds it.
+        h.Config(FakeHost.DefaultConfig + "dump_level = 1\n");
+        s = Status(h);
+        Assert.Contains(s.GetProperty("auto_rebuild_needed").EnumerateArray(), c => c.GetString()!.StartsWith("config changed", StringComparison.Ordinal));
     }
 }
