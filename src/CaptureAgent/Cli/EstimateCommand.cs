@@ -9,12 +9,13 @@ public static class EstimateCommand
 {
     public const string Usage = """
         usage: capture-agent estimate [--kernel VMLINUZ] [--initrd IMAGE] [--memory-size BYTES] [--json]
-               capture-agent estimate --measure [--kernel K] [--initrd I] [--agent STATIC_BINARY]
+               capture-agent estimate --measure [--kernel K] [--initrd I] [--agent BINARY]
                                       [--from 256M] [--down-to 64M] [--step 16M] [--guest-memory 1G] [--timeout SECONDS] [--work DIR]
           --kernel        capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
           --initrd        capture initramfs (default /var/lib/capture-agent/initramfs-RUNNING_RELEASE.img)
           --memory-size   RAM of the machine whose crash is captured (default: this machine's System RAM)
           --measure       boot the pair in QEMU (TCG) at decreasing crashkernel= sizes until a capture fails
+          --agent         the VM first kernel's /init (default: this binary; a dynamic one brings its libraries)
         """;
 
     public static int Run(string[] args)

@@ -194,21 +194,12 @@ internal sealed class CaptureImagePlan
     /// </summary>
     private void AddAgentLibraries()
     {
-        if (!IsElf(AgentPath)) return;
-        var info = ElfDependencies.Read(AgentPath);
-        if (info.Interpreter is null) return;
+        if (!ElfDependencies.IsDynamic(AgentPath)) return;
         var resolver = new ElfDependencies();
         foreach (var d in resolver.Resolve(AgentPath))
             if (!Files.Any(f => f.Destination == d.Destination)) Files.Add(new InitramfsFile(d.Source, d.Destination, 0x1ed));
         Notes.AddRange(resolver.Notes);
         Notes.Add($"{AgentPath} is dynamically linked: its loader and libraries go into the image (a static build is smaller)");
-    }
-
-    private static bool IsElf(string path)
-    {
-        Span<byte> head = stackalloc byte[4];
-        using var f = File.OpenRead(path);
-        return f.Read(head) == 4 && head.SequenceEqual("\u007fELF"u8);
     }
 
     public InitramfsSpec ToSpec(ImageCompression compression = ImageCompression.Zstd) => new()

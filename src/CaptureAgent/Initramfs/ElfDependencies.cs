@@ -181,6 +181,18 @@ public sealed class ElfDependencies
         return Directory.GetFiles(dir, leaf).Order(StringComparer.Ordinal);
     }
 
+    /// <summary>
+    /// Whether <paramref name="path"/> is a dynamically linked ELF program (it cannot start as /init
+    /// without its loader and libraries); false for a static one and for anything not ELF (a script).
+    /// </summary>
+    public static bool IsDynamic(string path)
+    {
+        Span<byte> head = stackalloc byte[4];
+        using (var f = File.OpenRead(path))
+            if (f.Read(head) != 4 || !head.SequenceEqual("\u007fELF"u8)) return false;
+        return Read(path).Interpreter is not null;
+    }
+
     /// <summary>The interpreter, needed names, soname and search paths of one ELF file (either class and byte order).</summary>
     public static ElfInfo Read(string path)
     {

@@ -56,7 +56,7 @@ public static class CrashVm
                                            string? append = null, IReadOnlyList<string>? blacklist = null)
     {
         var libraries = new List<ElfDependency>();
-        if (IsElf(agent) && ElfDependencies.Read(agent).Interpreter is not null)
+        if (ElfDependencies.IsDynamic(agent))
             libraries.AddRange(new ElfDependencies().Resolve(agent));
         using var output = new FileStream(path, FileMode.Create, FileAccess.Write);
         using var cpio = new CpioNewcWriter(output, leaveOpen: true);
@@ -84,13 +84,6 @@ public static class CrashVm
         if (append is not null || blacklist is { Count: > 0 })
             cpio.WriteFile(GuestAppend.TrimStart('/'), 0x1a4, Encoding.UTF8.GetBytes($"{append}\n{string.Join(',', blacklist ?? [])}\n"));
         cpio.Finish();
-    }
-
-    private static bool IsElf(string path)
-    {
-        Span<byte> head = stackalloc byte[4];
-        using var f = File.OpenRead(path);
-        return f.Read(head) == 4 && head.SequenceEqual("\u007fELF"u8);
     }
 
     /// <summary>Boots once and returns the serial console; stops as soon as the outcome is on it.</summary>
