@@ -102,6 +102,7 @@ public static class SelfTestCommand
         if (r.AgentPeakKiB is long kib) w.WriteNumber("agent_peak_kib", kib); else w.WriteNull("agent_peak_kib");
         w.WriteString("dump_directory", r.DumpDirectory);
         w.WriteString("verify", r.Verify);
+        w.WriteString("read_back", r.ReadBack);
         w.WriteString("panic_message", r.PanicMessage);
         w.WriteString("console_log", r.ConsoleLog);
         w.WriteStartArray("notes");

@@ -168,15 +168,23 @@ public static partial class ScratchDisk
         File.WriteAllText(script, "label: gpt\n" + line + "\n");
         var (rc2, out2) = CrashVm.RunTool("/bin/sh", ["-c", $"exec \"$0\" --no-reread --no-tell-kernel -q \"$1\" < \"$2\"", sfdisk, image, script], 120);
         if (rc2 != 0) throw new IOException($"sfdisk failed: {out2.Trim()}");
-        CopySparse(fsImage, image, p.FilesystemOffset);
+        CopySparse(fsImage, 0, image, p.FilesystemOffset);
         File.Delete(fsImage);
         log($"selftest: GPT partition 1{(p.PartUuid is null ? "" : " PARTUUID=" + p.PartUuid)}{(p.PartLabel is null ? "" : " PARTLABEL=" + p.PartLabel)}");
     }
 
-    /// <summary>Copies the filesystem into the disk image at an offset, skipping zero blocks so both stay sparse.</summary>
-    private static void CopySparse(string from, string to, long offset)
+    /// <summary>The filesystem of a partitioned image as a file of its own (sparse), for tools that take no offset.</summary>
+    public static void Extract(string image, long offset, string to)
+    {
+        using (var f = new FileStream(to, FileMode.Create, FileAccess.Write)) f.SetLength(new FileInfo(image).Length - offset);
+        CopySparse(image, offset, to, 0);
+    }
+
+    /// <summary>Copies <paramref name="from"/> (from <paramref name="fromOffset"/> on) into <paramref name="to"/> at <paramref name="toOffset"/>, skipping zero blocks so both stay sparse.</summary>
+    private static void CopySparse(string from, long fromOffset, string to, long toOffset)
     {
         using var src = File.OpenRead(from);
+        src.Position = fromOffset;
         using var dst = new FileStream(to, FileMode.Open, FileAccess.Write);
         var buf = new byte[1 << 20];
         long pos = 0;
@@ -185,7 +193,7 @@ public static partial class ScratchDisk
         {
             if (buf.AsSpan(0, n).ContainsAnyExcept((byte)0))
             {
-                dst.Position = offset + pos;
+                dst.Position = toOffset + pos;
                 dst.Write(buf, 0, n);
             }
             pos += n;

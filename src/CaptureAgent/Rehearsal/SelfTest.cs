@@ -40,6 +40,8 @@ public sealed record SelfTestResult
     /// <summary>The dump directory as found on the scratch disk (path inside its filesystem).</summary>
     public string? DumpDirectory { get; init; }
     public string? Verify { get; init; }
+    /// <summary>How the dump was taken off the scratch disk: "debugfs", "loop mount", or null (the capture kernel's word only).</summary>
+    public string? ReadBack { get; init; }
     public string? PanicMessage { get; init; }
     public string? ConsoleLog { get; init; }
     public IReadOnlyList<string> Notes { get; init; } = [];
@@ -86,7 +88,8 @@ public static class SelfTest
         var imageModules = facts.Modules.Select(m => ModuleName(m.Path)).ToHashSet(StringComparer.Ordinal);
         string builtinList = Path.Combine(host.ModuleDirectory(release), "modules.builtin");
         var builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
-        var disk = ScratchDisk.Plan(target, config.FilesystemType, RealVolume(host, target, notes), imageModules, builtIn, notes);
+        var real = RealVolume(host, target, notes);
+        var disk = ScratchDisk.Plan(target, config.FilesystemType, real, imageModules, builtIn, notes);
 
         long crashkernel = o.Crashkernel ?? Reservation(host, notes);
         long memory = o.GuestMemory ?? Math.Max(1L << 30, SizeText.RoundUp(4 * crashkernel, 256 * SizeText.MiB));
@@ -117,7 +120,7 @@ public static class SelfTest
             };
             if (!works)
                 return result with { Summary = $"FAILED: {outcome} (console: {boot.ConsoleLog})" };
-            return CheckDump(result, disk, image, work, log);
+            return CheckDump(result, disk, image, work, IdentityInUse(host, disk, real), log);
         }
         finally
         {
@@ -129,45 +132,92 @@ public static class SelfTest
         }
     }
 
-    /// <summary>Takes the dump off the scratch disk (loop mount) and verifies it; the panic in its log must be ours.</summary>
-    private static SelfTestResult CheckDump(SelfTestResult r, ScratchDiskPlan disk, string image, string work, Action<string> log)
+    /// <summary>Takes the dump off the scratch disk and verifies it; the panic in its log must be ours.</summary>
+    private static SelfTestResult CheckDump(SelfTestResult r, ScratchDiskPlan disk, string image, string work, bool identityInUse, Action<string> log)
     {
-        if (!Environment.IsPrivilegedProcess)
+        string root, method;
+        Action cleanup;
+        if (disk.FilesystemType is "ext2" or "ext3" or "ext4")
+        {
+            // debugfs reads the image file itself: no loop device, no mount, no root needed, and no
+            // second device with the host's own UUID/LABEL for udev or the kernel to see.
+            (root, method) = (Path.Combine(work, "readback"), "debugfs");
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+            Directory.CreateDirectory(root);
+            string fsImage = image;
+            if (disk.FilesystemOffset > 0)
+            {
+                fsImage = Path.Combine(work, "filesystem.img");
+                ScratchDisk.Extract(image, disk.FilesystemOffset, fsImage);
+            }
+            string debugfs = CrashVm.FindOnPath("debugfs") ?? throw new IOException("debugfs (e2fsprogs) is not installed: it reads the dump back");
+            var (rc, output) = CrashVm.RunTool(debugfs, ["-R", $"rdump / {root}", fsImage], 600);
+            if (fsImage != image) File.Delete(fsImage);
+            if (rc != 0) return r with { Summary = $"FAILED: the scratch disk cannot be read back: {output.Trim()}" };
+            string copy = root;
+            cleanup = () => Directory.Delete(copy, recursive: true);
+        }
+        else if (identityInUse)
             return r with
             {
                 Passed = true,
-                Summary = "passed on the capture kernel's word only: the agent reported a complete dump, but reading it back needs root (a loop mount)",
+                Summary = $"passed on the capture kernel's word only: the agent reported a complete dump; reading a {disk.FilesystemType} back would mean a loop device with the identity of this host's own filesystem",
             };
-        string mnt = Path.Combine(work, "mnt");
-        Directory.CreateDirectory(mnt);
-        string options = disk.FilesystemOffset > 0 ? $"loop,offset={disk.FilesystemOffset}" : "loop";
-        var (rc, output) = CrashVm.RunTool(CrashVm.FindOnPath("mount") ?? "/bin/mount", ["-t", disk.FilesystemType, "-o", options, image, mnt], 120);
-        if (rc != 0) return r with { Summary = $"FAILED: the scratch disk cannot be mounted to read the dump back: {output.Trim()}" };
+        else if (!Environment.IsPrivilegedProcess)
+            return r with
+            {
+                Passed = true,
+                Summary = $"passed on the capture kernel's word only: the agent reported a complete dump; reading a {disk.FilesystemType} back needs root (a loop mount)",
+            };
+        else
+        {
+            (root, method) = (Path.Combine(work, "mnt"), "loop mount");
+            Directory.CreateDirectory(root);
+            string options = "loop,nosuid,nodev,noexec" + (disk.FilesystemOffset > 0 ? $",offset={disk.FilesystemOffset}" : "") + (disk.FilesystemType == "xfs" ? ",nouuid" : "");
+            var (rc, output) = CrashVm.RunTool(CrashVm.FindOnPath("mount") ?? "/bin/mount", ["-t", disk.FilesystemType, "-o", options, image, root], 120);
+            if (rc != 0) return r with { Summary = $"FAILED: the scratch disk cannot be mounted to read the dump back: {output.Trim()}" };
+            string mnt = root;
+            cleanup = () => CrashVm.RunTool(CrashVm.FindOnPath("umount") ?? "/bin/umount", [mnt], 120);
+        }
         try
         {
-            var dumps = Directory.EnumerateDirectories(mnt, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
-                .Where(DumpCatalog.IsDumpDirectory).ToList();
-            if (dumps.Count == 0)
-                return r with { Summary = "FAILED: the agent reported a dump but the scratch disk holds none" };
-            string dir = dumps[0];
-            string inside = "/" + Path.GetRelativePath(mnt, dir);
-            var details = new List<string>();
-            var (exit, summary) = VerifyCommand.Verify(dir, details);
-            foreach (var d in details) log("selftest:   " + d);
-            log($"selftest: {inside}: {summary}");
-            var entry = DumpCatalog.Read(dir);
-            DumpCatalog.Analyze(entry);
-            string? panic = entry.Panic?.PanicMessage ?? entry.Panic?.Headline;
-            r = r with { DumpDirectory = inside, Verify = summary, PanicMessage = panic };
-            if (exit != ExitCodes.Ok) return r with { Summary = $"FAILED: the dump on the scratch disk is not complete: {summary}" };
-            if (panic is null || !panic.Contains(ExpectedPanic, StringComparison.Ordinal))
-                return r with { Summary = $"FAILED: the saved log does not hold the rehearsal's panic ('{ExpectedPanic}'); it says: {panic ?? "no panic message"}" };
-            return r with { Passed = true, Summary = $"passed: complete dump in {inside} on a scratch {disk.FilesystemType} disk ({summary}), panic: {panic}" };
+            return CheckDumpIn(r with { ReadBack = method }, root, disk, log);
         }
         finally
         {
-            CrashVm.RunTool(CrashVm.FindOnPath("umount") ?? "/bin/umount", [mnt], 120);
+            cleanup();
         }
+    }
+
+    private static SelfTestResult CheckDumpIn(SelfTestResult r, string root, ScratchDiskPlan disk, Action<string> log)
+    {
+        var dumps = Directory.EnumerateDirectories(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
+            .Where(DumpCatalog.IsDumpDirectory).ToList();
+        if (dumps.Count == 0)
+            return r with { Summary = "FAILED: the agent reported a dump but the scratch disk holds none" };
+        string dir = dumps[0];
+        string inside = "/" + Path.GetRelativePath(root, dir);
+        var details = new List<string>();
+        var (exit, summary) = VerifyCommand.Verify(dir, details);
+        foreach (var d in details) log("selftest:   " + d);
+        log($"selftest: {inside}: {summary}");
+        var entry = DumpCatalog.Read(dir);
+        DumpCatalog.Analyze(entry);
+        string? panic = entry.Panic?.PanicMessage ?? entry.Panic?.Headline;
+        r = r with { DumpDirectory = inside, Verify = summary, PanicMessage = panic };
+        if (exit != ExitCodes.Ok) return r with { Summary = $"FAILED: the dump on the scratch disk is not complete: {summary}" };
+        if (panic is null || !panic.Contains(ExpectedPanic, StringComparison.Ordinal))
+            return r with { Summary = $"FAILED: the saved log does not hold the rehearsal's panic ('{ExpectedPanic}'); it says: {panic ?? "no panic message"}" };
+        return r with { Passed = true, Summary = $"passed: complete dump in {inside} on a scratch {disk.FilesystemType} disk ({summary}), panic: {panic}" };
+    }
+
+    /// <summary>Whether a block device of this host already goes by the scratch disk's UUID, LABEL, PARTUUID or PARTLABEL.</summary>
+    private static bool IdentityInUse(HostLayout host, ScratchDiskPlan d, VolumeIdentity? real)
+    {
+        if (real is not null) return true;
+        foreach (var (dir, value) in new[] { ("by-uuid", d.Uuid), ("by-label", d.Label), ("by-partuuid", d.PartUuid), ("by-partlabel", d.PartLabel) })
+            if (value is not null && new FileInfo(Path.Combine(host.DevRoot, "disk", dir, value)).LinkTarget is not null) return true;
+        return false;
     }
 
     private static string Describe(ScratchDiskPlan d) =>

@@ -129,6 +129,12 @@ public class ScratchDiskTests
             var part = new byte[64 << 10];
             using (var f = File.OpenRead(image)) { f.Position = 1 << 20; f.ReadExactly(part); }
             Assert.Equal("ext4", SuperblockProbe.Probe(part).Type);
+            // And back out as a file of its own (what debugfs reads), still sparse.
+            string fs = dir.File("fs.img");
+            ScratchDisk.Extract(image, plan.FilesystemOffset, fs);
+            Assert.Equal("ext4", SuperblockProbe.ProbePath(fs).Type);
+            Assert.Equal(new FileInfo(image).Length - (1 << 20), new FileInfo(fs).Length);
+            Assert.Equal(0, Fixtures.Exec("/usr/sbin/e2fsck", ["-n", "-f", fs]).ExitCode);
         }
     }
 }

@@ -65,6 +65,7 @@ public class SelfTestEndToEndTests(ITestOutputHelper log)
         Assert.Equal("complete dump saved", json.GetProperty("outcome").GetString());
         Assert.Equal("ext4 LABEL=crashdump on Virtio", json.GetProperty("scratch_disk").GetString());
         Assert.StartsWith("complete, ", json.GetProperty("verify").GetString());
+        Assert.Equal("debugfs", json.GetProperty("read_back").GetString());   // ext4: read from the image file, no loop device
         Assert.Equal("sysrq triggered crash", json.GetProperty("panic_message").GetString());
         Assert.Equal(256L << 20, json.GetProperty("crashkernel_bytes").GetInt64());
         Assert.InRange(json.GetProperty("agent_peak_kib").GetInt64(), 1, 24 * 1024);
@@ -104,6 +105,7 @@ public class SelfTestEndToEndTests(ITestOutputHelper log)
         var (rc, json, stderr) = SelfTest(root, root.Dir.File("work"), "--crashkernel", "256M");
         Assert.True(rc == 0, stderr);
         Assert.Equal($"xfs PARTUUID={partUuid} on Nvme", json.GetProperty("scratch_disk").GetString());
+        Assert.Equal("loop mount", json.GetProperty("read_back").GetString());
         Assert.StartsWith("complete, ", json.GetProperty("verify").GetString());
         Assert.False(File.Exists(Path.Combine(root.Dir.File("work"), "scratch.img")));   // removed without --keep
 
