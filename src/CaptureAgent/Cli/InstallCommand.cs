@@ -12,7 +12,7 @@ public static class InstallCommand
           (target: the root filesystem from /etc/fstab, path /var/crash), capture-agent.service and
           capture-agent-savecore.service (enabled unless --no-enable), and the kernel hooks
           /etc/kernel/postinst.d/capture-agent, /etc/kernel/postrm.d/capture-agent and
-          /usr/lib/kernel/install.d/60-capture-agent.install, which keep a capture initramfs per
+          /usr/lib/kernel/install.d/45-capture-agent.install, which keep a capture initramfs per
           installed kernel in /var/lib/capture-agent.
           uninstall removes them and the stored images; the config stays unless --purge.
           --root     work below DIR instead of / (default: $CAPTURE_AGENT_ROOT, else /)

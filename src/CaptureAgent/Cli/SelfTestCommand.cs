@@ -17,7 +17,8 @@ public static class SelfTestCommand
           VM's first kernel arms them and crashes; the capture kernel saves to a scratch disk made
           with the first local target's filesystem type and LABEL/UUID; the dump is then read back
           from the scratch disk and verified. Exit 0 when a complete, readable dump appeared.
-          Needs qemu-system-x86 and the target's mkfs; root to read the dump back (loop mount).
+          Needs qemu-system-x86 and the target's mkfs; ext2/3/4 are read back with debugfs, other
+          filesystems with a loop mount (root). Rebuilds a stale stored image, as the service would.
         """;
 
     public const string CrashUsage = """

@@ -10,7 +10,7 @@ public static class KernelHooks
 {
     public const string DebianPostinst = "/etc/kernel/postinst.d/capture-agent";
     public const string DebianPostrm = "/etc/kernel/postrm.d/capture-agent";
-    public const string KernelInstallPlugin = "/usr/lib/kernel/install.d/60-capture-agent.install";
+    public const string KernelInstallPlugin = "/usr/lib/kernel/install.d/45-capture-agent.install";
     public const string Service = "/etc/systemd/system/capture-agent.service";
     public const string SavecoreService = "/etc/systemd/system/capture-agent-savecore.service";
     public const string WantsDirectory = "/etc/systemd/system/multi-user.target.wants";
@@ -63,6 +63,8 @@ public static class KernelHooks
 
     // kernel-install(8): "add KVER ENTRY_DIR IMAGE [INITRD...]" and "remove KVER ENTRY_DIR".
     // Exit 77 would stop the other plugins, any other failure fails the installation: always 0.
+    // 45-: before 50-dracut.install, so dracut's early-arming module (initramfs/dracut) finds the
+    // capture initramfs of the kernel being installed; modules.dep is not needed (modinfo depends=).
     public const string KernelInstallScript = """
         #!/bin/sh
         # capture-agent: kernel-install(8) plugin, the capture initramfs of each installed kernel.

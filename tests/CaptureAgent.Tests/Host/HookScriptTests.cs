@@ -110,7 +110,7 @@ public class HookScriptTests
         var before = h.Tree();
         var dry = Fixtures.Exec(Fixtures.Binary, ["install", "--root", h.Root, "--dry-run"]);
         Assert.Equal(0, dry.ExitCode);
-        Assert.Contains("would write /usr/lib/kernel/install.d/60-capture-agent.install (0755)", dry.Stdout);
+        Assert.Contains("would write /usr/lib/kernel/install.d/45-capture-agent.install (0755)", dry.Stdout);
         Assert.Equal(before, h.Tree());
         // CAPTURE_AGENT_ROOT is the default root when --root is not given.
         var psi = new ProcessStartInfo(Fixtures.Binary, ["install"]) { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -18,7 +18,7 @@ public class InstallTests
         ["/etc/systemd/system/capture-agent-savecore.service"] = "644",
         ["/etc/kernel/postinst.d/capture-agent"] = "755",
         ["/etc/kernel/postrm.d/capture-agent"] = "755",
-        ["/usr/lib/kernel/install.d/60-capture-agent.install"] = "755",
+        ["/usr/lib/kernel/install.d/45-capture-agent.install"] = "755",
     };
 
     private static readonly Dictionary<string, string> Links = new()
@@ -155,7 +155,7 @@ public class InstallTests
             ("dist/systemd/capture-agent-savecore.service", KernelHooks.SavecoreUnit, "644"),
             ("dist/kernel/postinst.d/capture-agent", KernelHooks.DebianPostinstScript, "755"),
             ("dist/kernel/postrm.d/capture-agent", KernelHooks.DebianPostrmScript, "755"),
-            ("dist/kernel/install.d/60-capture-agent.install", KernelHooks.KernelInstallScript, "755"),
+            ("dist/kernel/install.d/45-capture-agent.install", KernelHooks.KernelInstallScript, "755"),
         };
         foreach (var (dist, text, mode) in pairs)
         {
