@@ -18,6 +18,7 @@ public static class CaptureCommandLine
         "nr_cpus", "maxcpus", "irqpoll", "reset_devices", "panic",   // set below
         "resume", "resume_offset",
         BootIdParameter,   // the running kernel's own value is added below
+        "CAPTURE_AGENT_ROLE",   // a rehearsal VM's first-kernel role: the capture kernel's /init must capture
     ];
 
     /// <summary>

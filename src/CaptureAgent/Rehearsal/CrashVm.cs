@@ -21,6 +21,8 @@ public sealed record VmBootOptions
     public int TimeoutSeconds { get; init; } = 900;
     public string Qemu { get; init; } = "qemu-system-x86_64";
     public required string ConsoleLog { get; init; }
+    /// <summary>What the first kernel's /init does: arm and crash (<see cref="CrashVm.GuestRole"/>) or run commands (<see cref="CrashVm.CommandsRole"/>).</summary>
+    public string Role { get; init; } = CrashVm.GuestRole;
 }
 
 public sealed record VmBootResult(string Console, double Seconds, bool TimedOut, string ConsoleLog);
@@ -40,12 +42,25 @@ public static class CrashVm
     /// </summary>
     public const string RoleVariable = "CAPTURE_AGENT_ROLE";
     public const string GuestRole = "measure-guest";
+    /// <summary>
+    /// The other first-kernel role: run the agent's own commands, one per line of
+    /// <see cref="GuestCommands"/> (say `load --auto`, `status`, `test --crash --yes`), as on an
+    /// installed host; the VM powers off after the last one if none crashed it.
+    /// </summary>
+    public const string CommandsRole = "commands-guest";
+    public const string GuestCommands = "/etc/capture-agent-guest-commands";
     public const string GuestKernel = "/boot/vmlinuz";
     public const string GuestInitrd = "/boot/capture.img";
     /// <summary>Extra capture command line (line 1) and blacklist (line 2), as `load` takes them from the config.</summary>
     public const string GuestAppend = "/boot/capture.append";
 
-    public static bool IsGuestRole() => Environment.GetEnvironmentVariable(RoleVariable) == GuestRole;
+    /// <summary>The first-kernel role this PID 1 was started in, or null: it is /init of a capture initramfs.</summary>
+    public static string? Role() => Environment.GetEnvironmentVariable(RoleVariable) switch
+    {
+        GuestRole => GuestRole,
+        CommandsRole => CommandsRole,
+        _ => null,
+    };
 
     /// <summary>
     /// The first kernel's initramfs: the agent as /init (with its loader and libraries when it is
@@ -93,7 +108,7 @@ public static class CrashVm
         foreach (var a in new[] { "-accel", "tcg", "-cpu", "max,la57=off", "-smp", "2", "-m", $"{o.GuestMemory >> 20}",
                                   "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nic", "none",
                                   "-kernel", o.Kernel, "-initrd", o.FirstInitramfs,
-                                  "-append", $"console=ttyS0 crashkernel={o.Crashkernel >> 20}M panic=-1 {RoleVariable}={GuestRole}" })
+                                  "-append", $"console=ttyS0 crashkernel={o.Crashkernel >> 20}M panic=-1 {RoleVariable}={o.Role}" })
             psi.ArgumentList.Add(a);
         foreach (var a in o.DiskArguments) psi.ArgumentList.Add(a);
 
@@ -126,7 +141,40 @@ public static class CrashVm
 
     public static bool Ended(string console) =>
         console.Contains("capture-agent: reboot", StringComparison.Ordinal) || console.Contains("capture-agent: halt", StringComparison.Ordinal)
-        || console.Contains("capture-agent: poweroff", StringComparison.Ordinal) || console.Contains("measure-guest: giving up", StringComparison.Ordinal);
+        || console.Contains("capture-agent: poweroff", StringComparison.Ordinal) || console.Contains("measure-guest: giving up", StringComparison.Ordinal)
+        || console.Contains("commands-guest: done", StringComparison.Ordinal);
+
+    /// <summary>
+    /// PID 1 of the <see cref="CommandsRole"/>: each line of <see cref="GuestCommands"/> through the
+    /// agent's command dispatcher, its exit status on the console, then power off.
+    /// </summary>
+    public static int RunCommandsGuest(Func<string[], int> dispatch)
+    {
+        try
+        {
+            BootEnvironment.EnsureConsole();
+            BootEnvironment.MountPseudoFilesystems();
+            if (File.Exists("/proc/vmcore")) return CaptureInit.Run();   // never meant to reach a capture kernel; be one if it does
+            Log.Info($"commands-guest: first kernel up; {BootEnvironment.MemorySummary()}");
+            foreach (var line in File.ReadAllLines(GuestCommands).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')))
+            {
+                Log.Info($"commands-guest: $ capture-agent {line}");
+                int rc;
+                try { rc = dispatch(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)); }
+                catch (Exception e) { Log.Info($"commands-guest: {e.GetType().Name}: {e.Message}"); rc = ExitCodes.Failed; }
+                Console.Out.Flush();
+                Log.Info($"commands-guest: exit {rc}");
+            }
+        }
+        catch (Exception e)
+        {
+            Log.Info($"commands-guest: {e.GetType().Name}: {e.Message}");
+        }
+        Log.Info("commands-guest: done");
+        Libc.Sync();
+        Libc.Reboot(Libc.RB_POWER_OFF);
+        return ExitCodes.Failed;
+    }
 
     /// <summary>
     /// PID 1 of the rehearsal VM's first kernel: arm the capture kernel the way `load` does, then

@@ -15,9 +15,9 @@ namespace CaptureAgent.Tests.Rehearsal;
 [Collection("VirtualMachines")]   // one QEMU boot at a time
 public class SelfTestEndToEndTests(ITestOutputHelper log)
 {
-    private const string Release = "6.1.0-56-cloud-amd64";
+    internal const string Release = "6.1.0-56-cloud-amd64";
 
-    private sealed class InstalledRoot : IDisposable
+    internal sealed class InstalledRoot : IDisposable
     {
         public TempDir Dir { get; } = new();
         public string Root => Dir.File("root");
