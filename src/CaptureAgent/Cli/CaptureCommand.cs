@@ -41,7 +41,7 @@ public static class CaptureCommand
             catch (ArgumentException e)
             {
                 Log.Error(e.Message);
-                Console.Error.Write(Usage);
+                Console.Error.WriteLine(Usage);
                 return ExitCodes.Usage;
             }
         }

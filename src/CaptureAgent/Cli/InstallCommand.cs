@@ -32,7 +32,7 @@ public static class InstallCommand
                 case "--binary" when i + 1 < args.Length: binary = args[++i]; break;
                 case "--dry-run": dryRun = true; break;
                 case "--no-enable": enable = false; break;
-                case "-h" or "--help": Console.Out.Write(Usage); return ExitCodes.Ok;
+                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                 default: return Bad($"install: unknown argument {args[i]}");
             }
         }
@@ -71,7 +71,7 @@ public static class InstallCommand
                 case "--root" when i + 1 < args.Length: root = args[++i]; break;
                 case "--dry-run": dryRun = true; break;
                 case "--purge": purge = true; break;
-                case "-h" or "--help": Console.Out.Write(Usage); return ExitCodes.Ok;
+                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                 default: return Bad($"uninstall: unknown argument {args[i]}");
             }
         }
@@ -114,7 +114,7 @@ public static class InstallCommand
     private static int Bad(string message)
     {
         Log.Error(message);
-        Console.Error.Write(Usage);
+        Console.Error.WriteLine(Usage);
         return ExitCodes.Usage;
     }
 }

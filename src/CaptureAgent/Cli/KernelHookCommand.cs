@@ -36,7 +36,7 @@ public static class KernelHookCommand
             {
                 case "--root" when i + 1 < args.Length: root = args[++i]; break;
                 case "--force": force = true; break;
-                case "-h" or "--help": Console.Out.Write(Usage); return ExitCodes.Ok;
+                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                 case var a when a.StartsWith('-'): return Bad($"kernel-hook: unknown option {a}", Usage);
                 default: words.Add(args[i]); break;
             }
@@ -76,7 +76,7 @@ public static class KernelHookCommand
                 case "--root" when i + 1 < args.Length: root = args[++i]; break;
                 case "--unpin": unpin = true; break;
                 case "--no-build": build = false; break;
-                case "-h" or "--help": Console.Out.Write(PinUsage); return ExitCodes.Ok;
+                case "-h" or "--help": Console.Out.WriteLine(PinUsage); return ExitCodes.Ok;
                 case var a when a.StartsWith('-') || release is not null: return Bad($"pin: unexpected argument {a}", PinUsage);
                 default: release = args[i]; break;
             }
@@ -132,7 +132,7 @@ public static class KernelHookCommand
     private static int Bad(string message, string usage)
     {
         Log.Error(message);
-        Console.Error.Write(usage);
+        Console.Error.WriteLine(usage);
         return ExitCodes.Usage;
     }
 }

@@ -49,14 +49,14 @@ public static class SelfTestCommand
                     case "--timeout": o = o with { TimeoutSeconds = int.TryParse(Next(), out int t) && t > 0 ? t : throw new ArgumentException("--timeout takes seconds") }; break;
                     case "--qemu": o = o with { Qemu = Next() }; break;
                     case "--json": json = true; break;
-                    case "-h" or "--help": Console.Out.Write(Usage); return ExitCodes.Ok;
+                    case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                     default: throw new ArgumentException($"unknown argument {a}");
                 }
             }
             catch (ArgumentException e)
             {
                 Log.Error("selftest: " + e.Message);
-                Console.Error.Write(Usage);
+                Console.Error.WriteLine(Usage);
                 return ExitCodes.Usage;
             }
         }
@@ -125,17 +125,17 @@ public static class SelfTestCommand
             {
                 case "--crash": crashFlag = true; break;
                 case "--yes" or "-y": yes = true; break;
-                case "-h" or "--help": output.Write(CrashUsage); return ExitCodes.Ok;
+                case "-h" or "--help": output.WriteLine(CrashUsage); return ExitCodes.Ok;
                 default:
                     Log.Error($"test: unknown argument {a}");
-                    Console.Error.Write(CrashUsage);
+                    Console.Error.WriteLine(CrashUsage);
                     return ExitCodes.Usage;
             }
         }
         if (!crashFlag)
         {
             Log.Error("test: give --crash to crash this machine for real (capture-agent selftest rehearses it in a VM instead)");
-            Console.Error.Write(CrashUsage);
+            Console.Error.WriteLine(CrashUsage);
             return ExitCodes.Usage;
         }
         if (!state.Loaded)
