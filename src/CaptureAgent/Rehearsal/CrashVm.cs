@@ -148,79 +148,69 @@ public static class CrashVm
     /// PID 1 of the <see cref="CommandsRole"/>: each line of <see cref="GuestCommands"/> through the
     /// agent's command dispatcher, its exit status on the console, then power off.
     /// </summary>
-    public static int RunCommandsGuest(Func<string[], int> dispatch)
+    public static int RunCommandsGuest(Func<string[], int> dispatch) => AsFirstKernel(CommandsRole, "done", () =>
     {
-        try
+        foreach (var line in File.ReadAllLines(GuestCommands).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')))
         {
-            BootEnvironment.EnsureConsole();
-            BootEnvironment.MountPseudoFilesystems();
-            if (File.Exists("/proc/vmcore")) return CaptureInit.Run();   // never meant to reach a capture kernel; be one if it does
-            Log.Info($"commands-guest: first kernel up; {BootEnvironment.MemorySummary()}");
-            foreach (var line in File.ReadAllLines(GuestCommands).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')))
-            {
-                Log.Info($"commands-guest: $ capture-agent {line}");
-                int rc;
-                try { rc = dispatch(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)); }
-                catch (Exception e) { Log.Info($"commands-guest: {e.GetType().Name}: {e.Message}"); rc = ExitCodes.Failed; }
-                Console.Out.Flush();
-                Log.Info($"commands-guest: exit {rc}");
-            }
+            Log.Info($"{CommandsRole}: $ capture-agent {line}");
+            int rc;
+            try { rc = dispatch(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)); }
+            catch (Exception e) { Log.Info($"{CommandsRole}: {e.GetType().Name}: {e.Message}"); rc = ExitCodes.Failed; }
+            Console.Out.Flush();
+            Log.Info($"{CommandsRole}: exit {rc}");
         }
-        catch (Exception e)
-        {
-            Log.Info($"commands-guest: {e.GetType().Name}: {e.Message}");
-        }
-        Log.Info("commands-guest: done");
-        Libc.Sync();
-        Libc.Reboot(Libc.RB_POWER_OFF);
-        return ExitCodes.Failed;
-    }
+    });
 
     /// <summary>
     /// PID 1 of the rehearsal VM's first kernel: arm the capture kernel the way `load` does, then
     /// crash. Never returns normally; every failure powers the VM off with one line saying why.
     /// </summary>
-    public static int RunGuest()
+    public static int RunGuest() => AsFirstKernel(GuestRole, "giving up", () =>
+    {
+        var state = CrashKernelState.Read();
+        string? append = null;
+        string[] blacklist = [];
+        if (File.Exists(GuestAppend))
+        {
+            var lines = File.ReadAllLines(GuestAppend);
+            if (lines.Length > 0 && lines[0].Length > 0) append = lines[0];
+            if (lines.Length > 1) blacklist = lines[1].Split(',', StringSplitOptions.RemoveEmptyEntries);
+        }
+        // Build drops our role variable: the capture kernel's /init is the real capture agent.
+        string cmdline = CaptureCommandLine.Build(state.CommandLine, append, blacklist);
+        try
+        {
+            KexecLoader.LoadCrashKernel(GuestKernel, GuestInitrd, cmdline, state);
+        }
+        catch (Exception e) when (e is KexecLoader.KexecException or IOException)
+        {
+            Log.Info($"{GuestRole}: load refused: {e.Message}");
+            return;
+        }
+        Log.Info($"{GuestRole}: armed in {state.ReservedBytes >> 20} MiB; capture command line: {cmdline}");
+        Log.Info($"{GuestRole}: crashing");
+        CrashTrigger.Trigger();
+    });
+
+    /// <summary>
+    /// The frame of both roles: console, /proc /sys /dev, the body, then one closing line, sync and
+    /// power off (PID 1 must not return). Started in a capture kernel by mistake, it captures.
+    /// </summary>
+    private static int AsFirstKernel(string role, string closing, Action body)
     {
         try
         {
             BootEnvironment.EnsureConsole();
             BootEnvironment.MountPseudoFilesystems();
-            if (File.Exists("/proc/vmcore")) return CaptureInit.Run();   // never meant to reach a capture kernel; be one if it does
-            Log.Info($"measure-guest: first kernel up; {BootEnvironment.MemorySummary()}");
-            var state = CrashKernelState.Read();
-            // Our role must not reach the capture kernel: its /init is the real capture agent.
-            string running = string.Join(' ', CaptureCommandLine.Tokenize(state.CommandLine).Where(t => !t.StartsWith(RoleVariable + "=", StringComparison.Ordinal)));
-            string? append = null;
-            string[] blacklist = [];
-            if (File.Exists(GuestAppend))
-            {
-                var lines = File.ReadAllLines(GuestAppend);
-                if (lines.Length > 0 && lines[0].Length > 0) append = lines[0];
-                if (lines.Length > 1) blacklist = lines[1].Split(',', StringSplitOptions.RemoveEmptyEntries);
-            }
-            string cmdline = CaptureCommandLine.Build(running, append, blacklist);
-            try
-            {
-                KexecLoader.LoadCrashKernel(GuestKernel, GuestInitrd, cmdline, state);
-            }
-            catch (Exception e) when (e is KexecLoader.KexecException or IOException)
-            {
-                Log.Info($"measure-guest: load refused: {e.Message}");
-                Log.Info("measure-guest: giving up");
-                Libc.Sync();
-                Libc.Reboot(Libc.RB_POWER_OFF);
-                return ExitCodes.Failed;
-            }
-            Log.Info($"measure-guest: armed in {state.ReservedBytes >> 20} MiB; capture command line: {cmdline}");
-            Log.Info("measure-guest: crashing");
-            CrashTrigger.Trigger();
+            if (File.Exists("/proc/vmcore")) return CaptureInit.Run();
+            Log.Info($"{role}: first kernel up; {BootEnvironment.MemorySummary()}");
+            body();
         }
         catch (Exception e)
         {
-            Log.Info($"measure-guest: {e.GetType().Name}: {e.Message}");
+            Log.Info($"{role}: {e.GetType().Name}: {e.Message}");
         }
-        Log.Info("measure-guest: giving up");
+        Log.Info($"{role}: {closing}");
         Libc.Sync();
         Libc.Reboot(Libc.RB_POWER_OFF);
         return ExitCodes.Failed;

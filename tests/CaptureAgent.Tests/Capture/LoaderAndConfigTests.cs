@@ -11,10 +11,11 @@ public class LoaderAndConfigTests
     public void CaptureCommandLineDropsWhatMustNotCarryOverAndAddsTheKdumpBasics()
     {
         string running = "BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-cloud-amd64 root=UUID=1234 ro crashkernel=256M console=ttyS0 " +
-                         "initrd=/boot/initrd.img quiet init=/sbin/init hugepages=64 nr_cpus=8 foo=\"a b\" -- single --init-arg";
+                         "initrd=/boot/initrd.img quiet init=/sbin/init hugepages=64 nr_cpus=8 foo=\"a b\" CAPTURE_AGENT_ROLE=measure-guest -- single --init-arg";
         var cmdline = CaptureCommandLine.Build(running, "my.extra=1", ["hv_vmbus", "hv_storvsc"]);
         var tokens = CaptureCommandLine.Tokenize(cmdline);
-        foreach (var gone in new[] { "BOOT_IMAGE", "crashkernel", "initrd", "init", "hugepages" })
+        // CAPTURE_AGENT_ROLE: a rehearsal VM's first-kernel role; in the capture kernel /init must capture.
+        foreach (var gone in new[] { "BOOT_IMAGE", "crashkernel", "initrd", "init", "hugepages", "CAPTURE_AGENT_ROLE" })
             Assert.DoesNotContain(tokens, t => t.Split('=')[0] == gone);
         Assert.Contains("root=UUID=1234", tokens);
         Assert.Contains("console=ttyS0", tokens);

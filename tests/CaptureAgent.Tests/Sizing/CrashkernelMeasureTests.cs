@@ -140,8 +140,10 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
         string repo = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(repo, "CaptureAgent.sln"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("repository root not found");
         string bin = Path.Combine(repo, "artifacts", "static", "capture-agent");
-        // A build from before the measure-guest role would run the capture path as the first kernel's /init.
-        bool stale = !File.Exists(bin) || File.ReadAllBytes(bin).AsSpan().IndexOf(System.Text.Encoding.Unicode.GetBytes("CAPTURE_AGENT_ROLE")) < 0;
+        // Older than any source file: the first kernel's role it would run may not be today's.
+        var newestSource = Directory.EnumerateFiles(Path.Combine(repo, "src", "CaptureAgent"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Max(File.GetLastWriteTimeUtc);
+        bool stale = !File.Exists(bin) || File.GetLastWriteTimeUtc(bin) < newestSource;
         if (stale)
         {
             var r = Fixtures.Exec("dotnet", ["publish", Path.Combine(repo, "src/CaptureAgent/CaptureAgent.csproj"), "-c", "Release", "-p:StaticBuild=true",
