@@ -82,6 +82,11 @@ public static partial class ScratchDisk
     [GeneratedRegex("^/dev/vda([0-9]*)$")]
     private static partial Regex VdaName();
 
+    /// <summary>The module names an initramfs carries (lib/modules/.../virtio_blk.ko.xz -> virtio_blk).</summary>
+    public static HashSet<string> ImageModules(Sizing.InitramfsFacts facts) =>
+        facts.Modules.Select(m => Path.GetFileName(m.Path)).Select(n => BlockDeviceModules.Normalize(n.IndexOf(".ko", StringComparison.Ordinal) is int ko and > 0 ? n[..ko] : n))
+            .ToHashSet(StringComparer.Ordinal);
+
     /// <summary>The host's own disk driver where the image has it, so the same driver chain is exercised.</summary>
     public static DiskController ChooseController(IReadOnlyCollection<string> imageModules, IReadOnlySet<string>? builtIn, bool virtioOnly, List<string> notes)
     {

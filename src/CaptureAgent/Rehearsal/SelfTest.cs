@@ -85,11 +85,10 @@ public static class SelfTest
         if (before.Count > 0)
             notes.Add($"the targets before {target.Text} ({string.Join(", ", before.Select(t => t.Text))}) are tried first and fail in the VM (no network, no such device); that costs their timeouts");
 
-        var imageModules = facts.Modules.Select(m => ModuleName(m.Path)).ToHashSet(StringComparer.Ordinal);
         string builtinList = Path.Combine(host.ModuleDirectory(release), "modules.builtin");
         var builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
         var real = RealVolume(host, target, notes);
-        var disk = ScratchDisk.Plan(target, config.FilesystemType, real, imageModules, builtIn, notes);
+        var disk = ScratchDisk.Plan(target, config.FilesystemType, real, ScratchDisk.ImageModules(facts), builtIn, notes);
 
         long crashkernel = o.Crashkernel ?? Reservation(host, notes);
         long memory = o.GuestMemory ?? Math.Max(1L << 30, SizeText.RoundUp(4 * crashkernel, 256 * SizeText.MiB));
@@ -229,14 +228,6 @@ public static class SelfTest
     {
         string r = HostLayout.RunningRelease();
         return HostLayout.IsValidRelease(r) ? r : throw new IOException("cannot read the running kernel's release: give --kernel-version");
-    }
-
-    /// <summary>lib/modules/.../virtio_blk.ko.xz -> virtio_blk (module names use '_').</summary>
-    public static string ModuleName(string path)
-    {
-        string name = Path.GetFileName(path);
-        int ko = name.IndexOf(".ko", StringComparison.Ordinal);
-        return (ko > 0 ? name[..ko] : name).Replace('-', '_');
     }
 
     /// <summary>What the target device holds now on a live host (its filesystem type and identity); null elsewhere.</summary>

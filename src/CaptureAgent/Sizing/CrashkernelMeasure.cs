@@ -1,9 +1,7 @@
 using System.Text;
 using CaptureAgent.Cli;
 using CaptureAgent.Config;
-using CaptureAgent.Initramfs;
 using CaptureAgent.Rehearsal;
-using CaptureAgent.Targets;
 
 namespace CaptureAgent.Sizing;
 
@@ -53,32 +51,33 @@ public static class CrashkernelMeasure
         string work = o.WorkDir ?? Directory.CreateTempSubdirectory("capture-agent-measure-").FullName;
         Directory.CreateDirectory(work);
         var facts = InitramfsScan.Scan(o.Initrd);
+        // The dump target as the self-test emulates it: its filesystem and identity on a scratch disk.
+        var config = facts.AgentConfig is null ? null : AgentConfig.Parse(facts.AgentConfig, "capture initramfs config");
+        var target = config?.Targets.FirstOrDefault(t => t.Type == TargetType.Local);
         string? disk = null;
-        var target = facts.AgentConfig is null ? null : AgentConfig.Parse(facts.AgentConfig, "capture initramfs config").Targets
-            .FirstOrDefault(t => t.Device is { Kind: TargetKind.Label or TargetKind.Uuid });
-        if (target?.Device is { } dev && CrashVm.FindOnPath("mkfs.ext4") is { } mkfs)
+        ScratchDiskPlan? plan = null;
+        if (target is not null)
+        {
+            try { plan = ScratchDisk.Plan(target, config!.FilesystemType, null, ScratchDisk.ImageModules(facts), null, notes); }
+            catch (ArgumentException e) { notes.Add(e.Message); }
+        }
+        if (plan is not null && CrashVm.FindOnPath(ScratchDisk.MkfsCommand(plan, "").Tool) is not null)
         {
             disk = Path.Combine(work, "target.img");
-            using (var f = new FileStream(disk, FileMode.Create, FileAccess.Write)) f.SetLength(o.GuestMemory + 512 * SizeText.MiB);
-            var args = new List<string> { "-F", "-q" };
-            args.AddRange(dev.Kind == TargetKind.Label ? ["-L", dev.Value] : ["-U", dev.Value]);
-            args.Add(disk);
-            var (rc, output) = CrashVm.RunTool(mkfs, args, 120);
-            if (rc != 0) throw new IOException($"mkfs.ext4 failed: {output.Trim()}");
-            notes.Add($"dump target {dev} emulated as a {SizeText.Mib(o.GuestMemory + 512 * SizeText.MiB)} virtio disk (ext4)");
-            if (!facts.Modules.Any(m => m.Path.Contains("virtio_blk", StringComparison.Ordinal)))
-                notes.Add("the capture initramfs has no virtio_blk module: unless it is built in, the agent will not find the emulated disk");
+            ScratchDisk.Create(plan, disk, o.GuestMemory + 512 * SizeText.MiB, _ => { });
+            notes.Add($"dump target {target!.Text} emulated as a {SizeText.Mib(o.GuestMemory + 512 * SizeText.MiB)} {plan.Controller} disk ({plan.FilesystemType})");
         }
         else
-            notes.Add("no LABEL=/UUID= target in the initramfs config (or no mkfs.ext4): a size counts as working when the agent starts and ends without running out of memory");
+            notes.Add("no local target the VM can reproduce in the initramfs config (or no mkfs for it): a size counts as working when the agent starts and ends without running out of memory");
 
+        IReadOnlyList<string> diskArguments = disk is null ? [] : ScratchDisk.QemuArguments(plan!, disk);
         string first = Path.Combine(work, "first.cpio");
         CrashVm.WriteFirstInitramfs(first, agent, o.Kernel, o.Initrd);
         var attempts = new List<MeasureAttempt>();
         for (long size = o.From; size >= o.DownTo; size -= o.Step)
         {
             log($"measure: booting with crashkernel={SizeText.Format(size)} (-m {o.GuestMemory >> 20}, TCG)...");
-            var a = Boot(o, first, disk, size, work);
+            var a = Boot(o, first, diskArguments, size, work);
             attempts.Add(a);
             log($"measure: crashkernel={SizeText.Format(size)}: {(a.Works ? "works" : "fails")}: {a.Outcome} ({a.Seconds:0} s)");
             if (!a.Works) break;
@@ -89,16 +88,16 @@ public static class CrashkernelMeasure
         return new MeasureResult(attempts, smallest, recommended, disk is not null, notes);
     }
 
-    private static MeasureAttempt Boot(MeasureOptions o, string first, string? disk, long size, string work)
+    private static MeasureAttempt Boot(MeasureOptions o, string first, IReadOnlyList<string> diskArguments, long size, string work)
     {
         var r = CrashVm.Boot(new VmBootOptions
         {
             Kernel = o.Kernel, FirstInitramfs = first, Crashkernel = size, GuestMemory = o.GuestMemory,
-            DiskArguments = disk is null ? [] : ["-drive", $"file={disk},format=raw,if=virtio"],
+            DiskArguments = diskArguments,
             TimeoutSeconds = o.TimeoutSeconds, Qemu = o.Qemu,
             ConsoleLog = Path.Combine(work, $"console-{SizeText.Format(size)}.log"),
         });
-        var (works, outcome) = Classify(r.Console, disk is not null, r.TimedOut);
+        var (works, outcome) = Classify(r.Console, diskArguments.Count > 0, r.TimedOut);
         return new MeasureAttempt(size, works, outcome, r.Seconds, Find(r.Console, "capture-agent: MemTotal"), PeakKiB(r.Console), r.ConsoleLog);
     }
 
