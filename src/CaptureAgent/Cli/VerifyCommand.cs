@@ -27,17 +27,7 @@ public static class VerifyCommand
             return ExitCodes.Usage;
         }
         var lines = new List<string>();
-        var verdict = Verdict.Complete;
-        string summary;
-        try
-        {
-            (verdict, summary) = Check(paths[0], lines);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or VmcoreException or InvalidDataException)
-        {
-            verdict = Verdict.Corrupt;
-            summary = $"unreadable: {e.Message}";
-        }
+        var (verdict, summary) = CheckReadable(paths[0], lines);
         if (json)
         {
             using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
@@ -55,20 +45,28 @@ public static class VerifyCommand
             foreach (var l in lines) Console.Out.WriteLine("  " + l);
             Console.Out.WriteLine($"{paths[0]}: {summary}");
         }
-        return verdict switch { Verdict.Complete => ExitCodes.Ok, Verdict.Incomplete => ExitCodes.Degraded, _ => ExitCodes.Failed };
+        return ExitCode(verdict);
     }
 
     /// <summary>The check `verify` runs, for other commands (selftest): exit code 0/3/1 and the one-line summary.</summary>
     public static (int ExitCode, string Summary) Verify(string path, List<string> lines)
     {
+        var (verdict, summary) = CheckReadable(path, lines);
+        return (ExitCode(verdict), summary);
+    }
+
+    private static int ExitCode(Verdict v) => v switch { Verdict.Complete => ExitCodes.Ok, Verdict.Incomplete => ExitCodes.Degraded, _ => ExitCodes.Failed };
+
+    /// <summary><see cref="Check"/>, with a file that cannot be read at all judged corrupt.</summary>
+    private static (Verdict, string) CheckReadable(string path, List<string> lines)
+    {
         try
         {
-            var (v, s) = Check(path, lines);
-            return (v switch { Verdict.Complete => ExitCodes.Ok, Verdict.Incomplete => ExitCodes.Degraded, _ => ExitCodes.Failed }, s);
+            return Check(path, lines);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or VmcoreException or InvalidDataException)
         {
-            return (ExitCodes.Failed, $"unreadable: {e.Message}");
+            return (Verdict.Corrupt, $"unreadable: {e.Message}");
         }
     }
 
