@@ -67,6 +67,10 @@ internal static partial class Libc
     [LibraryImport("libc", EntryPoint = "sync")]
     public static partial void Sync();
 
+    /// <summary>Waits until a terminal has sent what was written to it (fails harmlessly on a non-tty).</summary>
+    [LibraryImport("libc", EntryPoint = "tcdrain")]
+    public static partial int TcDrain(int fd);
+
     /// <summary>The errno of the last failed call, as a number and a message.</summary>
     public static (int Errno, string Message) LastError()
     {

@@ -247,6 +247,12 @@ public static class CrashTrigger
 {
     public static void Trigger(string procRoot = "/proc")
     {
+        // What was just said on a serial console or an ssh session may still sit in the tty's
+        // buffer: the kernel stops transmitting it the moment it panics.
+        Console.Out.Flush();
+        Console.Error.Flush();
+        Libc.TcDrain(1);
+        Libc.TcDrain(2);
         Libc.Sync();
         File.WriteAllText(Path.Combine(procRoot, "sysrq-trigger"), "c");
     }
