@@ -125,6 +125,8 @@ internal sealed class CaptureImagePlan
         var chain = BlockDeviceModules.Resolve(name, configFs ?? (volume.IsKnown ? volume.Type : null), builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
         TargetIdentity.Add($"{name} ({volume.Describe()}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
         Notes.AddRange(chain.Notes);
+        foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(name, host.SysRoot, host.DevRoot))
+            Notes.Add($"device {name} cannot work as a target: {refusal}");
         AddChainModules(chain.Modules, tree, $"device {name}");
     }
 
@@ -151,6 +153,8 @@ internal sealed class CaptureImagePlan
                 var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
                 TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
                 Notes.AddRange(chain.Notes);
+                foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(match.Device.Name, host.SysRoot, host.DevRoot))
+                    Notes.Add($"target {t.Text} cannot work: {refusal}");
                 AddChainModules(chain.Modules, tree, $"target {t.Text}");
             }
             catch (IOException e)

@@ -309,4 +309,26 @@ public class LvmActivationTests
         step = new LvmActivator(m.T.Sys, m.T.Dev, () => m.Dm).Activate(TargetSpec.Parse("/dev/vda1"), SysfsBlockDevices.List(m.T.Sys, m.T.Dev));
         Assert.Same(StackStep.Nothing, step);
     }
+
+    [Fact]
+    public void BuildTimeCheckGivesTheCaptureKernelsRefusalInAdvance()
+    {
+        using var m = Both();
+        // The running system: thin active as dm-0 with dm-crypt on it (dm-1), lin as dm-2, a thin pool's layer as dm-3.
+        void Dm(string name, string dmName, string uuid, params string[] slaves)
+        {
+            m.T.AddDisk(null, name, "253:" + name[3..], 8192);
+            m.T.Attribute(name, "dm/name", dmName);
+            m.T.Attribute(name, "dm/uuid", uuid);
+            foreach (var s in slaves) m.T.Stack(name, s);
+        }
+        Dm("dm-0", "vg--data-thin", $"LVM-{VgId}{Thin.Id}", "vda");
+        Dm("dm-1", "dump", "CRYPT-LUKS2-0123456789abcdef0123456789abcdef-dump", "dm-0");
+        Dm("dm-2", "vg--data-lin", $"LVM-{VgId}{Lin.Id}", "vda");
+        Dm("dm-3", "vg--data-pool-tpool", $"LVM-{VgId}{SyntheticLvm.Id(114)}-tpool", "vdb");
+        Assert.Equal(["vg-data/thin is a thin volume: the capture kernel activates only linear and striped LVs"], LvmTargetCheck.Problems("dm-1", m.T.Sys, m.T.Dev));
+        Assert.Empty(LvmTargetCheck.Problems("dm-2", m.T.Sys, m.T.Dev));
+        Assert.Empty(LvmTargetCheck.Problems("vda", m.T.Sys, m.T.Dev));
+        Assert.Equal(["vg--data-pool-tpool is an internal layer (tpool) of an LVM volume"], LvmTargetCheck.Problems("dm-3", m.T.Sys, m.T.Dev));
+    }
 }
