@@ -12,6 +12,12 @@ public sealed record StackStep
     /// <summary>The target itself can never be brought up here (an LVM thin volume): waiting will not help.</summary>
     public string? Refusal { get; init; }
 
+    /// <summary>
+    /// Something waits on time rather than on new devices (a degraded md array's grace for its
+    /// missing members): run again at the next look even when the block devices did not change.
+    /// </summary>
+    public bool Waiting { get; init; }
+
     public static StackStep Nothing { get; } = new();
 }
 
@@ -44,16 +50,20 @@ public sealed class StorageStacks
     private string? _lastDevices;
     private Task<RunResult>? _pending;
 
-    public StorageStacks(string sysRoot, string devRoot, IReadOnlyList<IStorageStackActivator>? activators = null)
+    public StorageStacks(string sysRoot, string devRoot, IReadOnlyList<IStorageStackActivator> activators)
     {
         _sysRoot = sysRoot;
         _devRoot = devRoot;
-        _activators = activators ?? Standard(sysRoot, devRoot);
+        _activators = activators;
     }
 
-    /// <summary>The stacks the capture kernel knows, in the order they must run: md first, so LVM on md works.</summary>
-    public static IReadOnlyList<IStorageStackActivator> Standard(string sysRoot, string devRoot) =>
+    /// <summary>
+    /// The stacks the capture kernel knows, in the order they must run: md first, so LVM on md works.
+    /// md says what it waits for and refuses on <paramref name="report"/> as it happens (once each).
+    /// </summary>
+    public static IReadOnlyList<IStorageStackActivator> Standard(string sysRoot, string devRoot, string procRoot, TimeSpan deviceTimeout, Action<string> report) =>
     [
+        new Md.MdActivator(sysRoot, devRoot, procRoot, deviceTimeout, report),
         new Lvm.LvmActivator(sysRoot, devRoot),
     ];
 
@@ -100,13 +110,14 @@ public sealed class StorageStacks
         return false;
     }
 
-    private sealed record RunResult(List<string> Activated, List<string> Problems, string? Refusal, string DevicesAfter);
+    private sealed record RunResult(List<string> Activated, List<string> Problems, string? Refusal, string? DevicesAfter);
 
     private RunResult Run(TargetSpec target)
     {
         var activated = new List<string>();
         var problems = new List<string>();
         string? refusal = null;
+        bool waiting = false;
         var devices = SysfsBlockDevices.List(_sysRoot, _devRoot);
         for (int round = 0; round < MaxRounds && refusal is null; round++)
         {
@@ -117,12 +128,14 @@ public sealed class StorageStacks
                 var step = Step(activator, target, devices);
                 activated.AddRange(step.Activated.Select(a => $"{activator.Name}: {a}"));
                 problems.AddRange(step.Problems.Select(p => $"{activator.Name}: {p}"));
+                waiting |= step.Waiting;
                 if (step.Refusal is not null) { refusal = $"{activator.Name}: {step.Refusal}"; break; }
                 if (step.Activated.Count > 0) devices = SysfsBlockDevices.List(_sysRoot, _devRoot);
             }
             if (activated.Count == before) break;
         }
-        return new RunResult(activated, problems.Distinct().ToList(), refusal, DeviceSetKey(devices));
+        // Null when an activator waits on time: the next look runs again though nothing changed.
+        return new RunResult(activated, problems.Distinct().ToList(), refusal, waiting ? null : DeviceSetKey(devices));
     }
 
     /// <summary>One activator's turn; whatever it throws becomes a problem line, never the capture's end.</summary>
