@@ -31,7 +31,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib/fixture-common.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-case ${1:-} in -h|--help) usage ;; esac
+case ${1:-} in -h|--help) usage 0 ;; esac
 
 SERIES=("$@")
 [ ${#SERIES[@]} -gt 0 ] || SERIES=(6.1 6.12)

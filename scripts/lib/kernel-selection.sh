@@ -100,7 +100,7 @@ private_apt_update() {
   [ "$PRIVATE_APT_UPDATED" = 1 ] && return 0
   write_private_apt_config
   log "apt-get update (private configuration $APT_DIR)"
-  papt_get update -qq || die "apt-get update of the fixture kernels' suites failed (see above)"
+  papt_get update -qq || return 1
   PRIVATE_APT_UPDATED=1
 }
 
@@ -128,7 +128,13 @@ resolve_series() {
   local series=$1 row suite re flavour var pkg version picked=newest out
   row=$(series_row "$series")
   IFS='|' read -r _ suite re flavour <<<"$row"
-  private_apt_update
+  out=$CACHE/selection/$series.env
+  if ! private_apt_update; then
+    # An unreachable archive does not undo a decision already made: the cache holds its packages.
+    [ -s "$out" ] || die "apt-get update of the fixture kernels' suites failed and series $series was never resolved"
+    log "WARNING: apt-get update failed; series $series keeps its last selection ($(sed -n 's/^package=//p' "$out"))"
+    return 0
+  fi
   var=KERNEL_PKG_${series//./_}
   if [ -n "${!var:-}" ]; then
     pkg=${!var} picked=pin
@@ -141,7 +147,6 @@ resolve_series() {
     || die "no installable package matches series $series ($re) in $suite"
   version=$(private_candidate "$pkg")
   mkdir -p "$CACHE/selection"
-  out=$CACHE/selection/$series.env
   cat > "$out.tmp" <<EOF
 series=$series
 package=$pkg
