@@ -45,7 +45,7 @@ ensure_host_tools() {
   local pair cmd pkg
   for pair in qemu-system-x86_64:qemu-system-x86 kexec:kexec-tools busybox-static:busybox-static \
               cpio:cpio mkfs.ext4:e2fsprogs debugfs:e2fsprogs xz:xz-utils zstd:zstd \
-              python3:python3 timeout:coreutils; do
+              python3:python3 timeout:coreutils depmod:kmod; do
     cmd=${pair%%:*} pkg=${pair#*:}
     case $cmd in
       # busybox-static is checked by file: the dynamic "busybox" package also provides /bin/busybox.
@@ -153,9 +153,13 @@ fetch_kernel() {
     tmp=$KDIR/root.tmp.$$
     rm -rf "$tmp"; mkdir -p "$tmp"
     dpkg -x "$deb" "$tmp"
+    # depmod here, as the package's postinst would: the cached tree is then the same whichever
+    # script or test touched it first (tests wanting dpkg -x's bare tree copy it without depmod's files).
+    depmod -b "$tmp" "$KREL" || die "depmod of $KREL failed"
     rm -rf "$KDIR/root"; mv "$tmp" "$KDIR/root"
     [ -f "$KDIR/root/boot/vmlinuz-$KREL" ] || die "$deb has no boot/vmlinuz-$KREL"
   fi
+  [ -f "$KDIR/root/lib/modules/$KREL/modules.dep" ] || depmod -b "$KDIR/root" "$KREL" || die "depmod of $KREL failed"
   printf 'package=%s\nversion=%s\nrelease=%s\n' "$KPKG" "$KPKG_VERSION" "$KREL" > "$KDIR/package.txt"
 
   if [ ! -s "$KDIR/vmlinux" ] && [ "${SKIP_DBG:-0}" != 1 ]; then
