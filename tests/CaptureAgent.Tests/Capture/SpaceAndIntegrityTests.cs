@@ -182,7 +182,8 @@ public class SpaceAndIntegrityTests
         // (crash reads the log from them), halfway into what follows. Where the kernel put its ring
         // depends on the kernel and the guest, so it is measured, not assumed.
         long whole = new FileInfo(dir.File("whole")).Length;
-        long keep = BytesUpToPage(dir.File("whole"), HighestLogPfn(Fixtures.Vmcore(fx)));
+        ulong logPfn = HighestLogPfn(Fixtures.Vmcore(fx));
+        long keep = BytesUpToPage(dir.File("whole"), logPfn);
         Assert.True(whole - keep > (2 << 20), $"the log's pages end {whole - keep} bytes before the end of the dump: no cut keeps them");
         using var fs = new SmallFilesystem("64m", kind);
         fs.LeaveFree(keep + (whole - keep) / 2);
@@ -204,7 +205,8 @@ public class SpaceAndIntegrityTests
         var r = Fixtures.Exec("/usr/bin/crash", ["-s", "--minimal", Fixtures.Vmlinux(fx), cut],
             stdin: $"log\nrd -p 0x{stopped * 4096:x} 2\nquit\n");
         Assert.Contains("This dumpfile is incomplete", r.Stdout + r.Stderr);
-        Assert.Contains("sysrq triggered crash", r.Stdout);
+        Assert.True(r.Stdout.Contains("sysrq triggered crash"),
+            $"crash read no log from a dump cut at pfn {stopped:x} (log up to pfn {logPfn:x}, {keep} of {whole} bytes kept): {r.Stdout}{r.Stderr}");
         Assert.Contains($"page incomplete: physical address: {stopped * 4096:x}", r.Stdout + r.Stderr);
         var drgn = Fixtures.Exec("/usr/bin/drgn", ["-c", cut, "-s", Fixtures.Vmlinux(fx), Fixtures.OracleScript("drgn_check.py")]);
         Assert.Contains("marker CAPTURE-FIXTURE-MARKER " + Fixtures.Marker(fx).Split(' ')[^1], drgn.Stdout);
