@@ -98,11 +98,11 @@ public sealed class StorageStacks
         var done = new TaskCompletionSource<RunResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         try
         {
-            new Thread(() => done.SetResult(Run(target)), RoundStackBytes) { IsBackground = true, Name = "stacks" }.Start();
+            new Thread(() => done.SetResult(RunCaught(target)), RoundStackBytes) { IsBackground = true, Name = "stacks" }.Start();
         }
         catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
         {
-            return Take(Run(target));   // no thread to spare: run unguarded rather than not at all
+            return Take(RunCaught(target));   // no thread to spare: run unguarded rather than not at all
         }
         if (done.Task.Wait(RunTimeout)) return Take(done.Task.Result);
         _pending = done.Task;
@@ -111,6 +111,16 @@ public sealed class StorageStacks
     }
 
     private sealed record RunResult(List<string> Activated, List<string> Problems, string? Refusal, string? DevicesAfter);
+
+    /// <summary>A run whatever happens in it: an exception on the run's own thread would end the process, PID 1 included.</summary>
+    private RunResult RunCaught(TargetSpec target)
+    {
+        try { return Run(target); }
+        catch (Exception e)
+        {
+            return new RunResult([], [$"bringing up storage stacks failed: {e.Message}"], null, _lastDevices ?? "");
+        }
+    }
 
     private RunResult Run(TargetSpec target)
     {

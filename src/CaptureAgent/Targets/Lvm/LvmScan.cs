@@ -32,9 +32,10 @@ internal sealed class LvmScan
     {
         var labelled = new List<LabelledDevice>();
         var problems = new List<string>();
+        var multipath = devices.Where(d => d.DmUuid?.StartsWith("mpath-", StringComparison.Ordinal) == true).Select(d => d.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var d in devices.Take(MaxDevices))
         {
-            if (d.Sectors == 0 || IsMdMember(d)) continue;
+            if (d.Sectors == 0 || IsMdMember(d) || d.Holders.Any(multipath.Contains)) continue;
             try
             {
                 var head = open(d).Read(0, PhysicalVolumeLabel.ScanSectors * PhysicalVolumeLabel.SectorSize);
@@ -54,7 +55,10 @@ internal sealed class LvmScan
         return scan;
     }
 
-    /// <summary>A member of an md array shows the array's PV label too (metadata 1.0 and 0.90 sit at the end): the array is the PV.</summary>
+    /// <summary>
+    /// A member of an md array shows the array's PV label too (metadata 1.0 and 0.90 sit at the end):
+    /// the array is the PV. Likewise each path of a multipath device: the multipath device is.
+    /// </summary>
     private static bool IsMdMember(SysfsBlockDevice d) => d.Holders.Any(h => h.StartsWith("md", StringComparison.Ordinal));
 
     private List<FoundVg> ReadVgs(Func<SysfsBlockDevice, BlockSource> open)

@@ -77,6 +77,9 @@ public sealed class VolumeGroupMetadata
         string where = $"VG {vg.Name}";
         long extentSize = Number(vg, "extent_size", where, 1, LvmLimits.MaxExtentSize);
         var pvs = ParsePvs(Required(vg, "physical_volumes", where), where);
+        foreach (var pv in pvs.Values)
+            if (pv.PeCount > (LvmLimits.MaxSectors - pv.PeStart) / extentSize)
+                throw new InvalidDataException($"{where} PV {pv.Key}: {pv.PeCount} extents of {extentSize} sectors are more than any device holds");
         var lvs = vg.Section("logical_volumes") is { } lvSection ? ParseLvs(lvSection, pvs, where) : [];
         return new VolumeGroupMetadata
         {

@@ -175,6 +175,14 @@ public class MetadataTests
     }
 
     [Fact]
+    public void ExtentCountsNoDeviceHoldsAreRefused()
+    {
+        var text = new VgText { Name = "vg", Id = VgId, Pvs = [new TestPv("pv0", Pv0, 40960, 1L << 40)] };
+        var e = Assert.Throws<InvalidDataException>(() => VolumeGroupMetadata.Parse(Encoding.UTF8.GetBytes(text.ToString())));
+        Assert.Contains("PV pv0: 1099511627776 extents of 2048 sectors are more than any device holds", e.Message);
+    }
+
+    [Fact]
     public void UnsupportedKindsAreRefusedNamingTheirType()
     {
         var text = TwoPvVg(

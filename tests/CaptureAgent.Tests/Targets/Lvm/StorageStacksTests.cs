@@ -70,6 +70,18 @@ public class StorageStacksTests
         Assert.Single(lvm.Saw);
     }
 
+    /// <summary>What an activator's guard does not catch must not reach the run's thread: that would end PID 1.</summary>
+    [Fact]
+    public void EvenWhatTheGuardLetsThroughEndsAsAProblem()
+    {
+        using var t = new FakeSysfs();
+        t.AddDisk(null, "vda", "254:0", 2048);
+        var bad = new Scripted("md", _ => throw new OutOfMemoryException("no memory for the bitmap"));
+        var stacks = new StorageStacks(t.Sys, t.Dev, [bad]);
+        Assert.False(stacks.Activate(Target));
+        Assert.Equal(["bringing up storage stacks failed: no memory for the bitmap"], stacks.Problems);
+    }
+
     [Fact]
     public void ARefusalStopsTheRun()
     {
