@@ -26,6 +26,7 @@ public sealed class CaptureChain
     private readonly string? _bootId;
     private NetworkLease? _lease;
     private string? _networkError;
+    private StorageStacks? _stacks;
 
     /// <summary>Called with (pages done, pages to do) while a dump is written.</summary>
     public Func<Action<ulong, ulong>?>? ProgressFactory { get; init; }
@@ -33,6 +34,7 @@ public sealed class CaptureChain
     /// <summary>Where the capture kernel's device nodes and sysfs are (tests and manual runs may differ).</summary>
     public string SysRoot { get; init; } = "/sys";
     public string DevRoot { get; init; } = "/dev";
+    public string ProcRoot { get; init; } = "/proc";
 
     /// <summary>False when the system's network is already up (a manual run): the agent leaves it alone.</summary>
     public bool ConfigureNetwork { get; init; } = true;
@@ -105,10 +107,17 @@ public sealed class CaptureChain
         BootId = _bootId,
     };
 
+    /// <summary>Finds a local or raw target's device, bringing up md arrays (and LVM) it may sit on while waiting.</summary>
+    private TargetMatch WaitForDevice(TargetEntry target)
+    {
+        _stacks ??= new StorageStacks(_report, _config.DeviceTimeout, SysRoot, DevRoot, ProcRoot);
+        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report, BetweenLooks = _stacks.Activate };
+        return locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+    }
+
     private TargetOutcome SaveLocal(TargetEntry target, int index)
     {
-        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
-        var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+        var match = WaitForDevice(target);
         string? fsType = _config.FilesystemType ?? (match.Volume.IsFilesystem ? match.Volume.Type : null);
         if (fsType is null)
             throw new IOException($"{match.Node} holds {match.Volume.Describe()}, not a filesystem to write a dump into (set fstype = ... if it is one)");
@@ -157,8 +166,7 @@ public sealed class CaptureChain
 
     private TargetOutcome SaveRaw(TargetEntry target)
     {
-        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
-        var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+        var match = WaitForDevice(target);
         using var source = new DumpSource(_vmcore);
         var facts = CaptureJob.Facts(source, _bootId);
         var result = RawDeviceWriter.Save(match.Node, source, Settings().Dump, facts, _report);

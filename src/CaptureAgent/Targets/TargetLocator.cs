@@ -66,6 +66,12 @@ public sealed class TargetLocator
     /// <summary>Told what the devices look like each time that changes while waiting (for the console).</summary>
     public Action<string>? Report { get; init; }
 
+    /// <summary>
+    /// Called when a look did not find the target (<see cref="StorageStacks.Activate"/>: md arrays,
+    /// LVM); true means new devices were made and the next look comes at once.
+    /// </summary>
+    public Func<bool>? BetweenLooks { get; init; }
+
     /// <summary>One look: the device matching <paramref name="spec"/>, or null; <paramref name="seen"/> is everything looked at.</summary>
     public TargetMatch? Find(TargetSpec spec, out IReadOnlyList<SeenDevice> seen)
     {
@@ -137,6 +143,11 @@ public sealed class TargetLocator
         {
             var match = Find(spec, out var seen);
             if (match is not null) return match;
+            if (BetweenLooks?.Invoke() == true && clock.Elapsed < timeout)
+            {
+                match = Find(spec, out seen);
+                if (match is not null) return match;
+            }
             string described = DescribeSeen(seen, spec);
             if (Report is not null && described != _lastReport) Report($"waiting for {spec}; seen: {described}");
             _lastReport = described;

@@ -1,0 +1,59 @@
+namespace CaptureAgent.Targets.Md;
+
+/// <summary>
+/// Finds md members among the block devices sysfs lists: each device's possible superblock places
+/// (<see cref="MdSuperblock.ReadAll"/>: three 4 KiB reads) are read in a thread of its own under
+/// <see cref="ReadTimeout"/>; a device that does not answer is passed over, without a second read
+/// piling up behind the first.
+/// </summary>
+public sealed class MdDevices(string sysRoot = "/sys", string devRoot = "/dev")
+{
+    /// <summary>Devices looked at in one scan; a capture kernel with more is not what this was made for.</summary>
+    public const int MaxDevices = 4096;
+    private readonly Dictionary<string, Task<IReadOnlyList<MdSuperblock>>> _pending = new(StringComparer.Ordinal);
+
+    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    public IReadOnlyList<MdCandidate> Scan()
+    {
+        var found = new List<MdCandidate>();
+        foreach (var d in SysfsBlockDevices.List(sysRoot, devRoot).Take(MaxDevices))
+        {
+            // Smaller than 64 KiB holds no array worth a dump; an unreadable size cannot locate 1.0 or 0.90.
+            if (d.Sectors < 128 || d.ReadOnly) continue;
+            var superblocks = ReadBounded(d);
+            if (superblocks.Count > 0)
+                found.Add(new MdCandidate(d.Name, d.Major, d.Minor, superblocks, d.Holders.Count > 0));
+        }
+        return found;
+    }
+
+    private IReadOnlyList<MdSuperblock> ReadBounded(SysfsBlockDevice d)
+    {
+        if (_pending.TryGetValue(d.Name, out var earlier))
+        {
+            if (!earlier.IsCompleted) return [];
+            _pending.Remove(d.Name);
+        }
+        var read = Task.Factory.StartNew(() => Read(d), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        if (read.Wait(ReadTimeout)) return read.Result;
+        _pending[d.Name] = read;
+        return [];
+    }
+
+    private IReadOnlyList<MdSuperblock> Read(SysfsBlockDevice d)
+    {
+        try
+        {
+            string? real = LinkSafePath.Resolve(d.Node, out _);
+            string? root = LinkSafePath.Resolve(devRoot, out _);
+            if (real is null || root is null || !LinkSafePath.IsInside(real, root)) return [];
+            using var handle = File.OpenHandle(real, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            return MdSuperblock.ReadAll(BlockSource.FromHandle(handle, d.SizeBytes), d.SizeBytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];   // a device that cannot be read is no member we could add either
+        }
+    }
+}
