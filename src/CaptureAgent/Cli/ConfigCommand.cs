@@ -216,6 +216,8 @@ public static class ConfigCommand
             return ExitCodes.Failed;
         }
         if (c.Targets.Count == 0) stderr.WriteLine($"capture-agent: warning: {path} names no target: the capture kernel will have nowhere to save the dump");
+        foreach (var (target, obstacle) in Host.CaptureImagePlan.StackObstacles(new Host.HostLayout(Host.HostLayout.DefaultRoot()), c))
+            stderr.WriteLine($"capture-agent: warning: target {target.Text}: {obstacle}");
         foreach (var line in Effective(c)) stdout.WriteLine(line);
         return ExitCodes.Ok;
     }

@@ -34,6 +34,12 @@ public sealed record ImageRequest
     };
 }
 
+/// <summary>Whether the capture kernel can reach one target of the chain, and if not, why (one line).</summary>
+public sealed record TargetReach(TargetEntry Target, string? Obstacle)
+{
+    public bool Reachable => Obstacle is null;
+}
+
 /// <summary>
 /// What the capture initramfs of one kernel release must hold on this host: the sysfs driver chain
 /// of each local or raw target as it is attached now, what the config's targets need (NFS client,
@@ -60,6 +66,10 @@ internal sealed class CaptureImagePlan
     /// <summary>The driver chain modules of the targets and the NIC, before dependency resolution.</summary>
     public List<string> ChainModules { get; } = new();
     public List<string> Notes { get; } = new();
+    /// <summary>Each configured target, in chain order, with what stops the capture kernel from reaching it.</summary>
+    public List<TargetReach> Reach { get; } = new();
+    /// <summary>Chain modules that must be loadable files in the image (not built into the release).</summary>
+    public List<string> LoadableChainModules { get; } = new();
 
     public string ModuleDirectory => Path.Combine(ModulesRoot, "lib", "modules", Release);
 
@@ -94,7 +104,9 @@ internal sealed class CaptureImagePlan
 
         if (request.TargetDevice is not null) plan.AddDeviceChain(host, request.TargetDevice, config.FilesystemType, tree, builtIn);
         plan.AddTargetChains(host, config, tree, builtIn);
-        if (config.NeedsNetwork && !request.NoNic) plan.AddNic(host, config, tree);
+        string? nicObstacle = null;
+        if (config.NeedsNetwork && !request.NoNic) nicObstacle = plan.AddNic(host, config, tree);
+        plan.JudgeReach(config, nicObstacle, request.TargetDevice is not null || request.Modules.Count > 0);
 
         var needs = ConfigContent.For(config, host.Root);
         plan.Notes.AddRange(needs.Notes);
@@ -128,6 +140,29 @@ internal sealed class CaptureImagePlan
         AddChainModules(chain.Modules, tree, $"device {name}");
     }
 
+    /// <summary>
+    /// The local and raw targets of <paramref name="config"/> that are on this machine now but on a
+    /// stack the capture kernel cannot bring up (LUKS, external-metadata md...): `config check`'s
+    /// warnings, judged by the same <see cref="StackReach"/> as the plan.
+    /// </summary>
+    public static IEnumerable<(TargetEntry Target, string Obstacle)> StackObstacles(HostLayout host, AgentConfig config)
+    {
+        foreach (var t in config.Targets.Where(t => t.Type is TargetType.Local or TargetType.Raw && t.Device is not null))
+        {
+            string? obstacle;
+            try
+            {
+                var match = Locate(host, t);
+                obstacle = match?.Device is null ? null : StackReach.Obstacle(match.Device.Name, host.SysRoot, host.DevRoot);
+            }
+            catch (IOException) { obstacle = null; }   // unreadable: the plan says so when the image is built
+            if (obstacle is not null) yield return (t, obstacle);
+        }
+    }
+
+    private static TargetMatch? Locate(HostLayout host, TargetEntry t) =>
+        new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) }.Find(t.Device!, out _);
+
     /// <summary>The sysfs driver chain of each local or raw target as it is attached now.</summary>
     private void AddTargetChains(HostLayout host, AgentConfig config, KernelModules? tree, IReadOnlySet<string>? builtIn)
     {
@@ -135,10 +170,10 @@ internal sealed class CaptureImagePlan
         {
             try
             {
-                var locator = new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) };
-                var match = locator.Find(t.Device!, out _);
+                var match = Locate(host, t);
                 if (match?.Device is null)
                 {
+                    _obstacles[t] = "its device is not on this machine now";
                     TargetIdentity.Add($"{t.Text} -> not found");
                     Notes.Add($"target {t.Text} is not on this machine now: its disk drivers are not added (the capture kernel finds it only if they are built in, or with extra_modules)");
                     // The filesystem driver does not depend on where the disk is: the config's fstype says which.
@@ -151,41 +186,90 @@ internal sealed class CaptureImagePlan
                 var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
                 TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
                 Notes.AddRange(chain.Notes);
-                AddChainModules(chain.Modules, tree, $"target {t.Text}");
+                var missing = AddChainModules(chain.Modules, tree, $"target {t.Text}");
+                string? obstacle = StackReach.Obstacle(match.Device.Name, host.SysRoot, host.DevRoot)
+                    ?? (missing.Count > 0 ? $"{string.Join(", ", missing)} (needed to reach {match.Device.Name}) {(missing.Count == 1 ? "is" : "are")} not in {Release}'s modules" : null);
+                if (obstacle is not null) _obstacles[t] = obstacle;
             }
             catch (IOException e)
             {
+                _obstacles[t] = e.Message;
                 TargetIdentity.Add($"{t.Text} -> unreadable");
                 Notes.Add($"target {t.Text}: {e.Message}; its drivers are not added");
             }
         }
     }
 
-    private void AddNic(HostLayout host, AgentConfig config, KernelModules? tree)
+    /// <returns>Why network targets cannot be reached (no NIC driver), or null.</returns>
+    private string? AddNic(HostLayout host, AgentConfig config, KernelModules? tree)
     {
         try
         {
             var nic = Net.NetworkSetup.NicModuleChain(config.NetworkInterface, host.SysRoot);
             Notes.AddRange(nic.Notes);
             TargetIdentity.Add($"network {config.NetworkInterface} needs {(nic.Modules.Count == 0 ? "nothing" : string.Join(' ', nic.Modules))}");
-            AddChainModules(nic.Modules, tree, $"network interface {config.NetworkInterface}");
+            var missing = AddChainModules(nic.Modules, tree, $"network interface {config.NetworkInterface}");
+            return missing.Count > 0 ? $"the network driver {string.Join(", ", missing)} is not in {Release}'s modules" : null;
         }
         catch (IOException e)
         {
             TargetIdentity.Add($"network {config.NetworkInterface} -> not found");
             Notes.Add($"the NIC driver for network targets was not found ({e.Message}); add it with extra_modules");
+            return config.ExtraModules.Count > 0 ? null : $"no network interface driver was found ({e.Message})";
         }
     }
 
-    /// <summary>sysfs names drivers of the running kernel; one the capture kernel lacks is worth a note, not a failure.</summary>
-    private void AddChainModules(IEnumerable<string> modules, KernelModules? tree, string forWhat)
+    private readonly Dictionary<TargetEntry, string> _obstacles = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// One verdict per target. A target whose device is not attached now counts as unreachable
+    /// unless the request names devices or modules itself (`initramfs build` for another machine).
+    /// </summary>
+    private void JudgeReach(AgentConfig config, string? nicObstacle, bool buildsForElsewhere)
     {
+        foreach (var t in config.Targets)
+        {
+            string? obstacle = t.NeedsNetwork ? nicObstacle : _obstacles.GetValueOrDefault(t);
+            if (buildsForElsewhere && obstacle == "its device is not on this machine now") obstacle = null;
+            Reach.Add(new TargetReach(t, obstacle));
+        }
+    }
+
+    /// <summary>
+    /// Why a crash would not be saved with this image: every target has an obstacle (each named,
+    /// in chain order), or there is no target. Null when at least one target can be reached.
+    /// </summary>
+    public string? WouldNotSave()
+    {
+        if (Reach.Count == 0) return ConfigPath is null ? "the capture initramfs carries no config" : "the config names no target";
+        if (Reach.Any(r => r.Reachable)) return null;
+        return string.Join("; ", Reach.Select(r => $"{r.Target.Text}: {r.Obstacle}"));
+    }
+
+    /// <summary>Targets the chain passes over before the first reachable one ("LABEL=x: reason").</summary>
+    public IEnumerable<string> SkippedTargets() =>
+        Reach.TakeWhile(r => !r.Reachable).Select(r => $"{r.Target.Text}: {r.Obstacle}");
+
+    /// <summary>sysfs names drivers of the running kernel; one the capture kernel lacks is worth a note, not a failure.</summary>
+    /// <returns>The modules that are neither in the tree nor built in (the target cannot be reached without them).</returns>
+    private List<string> AddChainModules(IEnumerable<string> modules, KernelModules? tree, string forWhat)
+    {
+        var missing = new List<string>();
         foreach (var m in modules)
         {
             if (ChainModules.Contains(m)) continue;
-            if (tree is not null && (tree.Exists(m) || tree.IsBuiltin(m))) ChainModules.Add(m);
-            else Notes.Add($"module {m} of {forWhat} is not in {Release}'s module tree");
+            if (tree is not null && (tree.Exists(m) || tree.IsBuiltin(m)))
+            {
+                ChainModules.Add(m);
+                if (!tree.IsBuiltin(m)) LoadableChainModules.Add(m);
+            }
+            else
+            {
+                Notes.Add($"module {m} of {forWhat} is not in {Release}'s module tree");
+                missing.Add(m);
+            }
         }
+        return missing;
     }
 
     /// <summary>

@@ -153,7 +153,7 @@ public sealed class TargetLocator
             _lastReport = described;
             var elapsed = clock.Elapsed;
             if (elapsed >= timeout)
-                throw new TargetNotFoundException($"no block device {(spec.Kind == TargetKind.Path ? "" : "with ")}{spec} after {Seconds(timeout)} s; seen: {described}{UdevHint(spec)}");
+                throw new TargetNotFoundException($"no block device {(spec.Kind == TargetKind.Path ? "" : "with ")}{spec} after {Seconds(timeout)} s; seen: {described}{UdevHint(spec)}{EncryptedHint(seen)}");
             var left = timeout - elapsed;
             clock.Sleep(left < pollInterval ? left : pollInterval);
         }
@@ -184,6 +184,14 @@ public sealed class TargetLocator
         spec.DevRelativeName is { } rel && rel.Contains('/') && !rel.StartsWith("mapper/", StringComparison.Ordinal)
             ? $" (no udev here to make /dev/{rel[..rel.IndexOf('/')]}/ links: name the target by UUID= or LABEL=)"
             : "";
+
+    /// <summary>An encrypted volume seen while the target was not: the likeliest reason, said with what to do.</summary>
+    private static string EncryptedHint(IReadOnlyList<SeenDevice> seen)
+    {
+        var luks = seen.Where(s => s.Volume?.Type == "crypto_LUKS").Select(s => s.Device.Name).ToList();
+        return luks.Count == 0 ? ""
+            : $"; {string.Join(", ", luks)} {(luks.Count == 1 ? "is an encrypted volume" : "are encrypted volumes")} (LUKS): if the target is inside, {StackReach.EncryptedAdvice}";
+    }
 
     private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
 
