@@ -32,15 +32,9 @@ internal static class ContainerSignatures
         var found = Md.MdSuperblock.ReadAll(source, source.Length);
         if (found.Count == 0) return null;
         var sb = found.OrderByDescending(s => s.MajorVersion).First();
+        // mdadm's 8:8:8:8 digits regrouped as blkid prints them (0.90's four words in value order too).
         string hex = sb.ArrayUuid.Replace(":", "");
         string uuid = $"{hex[..8]}-{hex[8..12]}-{hex[12..16]}-{hex[16..20]}-{hex[20..]}";
-        if (sb.MajorVersion == 0)
-        {
-            // 0.90 keeps its UUID as four host-order words; blkid prints their bytes as stored.
-            var raw = Convert.FromHexString(hex);
-            for (int w = 0; w < 16; w += 4) raw.AsSpan(w, 4).Reverse();
-            uuid = SuperblockText.Uuid(raw) ?? uuid;
-        }
         return new VolumeIdentity("linux_raid_member", uuid, sb.Name) { Usage = VolumeUsage.Raid, Version = sb.MajorVersion == 0 ? "0.90.0" : sb.Version };
     }
 
