@@ -38,12 +38,12 @@ public sealed class MdAssembly
     {
         if (_stuck is { IsCompleted: false })
         {
-            Say("md: an earlier array start is still blocked in the kernel; no new arrays until it returns");
+            Say("capture-agent: md: an earlier array start is still blocked in the kernel; no new arrays until it returns");
             return false;
         }
         var result = MdArrays.Plan(_scan());
-        foreach (var line in result.Refused) Say("md: " + line);
-        foreach (var line in result.Waiting) Say("md: waiting: " + line);
+        foreach (var line in result.Refused) Say("capture-agent: md: " + line);
+        foreach (var line in result.Waiting) Say("capture-agent: md: waiting: " + line);
         bool any = false;
         foreach (var plan in result.Startable)
         {
@@ -52,16 +52,16 @@ public sealed class MdAssembly
             if (_failedWith.TryGetValue(plan.Uuid, out var before) && before == members) continue;
             if (plan.Degraded && _clock.Elapsed - _firstSeen[plan.Uuid] < DegradedGrace)
             {
-                Say($"md: {plan.Describe()} has {plan.Members.Count} of {plan.Reference.RaidDisks} members; waiting up to {DegradedGrace.TotalSeconds:0} s for the rest before starting it degraded");
+                Say($"capture-agent: md: {plan.Describe()} has {plan.Members.Count} of {plan.Reference.RaidDisks} members; waiting up to {DegradedGrace.TotalSeconds:0} s for the rest before starting it degraded");
                 continue;
             }
             if (Refusal(plan) is { } why)
             {
-                Say($"md: {plan.Describe()}: {why}");
+                Say($"capture-agent: md: {plan.Describe()}: {why}");
                 _failedWith[plan.Uuid] = members;
                 continue;
             }
-            foreach (var note in plan.Notes) Say("md: " + note);
+            foreach (var note in plan.Notes) Say("capture-agent: md: " + note);
             if (Start(plan, members)) any = true;
             if (_stuck is { IsCompleted: false }) break;
         }
@@ -91,19 +91,19 @@ public sealed class MdAssembly
             {
                 _stuck = work;
                 _failedWith[plan.Uuid] = members;
-                Say($"md: starting {plan.Describe()} did not finish in {StartTimeout.TotalSeconds:0} s (a member not answering?)");
+                Say($"capture-agent: md: starting {plan.Describe()} did not finish in {StartTimeout.TotalSeconds:0} s (a member not answering?)");
                 return false;
             }
         }
         catch (AggregateException e) when (e.InnerException is IOException or UnauthorizedAccessException)
         {
             _failedWith[plan.Uuid] = members;
-            Say($"md: {plan.Describe()} could not be started: {e.InnerException!.Message}");
+            Say($"capture-agent: md: {plan.Describe()} could not be started: {e.InnerException!.Message}");
             return false;
         }
         Started[md!] = plan;
         string missing = plan.Degraded ? $", degraded: {plan.MissingRoles} of {plan.Reference.RaidDisks} members missing" : "";
-        _report($"md: {md} started: {plan.Describe()} from {members}{missing}");
+        _report($"capture-agent: md: {md} started: {plan.Describe()} from {members}{missing}");
         return true;
     }
 

@@ -4,13 +4,15 @@ namespace CaptureAgent.Targets.Md;
 /// Finds md members among the block devices sysfs lists: each device's possible superblock places
 /// (<see cref="MdSuperblock.ReadAll"/>: three 4 KiB reads) are read in a thread of its own under
 /// <see cref="ReadTimeout"/>; a device that does not answer is passed over, without a second read
-/// piling up behind the first.
+/// piling up behind the first. What a device holds is read once per device number and size: the
+/// wait loop scans every quarter second.
 /// </summary>
 public sealed class MdDevices(string sysRoot = "/sys", string devRoot = "/dev")
 {
     /// <summary>Devices looked at in one scan; a capture kernel with more is not what this was made for.</summary>
     public const int MaxDevices = 4096;
     private readonly Dictionary<string, Task<IReadOnlyList<MdSuperblock>>> _pending = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IReadOnlyList<MdSuperblock>> _known = new(StringComparer.Ordinal);
 
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -30,15 +32,22 @@ public sealed class MdDevices(string sysRoot = "/sys", string devRoot = "/dev")
 
     private IReadOnlyList<MdSuperblock> ReadBounded(SysfsBlockDevice d)
     {
-        if (_pending.TryGetValue(d.Name, out var earlier))
+        string key = $"{d.Name} {d.DeviceNumber} {d.Sectors}";
+        if (_known.TryGetValue(key, out var known)) return known;
+        if (_pending.TryGetValue(key, out var earlier))
         {
             if (!earlier.IsCompleted) return [];
-            _pending.Remove(d.Name);
+            _pending.Remove(key);
+            return _known[key] = earlier.Result;
         }
         var read = Task.Factory.StartNew(() => Read(d), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        if (read.Wait(ReadTimeout)) return read.Result;
-        _pending[d.Name] = read;
-        return [];
+        if (!read.Wait(ReadTimeout))
+        {
+            _pending[key] = read;
+            return [];
+        }
+        if (_known.Count >= MaxDevices) _known.Clear();
+        return _known[key] = read.Result;
     }
 
     private IReadOnlyList<MdSuperblock> Read(SysfsBlockDevice d)

@@ -64,23 +64,30 @@ public sealed class MdKernel(string sysRoot = "/sys", string devRoot = "/dev", s
         {
             string name = $"md{n}";
             if (Directory.Exists(Path.Combine(sysRoot, "block", name))) continue;
+            // new_array takes "mdN" since Linux 5.16 or so; older kernels (and a refusal) fall back
+            // to opening a node of the unused minor, which makes the device too (md_probe).
+            bool made = false;
             if (File.Exists(newArray))
             {
-                try { File.WriteAllText(newArray, name); }
-                catch (IOException) { continue; }   // EEXIST: made meanwhile; try the next number
+                try { File.WriteAllText(newArray, name); made = true; }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    if (Directory.Exists(Path.Combine(sysRoot, "block", name))) continue;   // made meanwhile
+                }
             }
-            else
-            {
-                // Without new_array, opening a node of an unused md minor makes the device (md_probe).
-                string node = Path.Combine(devRoot, name);
-                if (!File.Exists(node) && Libc.MakeBlockNode(node, Libc.MdMajor, n) is int e and not 0)
-                    throw new IOException($"cannot make {node}: {Libc.ErrnoName(e)}");
-                try { Libc.OpenFile(node, Libc.O_RDONLY, 0).Dispose(); } catch (IOException) { }
-            }
+            if (!made) OpenFreshNode(name, n);
             if (WaitFor(Path.Combine(sysRoot, "block", name, "md"), TimeSpan.FromSeconds(2))) return name;
-            throw new IOException($"the kernel did not create {name} (no md_mod new_array, or md{n} is taken)");
+            throw new IOException($"the kernel did not create {name} (neither md_mod's new_array nor opening /dev/{name} made it)");
         }
         throw new IOException("no unused md device number left");
+    }
+
+    private void OpenFreshNode(string name, int minor)
+    {
+        string node = Path.Combine(devRoot, name);
+        if (!File.Exists(node) && Libc.MakeBlockNode(node, Libc.MdMajor, minor) is int e and not 0 and not Libc.EEXIST)
+            throw new IOException($"cannot make {node}: {Libc.ErrnoName(e)}");
+        try { Libc.OpenFile(node, Libc.O_RDONLY, 0).Dispose(); } catch (IOException) { }
     }
 
     public void Start(string md, MdArrayPlan plan)

@@ -123,7 +123,7 @@ public class MdAssemblyTests
         clock.Elapsed = TimeSpan.FromSeconds(10);
         Assert.True(md.Activate());
         Assert.Equal(["md127: vda"], kernel.Calls);
-        Assert.Contains(said, l => l.StartsWith("md: md127 started:") && l.Contains("degraded: 1 of 2 members missing"));
+        Assert.Contains(said, l => l.StartsWith("capture-agent: md: md127 started:") && l.Contains("degraded: 1 of 2 members missing"));
         // Its member is now held by md127: nothing more to do.
         devices[0] = devices[0] with { InUse = true };
         Assert.False(md.Activate());
