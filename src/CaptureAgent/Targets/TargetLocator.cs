@@ -81,6 +81,9 @@ public sealed class TargetLocator
         var matches = new List<SeenDevice>();
         var tables = new Dictionary<string, PartitionTable?>(StringComparer.Ordinal);
         string? wantedNode = spec.DevRelativeName is { } rel ? Path.Combine(_devRoot, rel) : null;
+        // /dev/md/NAME and the like are links to the kernel-named node: followed, but only within /dev.
+        string? wantedReal = wantedNode is null ? null : LinkSafePath.Resolve(wantedNode, out _);
+        if (wantedReal is not null && (LinkSafePath.Resolve(_devRoot, out _) is not { } devReal || !LinkSafePath.IsInside(wantedReal, devReal))) wantedReal = null;
 
         foreach (var d in devices)
         {
@@ -90,7 +93,7 @@ public sealed class TargetLocator
             {
                 case TargetKind.Path:
                     entry = new SeenDevice(d, null);
-                    hit = d.Node == wantedNode
+                    hit = d.Node == wantedNode || wantedReal is not null && LinkSafePath.Resolve(d.Node, out _) == wantedReal
                         || spec.DevRelativeName is { } name && name.StartsWith("mapper/", StringComparison.Ordinal) && d.DmName == name["mapper/".Length..];
                     break;
                 case TargetKind.Uuid:

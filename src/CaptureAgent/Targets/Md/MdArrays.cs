@@ -148,5 +148,24 @@ public static class MdArrays
         _ => sb.RaidDisks,
     };
 
+    /// <summary>
+    /// The name under /dev/md/ for a 1.x array name ("host:dump" → "dump"), or null when it is
+    /// empty or not a plain file name.
+    /// </summary>
+    public static string? ShortName(string? arrayName)
+    {
+        if (arrayName is null) return null;
+        string s = arrayName[(arrayName.IndexOf(':') + 1)..];
+        return s.Length is > 0 and <= 32 && s is not ("." or "..") && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.') ? s : null;
+    }
+
+    /// <summary>
+    /// The md number the array asks for: 0.90's preferred minor, or a 1.x name that is a number
+    /// ("host:0" → md0, as mdadm names it).
+    /// </summary>
+    public static int? PreferredNumber(MdSuperblock sb) =>
+        sb.MajorVersion == 0 ? sb.PreferredMinor
+        : ShortName(sb.Name) is { } n && int.TryParse(n, System.Globalization.NumberStyles.None, null, out int number) && number <= 255 ? number : null;
+
     public static int Raid10Copies(int layout) => Math.Max(1, (layout & 0xff) * ((layout >> 8) & 0xff));
 }

@@ -82,7 +82,7 @@ public sealed class MdAssembly
         string? md = null;
         var work = Task.Factory.StartNew(() =>
         {
-            md = _kernel.Allocate();
+            md = _kernel.Allocate(MdArrays.PreferredNumber(plan.Reference));
             _kernel.Start(md, plan);
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         try

@@ -11,8 +11,8 @@ public interface IMdKernel
     /// <summary>Whether md_mod.start_dirty_degraded is set (a degraded raid4/5/6 that was not shut down cleanly needs it).</summary>
     bool StartsDirtyDegraded { get; }
 
-    /// <summary>Creates an unused md device and returns its kernel name (md127).</summary>
-    string Allocate();
+    /// <summary>Creates an unused md device and returns its kernel name: mdN for the array's preferred number when free, else md127 down.</summary>
+    string Allocate(int? preferred);
 
     /// <summary>Adds the members to the new device and runs it; throws IOException with a one-line reason, the device then stopped.</summary>
     void Start(string md, MdArrayPlan plan);
@@ -57,10 +57,12 @@ public sealed class MdKernel(string sysRoot = "/sys", string devRoot = "/dev", s
         return set;
     }
 
-    public string Allocate()
+    public string Allocate(int? preferred)
     {
         string newArray = Path.Combine(ModuleDir, "parameters", "new_array");
-        for (int n = FirstMinor; n >= 0; n--)
+        var numbers = Enumerable.Range(0, FirstMinor + 1).Reverse();
+        if (preferred is >= 0 and <= 255) numbers = numbers.Prepend(preferred.Value).Distinct();
+        foreach (int n in numbers)
         {
             string name = $"md{n}";
             if (Directory.Exists(Path.Combine(sysRoot, "block", name))) continue;
@@ -107,6 +109,22 @@ public sealed class MdKernel(string sysRoot = "/sys", string devRoot = "/dev", s
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         // Partitions on the array are read when it is next opened after it gained its size.
         try { Libc.OpenFile(node, Libc.O_RDONLY, 0).Dispose(); } catch (IOException) { }
+        LinkByName(md, plan.Reference.Name);
+    }
+
+    /// <summary>/dev/md/NAME → ../mdN, as udev's rules make it (a config may name the array so, like fstab does).</summary>
+    private void LinkByName(string md, string? arrayName)
+    {
+        string? shortName = MdArrays.ShortName(arrayName);
+        if (shortName is null) return;
+        try
+        {
+            string dir = Path.Combine(devRoot, "md");
+            Directory.CreateDirectory(dir);
+            string link = Path.Combine(dir, shortName);
+            if (!Path.Exists(link) && new FileInfo(link).LinkTarget is null) File.CreateSymbolicLink(link, Path.Combine("..", md));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // the kernel name still works
     }
 
     private static void Check(int errno, Microsoft.Win32.SafeHandles.SafeFileHandle h, string what)

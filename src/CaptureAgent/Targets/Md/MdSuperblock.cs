@@ -44,6 +44,8 @@ public sealed record MdSuperblock
     public uint Features { get; init; }
     /// <summary>False when the array was not shut down cleanly (a degraded raid4/5/6 then needs forcing).</summary>
     public bool Clean { get; init; }
+    /// <summary>0.90 only: the md minor the array was made as (md_minor).</summary>
+    public int? PreferredMinor { get; init; }
     /// <summary>0.90 only: the major:minor of each member as last recorded, for a member listing its own array.</summary>
     public IReadOnlyList<(int Major, int Minor)> RecordedDevices { get; init; } = [];
 
@@ -206,6 +208,7 @@ public sealed record MdSuperblock
             Features = U32(b, 33),
             Clean = (U32(b, 33) & 1) != 0,            // MD_SB_CLEAN
             RecordedDevices = recorded,
+            PreferredMinor = U32(b, 11) <= 255 ? (int)U32(b, 11) : null,
         };
     }
 

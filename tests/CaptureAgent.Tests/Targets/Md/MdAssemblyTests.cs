@@ -79,6 +79,38 @@ public class MdAssemblyTests
     }
 
     [Fact]
+    public void NamesGiveTheDevMdLinkAndANumberWhenTheyAreOne()
+    {
+        Assert.Equal("dump", MdArrays.ShortName("host:dump"));
+        Assert.Equal("root", MdArrays.ShortName("root"));
+        Assert.Null(MdArrays.ShortName("host:../etc"));
+        Assert.Null(MdArrays.ShortName("host:"));
+        Assert.Null(MdArrays.PreferredNumber(Sb(0)));   // "host:dump"
+        var numbered = new MdImages.Member { Name = "e2e:3" };
+        Assert.Equal(3, MdArrays.PreferredNumber(Assert.Single(MdSuperblock.ReadAll(BlockSource.FromBytes(MdImages.Version1(numbered, 2, 1 << 20)), 1 << 20))));
+        var old = MdImages.Version090(new MdImages.Member(), 1 << 20, 0, 0);
+        Assert.Equal(0, MdArrays.PreferredNumber(Assert.Single(MdSuperblock.ReadAll(BlockSource.FromBytes(old), old.Length))));
+    }
+
+    [Fact]
+    public void ATargetNamedByItsDevMdLinkIsFound()
+    {
+        using var t = new FakeSysfs();
+        t.AddDisk(null, "md127", "9:127", 16384);
+        t.Node("md127", new byte[4096]);
+        Directory.CreateDirectory(Path.Combine(t.Dev, "md"));
+        File.CreateSymbolicLink(Path.Combine(t.Dev, "md", "dump"), "../md127");
+        var locator = new TargetLocator(t.Sys, t.Dev);
+        Assert.Equal(Path.Combine(t.Dev, "md127"), locator.Find(TargetSpec.Parse("/dev/md/dump"), out _)!.Node);
+        // A link leading out of /dev is not followed to a device (the probe says where it leads).
+        File.WriteAllBytes(t.Scratch("elsewhere"), new byte[4096]);
+        File.CreateSymbolicLink(Path.Combine(t.Dev, "md", "out"), t.Scratch("elsewhere"));
+        var outside = locator.Find(TargetSpec.Parse("/dev/md/out"), out _);
+        Assert.Null(outside?.Device);
+        Assert.Contains("outside", outside?.Volume.Problem ?? "outside");
+    }
+
+    [Fact]
     public void RunningArraysAndUnsupportedLevelsAreNotAssembled()
     {
         var running = new MdCandidate("vda", 254, 0, [Sb(0)], InUse: true);
@@ -101,7 +133,12 @@ public class MdAssemblyTests
         public bool StartsDirtyDegraded { get; set; }
         private int _next = 127;
         public string? DriverProblem(MdSuperblock reference) => Problem;
-        public string Allocate() => $"md{_next--}";
+        public List<int?> Preferred { get; } = new();
+        public string Allocate(int? preferred)
+        {
+            Preferred.Add(preferred);
+            return $"md{_next--}";
+        }
         public void Start(string md, MdArrayPlan plan)
         {
             Calls.Add($"{md}: {string.Join(',', plan.Members.Select(m => m.Device))}");
