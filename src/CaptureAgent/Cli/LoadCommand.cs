@@ -64,9 +64,9 @@ public static class LoadCommand
             initrd = choice.InitramfsPath;
             wouldNotSave = store.WouldNotSave;
         }
-        else if (!dryRun && Host.HostLayout.IsValidRelease(release))
+        else if (!dryRun && Host.HostLayout.IsValidRelease(release) && File.Exists(configPath))
         {
-            // A hand-picked image: the plan still says whether the host's targets can be reached.
+            // A hand-picked image: the plan of the host's config still says whether its targets can be reached.
             var verdict = Host.CaptureStore.Inspect(new Host.HostLayout(Host.HostLayout.DefaultRoot()), release, checkStoredImage: false);
             wouldNotSave = verdict.WouldNotSave;
             foreach (var line in verdict.Skipped) if (wouldNotSave is null) Log.Warn($"target {line}: the capture kernel will pass it over");

@@ -195,7 +195,8 @@ public static class CaptureStore
         try { plan = CaptureImagePlan.Make(host, release); }
         catch (Exception e) when (IsBuildFailure(e))
         {
-            return new StoreVerdict([$"cannot be built: {e.Message}"], $"the capture initramfs of {release} cannot be built: {e.Message}", []);
+            // Not knowing is not a verdict: the image armed may well reach its target.
+            return new StoreVerdict([$"cannot be built: {e.Message}"], null, []);
         }
         var changes = Changes(host, release, RebuildStamp.From(plan));
         string? why = plan.WouldNotSave();
