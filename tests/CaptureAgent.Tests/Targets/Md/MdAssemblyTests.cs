@@ -93,6 +93,30 @@ public class MdAssemblyTests
     }
 
     [Fact]
+    public void WhatTheStacksMakeBetweenLooksIsFoundAtOnce()
+    {
+        using var t = new FakeSysfs();
+        var clock = new MdAssemblyClock();
+        int passes = 0;
+        var locator = new TargetLocator(t.Sys, t.Dev)
+        {
+            ProbeTimeout = Timeout.InfiniteTimeSpan,
+            Probe = (node, _) => node.EndsWith("md127", StringComparison.Ordinal) ? new VolumeIdentity("ext4", null, "dump") { Usage = VolumeUsage.Filesystem } : VolumeIdentity.Unknown,
+            BetweenLooks = () =>
+            {
+                passes++;
+                t.AddDisk(null, "md127", "9:127", 16384);   // an array started by this pass
+                t.Node("md127", new byte[4096]);
+                return true;
+            },
+        };
+        var match = locator.WaitFor(TargetSpec.Parse("LABEL=dump"), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1), clock);
+        Assert.Equal(Path.Combine(t.Dev, "md127"), match.Node);
+        Assert.Equal(1, passes);
+        Assert.Equal(TimeSpan.Zero, clock.Elapsed);   // no poll interval slept
+    }
+
+    [Fact]
     public void ATargetNamedByItsDevMdLinkIsFound()
     {
         using var t = new FakeSysfs();
