@@ -44,6 +44,23 @@ public class StorageStacksTests
     }
 
     [Fact]
+    public void AnActivatorWaitingOnTimeRunsAgainThoughNothingChanged()
+    {
+        using var t = new FakeSysfs();
+        t.AddDisk(null, "vda", "254:0", 2048);
+        bool waiting = true;   // md: a degraded array within its grace for the missing members
+        var md = new Scripted("md", _ => new StackStep { Waiting = waiting });
+        var stacks = new StorageStacks(t.Sys, t.Dev, [md]);
+        Assert.False(stacks.Activate(Target));
+        Assert.False(stacks.Activate(Target));
+        Assert.Equal(2, md.Saw.Count);
+        waiting = false;
+        Assert.False(stacks.Activate(Target));
+        Assert.False(stacks.Activate(Target));   // no longer waiting, devices the same: not run
+        Assert.Equal(3, md.Saw.Count);
+    }
+
+    [Fact]
     public void RoundsAreBounded()
     {
         using var t = new FakeSysfs();

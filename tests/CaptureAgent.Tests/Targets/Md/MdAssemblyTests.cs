@@ -92,6 +92,42 @@ public class MdAssemblyTests
         Assert.Equal(0, MdArrays.PreferredNumber(Assert.Single(MdSuperblock.ReadAll(BlockSource.FromBytes(old), old.Length))));
     }
 
+    /// <summary>A stack activator that starts md127 on its first turn (the storage stacks' view of an md pass).</summary>
+    private sealed class StartsMd127(FakeSysfs t) : IStorageStackActivator
+    {
+        public int Passes { get; private set; }
+        public string Name => "md";
+
+        public StackStep Activate(TargetSpec target, IReadOnlyList<SysfsBlockDevice> devices)
+        {
+            if (Passes++ > 0) return StackStep.Nothing;
+            t.AddDisk(null, "md127", "9:127", 16384);
+            t.Node("md127", new byte[4096]);
+            return new StackStep { Activated = ["md127 started"] };
+        }
+    }
+
+    [Fact]
+    public void WhatTheStacksMakeBetweenLooksIsFoundAtOnce()
+    {
+        using var t = new FakeSysfs();
+        t.AddDisk(null, "vda", "254:0", 16384);
+        var clock = new MdAssemblyClock();
+        var md = new StartsMd127(t);
+        var reports = new List<string>();
+        var locator = new TargetLocator(t.Sys, t.Dev)
+        {
+            ProbeTimeout = Timeout.InfiniteTimeSpan,
+            Probe = (node, _) => node.EndsWith("md127", StringComparison.Ordinal) ? new VolumeIdentity("ext4", null, "dump") { Usage = VolumeUsage.Filesystem } : VolumeIdentity.Unknown,
+            Stacks = new StorageStacks(t.Sys, t.Dev, [md]) { Report = reports.Add },
+        };
+        var match = locator.WaitFor(TargetSpec.Parse("LABEL=dump"), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1), clock);
+        Assert.Equal(Path.Combine(t.Dev, "md127"), match.Node);
+        Assert.Equal(2, md.Passes);   // the pass that started md127, and the round after it that found nothing new
+        Assert.Equal(["capture-agent: md: md127 started"], reports);
+        Assert.Equal(TimeSpan.Zero, clock.Elapsed);   // no poll interval slept
+    }
+
     [Fact]
     public void ATargetNamedByItsDevMdLinkIsFound()
     {
