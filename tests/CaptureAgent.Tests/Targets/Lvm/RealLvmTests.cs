@@ -29,6 +29,7 @@ public sealed class RealLvmTests(ITestOutputHelper output)
 
         public Lab(int disks, int megabytes)
         {
+            TestCategory.Require(TestCategory.Root);
             if (!File.Exists(Lvm)) throw new InvalidOperationException($"{Lvm} missing: apt-get install lvm2");
             for (int i = 0; i < disks; i++)
             {
