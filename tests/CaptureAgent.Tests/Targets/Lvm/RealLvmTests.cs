@@ -13,7 +13,7 @@ namespace CaptureAgent.Tests.Targets.Lvm;
 /// device-mapper (--driverloaded n: the LVs are never activated, the host needs no dm), then read
 /// back by the scan and compared with lvm's own report. Needs root, loop devices and lvm2.
 /// </summary>
-[Trait("Category", "Root")]
+[Trait("Category", TestCategory.Root)]
 public sealed class RealLvmTests(ITestOutputHelper output)
 {
     private const string Lvm = "/usr/sbin/lvm";
@@ -29,6 +29,7 @@ public sealed class RealLvmTests(ITestOutputHelper output)
 
         public Lab(int disks, int megabytes)
         {
+            TestCategory.Require(TestCategory.Root);
             if (!File.Exists(Lvm)) throw new InvalidOperationException($"{Lvm} missing: apt-get install lvm2");
             for (int i = 0; i < disks; i++)
             {
