@@ -173,6 +173,11 @@ internal sealed class CaptureImagePlan
             try
             {
                 var match = Locate(host, t);
+                if (match?.Device is null && Targets.Lvm.LvmTargetCheck.Locate(t.Device!, host.SysRoot, host.DevRoot) is { } inactive)
+                {
+                    AddInactiveLv(t, inactive, config, tree, builtIn, host);
+                    continue;
+                }
                 if (match?.Device is null)
                 {
                     _obstacles[t] = "its device is not on this machine now";
@@ -205,6 +210,36 @@ internal sealed class CaptureImagePlan
                 Notes.Add($"target {t.Text}: {e.Message}; its drivers are not added");
             }
         }
+    }
+
+    /// <summary>
+    /// A target in an LV the running system has not activated: the capture kernel activates it, so
+    /// the image needs device-mapper, the drivers of the PVs' disks and the filesystem's module.
+    /// </summary>
+    private void AddInactiveLv(TargetEntry t, Targets.Lvm.InactiveLv lv, AgentConfig config, KernelModules? tree, IReadOnlySet<string>? builtIn, HostLayout host)
+    {
+        if (lv.Refusal is not null)
+        {
+            TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} (not active here)");
+            Notes.Add($"target {t.Text} cannot work: {lv.Refusal}");
+            _obstacles[t] = lv.Refusal;
+            return;
+        }
+        var v = lv.Volume;
+        string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
+        var modules = new List<string>();
+        foreach (var pv in lv.PvDevices)
+        {
+            var chain = BlockDeviceModules.Resolve(pv.Name, null, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+            Notes.AddRange(chain.Notes.Where(n => !Notes.Contains(n)));
+            modules.AddRange(chain.Modules.Where(m => !modules.Contains(m)));
+        }
+        if (builtIn?.Contains("dm_mod") != true) modules.Add("dm_mod");
+        if (fs is not null) modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} on {string.Join('+', lv.PvDevices.Select(d => d.Name))}, not active here ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {string.Join(' ', modules)}");
+        var missing = AddChainModules(modules, tree, $"target {t.Text}");
+        if (missing.Count > 0)
+            _obstacles[t] = $"{string.Join(", ", missing)} (needed to reach LVM {lv.Name}) {(missing.Count == 1 ? "is" : "are")} not in {Release}'s modules";
     }
 
     /// <returns>Why network targets cannot be reached (no NIC driver), or null.</returns>

@@ -11,7 +11,7 @@ namespace CaptureAgent.Tests.Integration;
 /// metadata, creates the LV with device-mapper ioctls and saves the dump into its ext4, which the
 /// host reads back from the PV images.
 /// </summary>
-[Trait("Category", "Vm")]
+[Trait("Category", TestCategory.Vm)]
 [Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
 public class LvmEndToEndTests(ITestOutputHelper log)
 {

@@ -59,20 +59,7 @@ public sealed class LvmActivator : IStorageStackActivator
     private StackStep ActivateHolding(LvmScan scan, TargetSpec target, IReadOnlyList<SysfsBlockDevice> devices, DeviceReaders readers)
     {
         var notLooked = new List<string>();
-        var matches = new List<(FoundVg Vg, LogicalVolumeLayout Layout)>();
-        foreach (var found in scan.Vgs)
-            foreach (var lv in found.Metadata.Lvs.Where(l => l.Visible || l.Damage is not null))
-            {
-                string name = $"{found.Metadata.Name}/{lv.Name}";
-                if (IsActive(found.Metadata, lv, devices)) continue;   // the locator has probed it as a device already
-                if (Unusable(found.Metadata, lv) is not null) { notLooked.Add($"{name} ({Kind(lv)})"); continue; }
-                if (MissingPvs(found, lv) is not null) { notLooked.Add($"{name} (PV missing)"); continue; }
-                LogicalVolumeLayout layout;
-                try { layout = LogicalVolumeLayout.Map(found.Metadata, lv, found.Devices); }
-                catch (InvalidDataException e) { notLooked.Add($"{name} ({e.Message})"); continue; }
-                var volume = SuperblockProbe.Probe(new LogicalVolumeSource(layout, readers.Open));
-                if (target.ValueMatches(target.Kind == TargetKind.Uuid ? volume.Uuid : volume.Label)) matches.Add((found, layout));
-            }
+        var matches = LvsHolding(scan, target, devices, readers.Open, notLooked);
         var incomplete = scan.Vgs.Where(v => !v.Complete).Select(v => $"volume group {v.Metadata.Name} is incomplete: {string.Join("; ", v.Absent)}");
         if (matches.Count == 0)
         {
@@ -88,6 +75,30 @@ public sealed class LvmActivator : IStorageStackActivator
             return step with { Activated = [$"{step.Activated[0]}; {others} carries {target} too and is left inactive"] };
         }
         catch (IOException e) { return Problem(e.Message); }
+    }
+
+    /// <summary>
+    /// The inactive, usable LVs whose filesystem carries the UUID= or LABEL= of <paramref name="target"/>,
+    /// read through their maps; <paramref name="notLooked"/> gets the visible LVs that could not be read, and why.
+    /// </summary>
+    internal static List<(FoundVg Vg, LogicalVolumeLayout Layout, VolumeIdentity Volume)> LvsHolding(LvmScan scan, TargetSpec target,
+        IReadOnlyList<SysfsBlockDevice> devices, Func<SysfsBlockDevice, BlockSource> open, List<string> notLooked)
+    {
+        var matches = new List<(FoundVg, LogicalVolumeLayout, VolumeIdentity)>();
+        foreach (var found in scan.Vgs)
+            foreach (var lv in found.Metadata.Lvs.Where(l => l.Visible || l.Damage is not null))
+            {
+                string name = $"{found.Metadata.Name}/{lv.Name}";
+                if (IsActive(found.Metadata, lv, devices)) continue;   // the locator has probed it as a device already
+                if (Unusable(found.Metadata, lv) is not null) { notLooked.Add($"{name} ({Kind(lv)})"); continue; }
+                if (MissingPvs(found, lv) is not null) { notLooked.Add($"{name} (PV missing)"); continue; }
+                LogicalVolumeLayout layout;
+                try { layout = LogicalVolumeLayout.Map(found.Metadata, lv, found.Devices); }
+                catch (InvalidDataException e) { notLooked.Add($"{name} ({e.Message})"); continue; }
+                var volume = SuperblockProbe.Probe(new LogicalVolumeSource(layout, open));
+                if (target.ValueMatches(target.Kind == TargetKind.Uuid ? volume.Uuid : volume.Label)) matches.Add((found, layout, volume));
+            }
+        return matches;
     }
 
     /// <summary>Why this LV cannot be activated here whatever devices appear, or null.</summary>
@@ -113,7 +124,7 @@ public sealed class LvmActivator : IStorageStackActivator
     private static string Kind(LvRecord lv) =>
         lv.Damage is not null ? "damaged metadata" : lv.UnsupportedTypes.FirstOrDefault() ?? (lv.Writable ? "not usable" : "read-only");
 
-    private static string? MissingPvs(FoundVg found, LvRecord lv)
+    internal static string? MissingPvs(FoundVg found, LvRecord lv)
     {
         var needed = lv.Segments.SelectMany(s => s.Areas).Select(a => a.Pv).Distinct().Where(pv => !found.Devices.ContainsKey(pv)).ToList();
         if (needed.Count == 0) return null;

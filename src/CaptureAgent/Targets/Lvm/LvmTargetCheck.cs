@@ -1,5 +1,8 @@
 namespace CaptureAgent.Targets.Lvm;
 
+/// <summary>An LV not active on the running system: its name, the devices of its PVs, its filesystem, or why the capture kernel would refuse it.</summary>
+public sealed record InactiveLv(string Name, IReadOnlyList<SysfsBlockDevice> PvDevices, VolumeIdentity Volume, string? Refusal);
+
 /// <summary>
 /// At image build time, on the running system: would the capture kernel activate the LVM
 /// volumes a target sits on? Finds the LVM dm devices in the target's stack (the device itself,
@@ -23,6 +26,39 @@ public static class LvmTargetCheck
             if (Check(d, scan) is { } problem) problems.Add(problem);
         return problems;
     }
+
+    /// <summary>
+    /// A target that is no device here now but an LV that is not active (a dump LV the running
+    /// system leaves alone): found the way the capture kernel will find it, through the PVs' metadata
+    /// and the LV's map. Null when no LV is, or could be, the target.
+    /// </summary>
+    public static InactiveLv? Locate(TargetSpec target, string sysRoot = "/sys", string devRoot = "/dev")
+    {
+        var named = target.Kind == TargetKind.Path ? LvmNames.VolumeOfPath(target.DevRelativeName!) : null;
+        if (named is null && target.Kind is not (TargetKind.Uuid or TargetKind.Label)) return null;
+        var devices = SysfsBlockDevices.List(sysRoot, devRoot);
+        using var readers = new DeviceReaders();
+        var scan = LvmScan.Run(devices, readers.Open);
+        if (named is { } n)
+        {
+            var vgs = scan.Vgs.Where(v => v.Metadata.Name == n.Vg).ToList();
+            var lv = vgs.Count == 1 ? vgs[0].Metadata.Lv(n.Lv) : null;
+            if (lv is null) return null;
+            string? refusal = LvmActivator.Unusable(vgs[0].Metadata, lv) ?? LvmActivator.MissingPvs(vgs[0], lv);
+            if (refusal is not null) return new InactiveLv($"{n.Vg}/{n.Lv}", [], VolumeIdentity.Unknown, refusal);
+            try
+            {
+                var layout = LogicalVolumeLayout.Map(vgs[0].Metadata, lv, vgs[0].Devices);
+                return Inactive(layout, SuperblockProbe.Probe(new LogicalVolumeSource(layout, readers.Open)));
+            }
+            catch (InvalidDataException e) { return new InactiveLv($"{n.Vg}/{n.Lv}", [], VolumeIdentity.Unknown, e.Message); }
+        }
+        var matches = LvmActivator.LvsHolding(scan, target, devices, readers.Open, []);
+        return matches.Count == 0 ? null : Inactive(matches[0].Layout, matches[0].Volume);
+    }
+
+    private static InactiveLv Inactive(LogicalVolumeLayout layout, VolumeIdentity volume) =>
+        new(layout.DisplayName, layout.Segments.SelectMany(s => s.Stripes).Select(s => s.Pv.Device).DistinctBy(d => d.Name).ToList(), volume, null);
 
     /// <summary>The topmost LVM devices of the stack: an LV's own layers (thin pool, raid images) are its business.</summary>
     private static void FindLvmDevices(string name, int depth, List<SysfsBlockDevice> found, HashSet<string> seen, string sysRoot, string devRoot)

@@ -13,7 +13,7 @@ namespace CaptureAgent.Tests.Targets.Lvm;
 /// device-mapper (--driverloaded n: the LVs are never activated, the host needs no dm), then read
 /// back by the scan and compared with lvm's own report. Needs root, loop devices and lvm2.
 /// </summary>
-[Trait("Category", "Root")]
+[Trait("Category", TestCategory.Root)]
 public sealed class RealLvmTests(ITestOutputHelper output)
 {
     private const string Lvm = "/usr/sbin/lvm";
