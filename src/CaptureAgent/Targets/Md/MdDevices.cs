@@ -19,15 +19,36 @@ public sealed class MdDevices(string sysRoot = "/sys", string devRoot = "/dev")
     public IReadOnlyList<MdCandidate> Scan()
     {
         var found = new List<MdCandidate>();
+        var parents = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var d in SysfsBlockDevices.List(sysRoot, devRoot).Take(MaxDevices))
         {
             // Smaller than 64 KiB holds no array worth a dump; an unreadable size cannot locate 1.0 or 0.90.
             if (d.Sectors < 128 || d.ReadOnly) continue;
             var superblocks = ReadBounded(d);
-            if (superblocks.Count > 0)
-                found.Add(new MdCandidate(d.Name, d.Major, d.Minor, superblocks, d.Holders.Count > 0));
+            if (superblocks.Count == 0) continue;
+            found.Add(new MdCandidate(d.Name, d.Major, d.Minor, superblocks, d.Holders.Count > 0));
+            if (d.IsPartition && d.Parent is not null) parents[d.Name] = d.Parent;
         }
-        return found;
+        return WithoutShadows(found, parents);
+    }
+
+    /// <summary>
+    /// A superblock at the end of the last partition (0.90, 1.0) is also at the end of its disk: the
+    /// disk then shows the partition's superblock, but its data starts elsewhere. Such a disk is
+    /// left out whenever one of its partitions carries the same member.
+    /// </summary>
+    internal static List<MdCandidate> WithoutShadows(List<MdCandidate> found, IReadOnlyDictionary<string, string> parents)
+    {
+        var shadowed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var part in found)
+        {
+            if (!parents.TryGetValue(part.Device, out var disk)) continue;
+            var whole = found.FirstOrDefault(c => c.Device == disk);
+            if (whole is not null && whole.Superblocks.Any(w => part.Superblocks.Any(p =>
+                    p.ArrayUuid == w.ArrayUuid && p.DeviceNumber == w.DeviceNumber && p.Events == w.Events)))
+                shadowed.Add(disk);
+        }
+        return shadowed.Count == 0 ? found : found.Where(c => !shadowed.Contains(c.Device)).ToList();
     }
 
     private IReadOnlyList<MdSuperblock> ReadBounded(SysfsBlockDevice d)

@@ -108,6 +108,21 @@ public class MdAssemblyTests
     }
 
     [Fact]
+    public void ADiskShowingItsLastPartitionsSuperblockIsLeftOut()
+    {
+        // 0.90 on sda2, the last partition, ending where the disk ends: sda shows the same superblock.
+        var member = Sb(0);
+        var disk = C("sda", 0, member);
+        var part = C("sda2", 2, member);
+        var other = C("sdb", 16, Sb(1));
+        var kept = MdDevices.WithoutShadows([disk, part, other], new Dictionary<string, string> { ["sda2"] = "sda" });
+        Assert.Equal(["sda2", "sdb"], kept.Select(c => c.Device));
+        Assert.Equal(["sda2", "sdb"], Assert.Single(MdArrays.Plan(kept).Startable).Members.Select(m => m.Device));
+        // A disk whose own superblock differs from its partitions' keeps its place.
+        Assert.Equal(3, MdDevices.WithoutShadows([C("sdc", 32, Sb(0, uuid: UuidB)), C("sdc1", 33, Sb(0)), other], new Dictionary<string, string> { ["sdc1"] = "sdc" }).Count);
+    }
+
+    [Fact]
     public void WhatTheStacksMakeBetweenLooksIsFoundAtOnce()
     {
         using var t = new FakeSysfs();
