@@ -28,6 +28,9 @@ run() {
   return "$rc"
 }
 
+# quiet NAME CMD...: the output to results/NAME.txt only (long listings).
+quiet() { local name=$1; shift; "$@" > "$OUT/$name.txt" 2>&1; }
+
 # The results go back over the transfer disk (the host untars it after QEMU exits).
 write_results() {
   tar -C "$OUT" -cf "$XFER" . && sync
@@ -47,7 +50,7 @@ stage_arm() {
   t1=$(uptime_s)
   put service_start_s "$(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")"
   put boot_to_armed_s "$t1"
-  run journal journalctl -b -u capture-agent.service --no-pager -o cat
+  run journal journalctl -b -u capture-agent.service --no-pager -o short-monotonic
   put kexec_crash_loaded "$(cat /sys/kernel/kexec_crash_loaded)"
   run status capture-agent status
   local img
@@ -85,6 +88,9 @@ stage_check() {
   run report capture-agent report
   run report_json capture-agent report --json
   run lsblk lsblk -o NAME,TYPE,FSTYPE,UUID,MOUNTPOINT
+  quiet boot_time systemd-analyze
+  quiet boot_blame systemd-analyze blame
+  quiet journal_boot journalctl -b --no-pager -o short-monotonic
 }
 
 say "stage $STAGE starts"

@@ -39,7 +39,8 @@ EOF
 [Unit]
 Description=capture-agent installed-system test harness
 ConditionKernelCommandLine=$HARNESS_WORD
-After=multi-user.target
+# On the boot after a capture the stage checks what the service armed at boot.
+After=capture-agent.service capture-agent-savecore.service
 
 [Service]
 Type=oneshot
@@ -51,6 +52,15 @@ StandardError=journal
 WantedBy=multi-user.target
 EOF
   ln -sf /etc/systemd/system/capture-harness.service "$root/etc/systemd/system/multi-user.target.wants/capture-harness.service"
+}
+
+# Units a test VM has no use for (logins, periodic housekeeping), masked: under TCG on a busy
+# host they cost minutes of boot. Storage (udev, lvm2, mdadm, fsck) is left as installed.
+QUIET_UNITS="getty.target getty-static.service e2scrub_reap.service apt-daily.timer apt-daily-upgrade.timer
+  dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-tmpfiles-clean.timer"
+quiet_units() {
+  local u
+  for u in $QUIET_UNITS; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done
 }
 
 # write_xfer IMAGE STAGE AGENT GUEST_SCRIPT: the stage's inputs as a tar at the start of the disk.
@@ -89,7 +99,7 @@ boot_vm() {
   # Guest RAM in a file: an anonymous-memory VM was once taken by the host's OOM killer.
   qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2 -m "$MEM" \
     -object "memory-backend-file,id=ram,size=${MEM}M,mem-path=$ram,share=on" -machine pc,memory-backend=ram \
-    -display none -serial "file:$console" -monitor none -no-reboot -nic none \
+    -nodefaults -display none -serial "file:$console" -monitor none -no-reboot -nic none \
     -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" "${drives[@]}" < /dev/null > "$console.qemu" 2>&1 &
   pid=$!
   QEMU_PID=$pid   # fixture-common.sh's exit trap stops it if the script is interrupted
