@@ -12,7 +12,9 @@
 #   md-lvm-ext4  two disks, GPT + one RAID partition each, md RAID1 (metadata 1.2) as the PV of
 #                VG raid-vg, LVs root (ext4) and swap_1
 #
-# After make_layout_disks: DISKS (images, in QEMU order), ROOT_ARG (root= for the kernel).
+# After prepare_layout: ROOT_ARG (root=, and resume= naming the swap LV as the installers do:
+# Debian's initramfs activates the root and resume LVs only, and systemd would wait 90 s for
+# a swap LV in fstab that nothing activated). After make_layout_disks: DISKS, in QEMU order.
 
 LAYOUTS="plain-ext4 lvm-ext4 lvm-xfs md-lvm-ext4"
 DISK_MIB=3072
@@ -32,12 +34,11 @@ detach_loops() {
 
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
-# loop_range IMAGE OFFSET SIZE: a loop device over that byte range (detached by detach_loops).
+# loop_range IMAGE OFFSET SIZE: LOOP_DEV, a loop device over that byte range, recorded for
+# detach_loops (so never call it in a subshell: the record would be lost with it).
 loop_range() {
-  local dev
-  dev=$(losetup --find --show --offset "$2" --sizelimit "$3" "$1") || die "losetup over $1 at $2 failed"
-  LOOPS+=("$dev")
-  echo "$dev"
+  LOOP_DEV=$(losetup --find --show --offset "$2" --sizelimit "$3" "$1") || die "losetup over $1 at $2 failed"
+  LOOPS+=("$LOOP_DEV")
 }
 
 # gpt_disk IMAGE TYPE_GUID NAME: a sparse disk with one partition from 1 MiB to the end;
@@ -103,15 +104,17 @@ lv_range() {
 make_lvm() {
   local image=$1 offset=$2 size=$3 vg=$4 rootlv=$5 swaplv=$6 fstype=$7 root=$8 pv r
   LVM_DIR=$(mktemp -d)
-  pv=$(loop_range "$image" "$offset" "$size")
+  loop_range "$image" "$offset" "$size"; pv=$LOOP_DEV
   lvm_or_die "pvcreate on $pv failed" pvcreate -q -y "$pv" --devices "$pv"
   lvm_or_die "vgcreate $vg failed" vgcreate -q "$vg" "$pv" --devices "$pv"
   lvm_or_die "lvcreate $vg/$rootlv failed" lvcreate -q -an -Zn -Wn -y -L "${ROOT_LV_MIB}M" -n "$rootlv" "$vg" --devices "$pv"
   lvm_or_die "lvcreate $vg/$swaplv failed" lvcreate -q -an -Zn -Wn -y -L "${SWAP_LV_MIB}M" -n "$swaplv" "$vg" --devices "$pv"
   read -r r size < <(lv_range "$pv" "$vg" "$rootlv")
-  fill_fs "$(loop_range "$image" $(( offset + r )) "$size")" "$fstype" "$ROOT_UUID" root "$root"
+  loop_range "$image" $(( offset + r )) "$size"
+  fill_fs "$LOOP_DEV" "$fstype" "$ROOT_UUID" root "$root"
   read -r r size < <(lv_range "$pv" "$vg" "$swaplv")
-  mkswap -q "$(loop_range "$image" $(( offset + r )) "$size")" >/dev/null || die "mkswap on $vg/$swaplv failed"
+  loop_range "$image" $(( offset + r )) "$size"
+  mkswap -q "$LOOP_DEV" >/dev/null || die "mkswap on $vg/$swaplv failed"
   detach_loops
   rm -rf "$LVM_DIR"
 }
@@ -139,9 +142,9 @@ prepare_layout() {
   host=$(cat "$root/etc/hostname")
   case $layout in
     plain-ext4)  ROOT_ARG="root=UUID=$ROOT_UUID" ;;
-    lvm-ext4)    ROOT_ARG="root=/dev/mapper/$(dm_name debian-vg root)" ;;
-    lvm-xfs)     ROOT_ARG="root=/dev/mapper/rhel-root" ;;
-    md-lvm-ext4) ROOT_ARG="root=/dev/mapper/$(dm_name raid-vg root)"
+    lvm-ext4)    ROOT_ARG="root=/dev/mapper/$(dm_name debian-vg root) resume=/dev/mapper/$(dm_name debian-vg swap_1)" ;;
+    lvm-xfs)     ROOT_ARG="root=/dev/mapper/rhel-root resume=/dev/mapper/rhel-swap" ;;
+    md-lvm-ext4) ROOT_ARG="root=/dev/mapper/$(dm_name raid-vg root) resume=/dev/mapper/$(dm_name raid-vg swap_1)"
                  # What `mdadm --detail --scan` gives the installer (mdadm's UUID: 4 groups of 4 bytes).
                  printf 'HOMEHOST <system>\nMAILADDR root\nARRAY /dev/md/0 metadata=1.2 UUID=%s name=%s:0\n' \
                    "$(echo "${MD_UUID//-/}" | sed 's/\(........\)/\1:/g; s/:$//')" "$host" > "$root/etc/mdadm/mdadm.conf" ;;
@@ -158,7 +161,8 @@ make_layout_disks() {
   case $layout in
     plain-ext4)
       gpt_disk "$d0" "$GPT_LINUX_FS" root
-      fill_fs "$(loop_range "$d0" "$PART_OFFSET" "$PART_SIZE")" ext4 "$ROOT_UUID" root "$root"
+      loop_range "$d0" "$PART_OFFSET" "$PART_SIZE"
+      fill_fs "$LOOP_DEV" ext4 "$ROOT_UUID" root "$root"
       detach_loops ;;
     lvm-ext4)
       gpt_disk "$d0" "$GPT_LINUX_LVM" lvm

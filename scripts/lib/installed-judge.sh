@@ -11,6 +11,9 @@ after_crash() { sed -n '/sysrq: Trigger a crash/,$p' "$1" | tr -d '\r'; }
 # console_tail FILE N: the last N lines, printable only (the failure reason shown by the test).
 console_tail() { tr -d '\r' < "$1" | tr -c '[:print:]\n' '?' | tail -n "$2"; }
 
+# captured CONSOLE: the capture kernel said it saved a complete dump.
+captured() { after_crash "$1" | grep -qa 'complete dump saved'; }
+
 # capture_reason CONSOLE: why the capture kernel did not save a complete dump, in one line.
 capture_reason() {
   local after line
@@ -59,7 +62,7 @@ judge_layout() {
     else reason="the capture kernel was not armed: $(head -n2 "$dir/arm/status.txt" 2>/dev/null | tr '\n' ' ')"; fi
   elif ! grep -qa 'sysrq: Trigger a crash' "$con_arm"; then
     stage=arm tail_of=$con_arm reason="test --crash --yes did not crash the kernel"
-  elif ! after_crash "$con_arm" | grep -qa 'complete dump saved'; then
+  elif ! captured "$con_arm"; then
     stage=capture tail_of=$con_arm reason=$(capture_reason "$con_arm")
     [ "$5" = 1 ] && reason="$reason (timed out)"
   elif [ ! -f "$check_env" ]; then
