@@ -88,6 +88,7 @@ stage_check() {
   run report capture-agent report
   run report_json capture-agent report --json
   run lsblk lsblk -o NAME,TYPE,FSTYPE,UUID,MOUNTPOINT
+  quiet journal journalctl -b -u capture-agent.service -u capture-agent-savecore.service --no-pager -o short-monotonic
   quiet boot_time systemd-analyze
   quiet boot_blame systemd-analyze blame
   quiet journal_boot journalctl -b --no-pager -o short-monotonic

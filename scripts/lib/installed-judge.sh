@@ -29,48 +29,64 @@ capture_reason() {
 # last_printk_seconds TEXT: the last kernel timestamp ("[   12.345678]") in TEXT.
 last_printk_seconds() { grep -aoE '^\[ *[0-9]+\.[0-9]+\]' | tail -n1 | tr -d '[] '; }
 
-# judge_layout LAYOUT DIR BUILD_S ARM_S ARM_TIMEOUT CRASH_AT CHECK_S CHECK_TIMEOUT: result.env lines.
+# stage_value DIR BOOT KEY: what the guest reported for KEY in boot BOOT (arm, check): its
+# result.env, or when it never wrote one (a timeout), the "harness: KEY=VALUE" console lines.
+stage_value() {
+  if [ -f "$1/$2/result.env" ]; then env_get "$1/$2/result.env" "$3"
+  elif [ -f "$1/console-$2.log" ]; then tr -d '\r' < "$1/console-$2.log" | sed -n "s/^harness: $3=//p" | tail -n1; fi
+}
+
+# last_step CONSOLE: the last command the guest's stage started.
+last_step() { tr -d '\r' < "$1" | sed -n 's/^harness: \$ //p' | tail -n1; }
+
+# judge_layout LAYOUT DIR BUILD_S ARM_S ARM_TIMED_OUT CRASH_AT CHECK_S CHECK_TIMED_OUT: result.env lines.
 judge_layout() {
-  local layout=$1 dir=$2 arm_env=$2/arm/result.env check_env=$2/check/result.env
-  local con_arm=$2/console-arm.log con_check=$2/console-check.log
-  local stage="" reason="" tail_of=""
+  local layout=$1 dir=$2 build_s=$3 arm_s=$4 arm_timeout=$5 crash_at=$6 check_s=$7 check_timeout=$8
+  local con_arm=$2/console-arm.log con_check=$2/console-check.log stage="" reason="" tail_of=""
+  arm_value() { stage_value "$dir" arm "$1"; }
+  check_value() { stage_value "$dir" check "$1"; }
   echo "layout=$layout"
-  echo "build_s=$3"
-  echo "arm_boot_s=$4"
-  echo "check_boot_s=$7"
+  echo "build_s=$build_s"
+  echo "arm_boot_s=$arm_s"
+  echo "check_boot_s=$check_s"
   # Figures from the first boot.
-  echo "boot_to_unit_s=$(env_get "$arm_env" boot_to_unit_s)"
-  echo "service_start_s=$(env_get "$arm_env" service_start_s)"
-  echo "boot_to_armed_s=$(env_get "$arm_env" boot_to_armed_s)"
-  echo "capture_image_bytes=$(env_get "$arm_env" capture_image_bytes)"
-  if [ -n "$6" ]; then
-    echo "crash_at_s=$6"
-    echo "capture_s=$(( $4 - $6 ))"
+  echo "boot_to_unit_s=$(arm_value boot_to_unit_s)"
+  echo "service_start_s=$(arm_value service_start_s)"
+  echo "boot_to_armed_s=$(arm_value boot_to_armed_s)"
+  echo "capture_image_bytes=$(arm_value capture_image_bytes)"
+  if [ -n "$crash_at" ]; then
+    echo "crash_at_s=$crash_at"
+    echo "capture_s=$(( arm_s - crash_at ))"
   fi
   echo "capture_kernel_uptime_s=$(after_crash "$con_arm" | last_printk_seconds)"
   echo "agent_peak_kib=$(grep -aoE 'capture-agent: peak memory [0-9]+ KiB' "$con_arm" | tail -n1 | grep -oE '[0-9]+' || true)"
   # Figures from the second boot.
-  echo "armed_at_boot_s=$(env_get "$check_env" armed_at_boot_s)"
-  echo "vmcore_bytes=$(env_get "$check_env" vmcore_bytes)"
-  echo "verify_rc=$(env_get "$check_env" verify_rc)"
+  echo "armed_at_boot_s=$(check_value armed_at_boot_s)"
+  echo "vmcore_bytes=$(check_value vmcore_bytes)"
+  echo "verify_rc=$(check_value verify_rc)"
 
-  if [ "$(env_get "$arm_env" crashing)" != 1 ]; then
+  if [ "$(arm_value crashing)" != 1 ]; then
     stage=arm tail_of=$con_arm
-    if [ ! -f "$arm_env" ]; then reason="the first boot never ran the harness stage${5:+ (timed out: $5)}"
-    elif [ "$(env_get "$arm_env" install_rc)" != 0 ]; then reason="capture-agent install failed: $(head -n3 "$dir/arm/install.txt" | tr '\n' ' ')"
-    elif [ "$(env_get "$arm_env" service_start_rc)" != 0 ]; then reason="systemctl start capture-agent failed: $(tail -n3 "$dir/arm/journal.txt" 2>/dev/null | tr '\n' ' ')"
+    if ! grep -qa 'harness: stage arm starts' "$con_arm"; then
+      reason="the first boot never started the harness stage"
+      [ "$arm_timeout" = 1 ] && reason="$reason (stopped after $arm_s s)"
+    elif [ "$(arm_value install_rc)" != 0 ]; then reason="capture-agent install failed: $(head -n3 "$dir/arm/install.txt" 2>/dev/null | tr '\n' ' ')"
+    elif [ "$arm_timeout" = 1 ]; then reason="the first boot was stopped after $arm_s s; the guest was at: $(last_step "$con_arm")"
+    elif [ "$(arm_value service_start_rc)" != 0 ]; then reason="systemctl start capture-agent failed: $(tail -n3 "$dir/arm/journal.txt" 2>/dev/null | tr '\n' ' ')"
     else reason="the capture kernel was not armed: $(head -n2 "$dir/arm/status.txt" 2>/dev/null | tr '\n' ' ')"; fi
   elif ! grep -qa 'sysrq: Trigger a crash' "$con_arm"; then
     stage=arm tail_of=$con_arm reason="test --crash --yes did not crash the kernel"
   elif ! captured "$con_arm"; then
     stage=capture tail_of=$con_arm reason=$(capture_reason "$con_arm")
-    [ "$5" = 1 ] && reason="$reason (timed out)"
-  elif [ ! -f "$check_env" ]; then
-    stage=check tail_of=$con_check reason="the boot after the capture never ran the harness stage${8:+ (timed out: $8)}"
-  elif [ "$(env_get "$check_env" dump_dir)" = none ]; then
+    [ "$arm_timeout" = 1 ] && reason="$reason (stopped after $arm_s s)"
+  elif [ ! -f "$dir/check/result.env" ]; then
+    stage=check tail_of=$con_check
+    if [ "$check_timeout" = 1 ]; then reason="the boot after the capture was stopped after $check_s s; the guest was at: $(last_step "$con_check")"
+    else reason="the boot after the capture never finished the harness stage"; fi
+  elif [ "$(check_value dump_dir)" = none ]; then
     stage=check tail_of=$con_check reason="no dump directory in /var/crash after the capture"
-  elif [ "$(env_get "$check_env" verify_rc)" != 0 ]; then
-    stage=check tail_of=$con_check reason="capture-agent verify exited $(env_get "$check_env" verify_rc): $(head -n3 "$dir/check/verify.txt" | tr '\n' ' ')"
+  elif [ "$(check_value verify_rc)" != 0 ]; then
+    stage=check tail_of=$con_check reason="capture-agent verify exited $(check_value verify_rc): $(head -n3 "$dir/check/verify.txt" | tr '\n' ' ')"
   elif ! grep -qa 'sysrq triggered crash' "$dir/check/report.txt"; then
     stage=check tail_of=$con_check reason="capture-agent report does not show the sysrq panic"
   fi

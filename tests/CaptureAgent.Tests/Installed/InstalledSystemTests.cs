@@ -28,7 +28,7 @@ public class InstalledSystemTests(ITestOutputHelper log)
         string repo = RepoRoot();
         string outDir = Path.Combine(repo, "artifacts", "installed", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{layout}");
         // The first layout of a fresh cache also makes the root filesystem (mmdebstrap, minutes).
-        var r = Fixtures.Exec(Path.Combine(repo, "scripts", "installed-system"), ["--layout", layout, "--out", outDir], timeoutSeconds: 2400);
+        var r = Fixtures.Exec(Path.Combine(repo, "scripts", "installed-system"), ["--layout", layout, "--out", outDir], timeoutSeconds: 3600);
         log.WriteLine(r.Stdout);
         log.WriteLine(r.Stderr);
         string resultFile = Path.Combine(outDir, layout, "result.env");
