@@ -93,5 +93,7 @@ ensure_rootfs() {
     || { tail -n 40 "$tmp/mmdebstrap.log" >&2; rm -rf "$tmp" "$kdir"; die "mmdebstrap failed (log above)"; }
   mv "$tmp/rootfs.tar.zst" "$ROOTFS_TAR"
   rm -rf "$tmp" "$kdir"
+  # Tarballs of other keys (an older kernel or package list) are not used again: ~150 MB each.
+  find "$dir" -maxdepth 1 -name "rootfs-$ROOTFS_SUITE-*.tar.zst" ! -name "$(basename "$ROOTFS_TAR")" -delete
   log "root filesystem made in $(( SECONDS - t0 )) s: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1))"
 }
