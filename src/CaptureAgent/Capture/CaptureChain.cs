@@ -120,6 +120,9 @@ public sealed class CaptureChain
     private TargetOutcome SaveLocal(TargetEntry target, int index)
     {
         var match = WaitForDevice(target);
+        // Named by its own UUID or node, the container itself: what is inside cannot be reached here.
+        if (match.Volume.Usage == VolumeUsage.Crypto)
+            throw new IOException($"{match.Node} is an encrypted volume (LUKS{match.Volume.Version}): {StackReach.EncryptedAdvice}");
         string? fsType = _config.FilesystemType ?? (match.Volume.IsFilesystem ? match.Volume.Type : null);
         if (fsType is null)
             throw new IOException($"{match.Node} holds {match.Volume.Describe()}, not a filesystem to write a dump into (set fstype = ... if it is one)");
