@@ -119,13 +119,23 @@ public static class BootEnvironment
     }
 
     /// <summary>Peak resident memory of this process so far, in KiB (VmHWM).</summary>
-    public static long PeakRssKiB()
+    public static long PeakRssKiB() => StatusKiB("VmHWM:");
+
+    /// <summary>
+    /// "R KiB resident (anon A, file F)": the file part is the binary's own pages, already
+    /// in the initramfs's page cache; the anonymous part is what the agent takes from the reservation.
+    /// </summary>
+    public static string MemoryNow() =>
+        $"{StatusKiB("VmRSS:")} KiB resident (anon {StatusKiB("RssAnon:")}, file {StatusKiB("RssFile:")})";
+
+    /// <summary>A "Key:   N kB" line of /proc/self/status, or -1.</summary>
+    private static long StatusKiB(string key)
     {
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line[6..].Trim().Split(' ')[0]);
+                if (line.StartsWith(key, StringComparison.Ordinal))
+                    return long.TryParse(line[key.Length..].Trim().Split(' ')[0], out long kib) ? kib : -1;
         }
         catch (IOException) { }
         return -1;
