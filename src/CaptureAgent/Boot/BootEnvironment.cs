@@ -122,11 +122,12 @@ public static class BootEnvironment
     public static long PeakRssKiB() => StatusKiB("VmHWM:");
 
     /// <summary>
-    /// "R KiB resident (anon A, file F)": the file part is the binary's own pages, already
-    /// in the initramfs's page cache; the anonymous part is what the agent takes from the reservation.
+    /// "R KiB resident (anon A, file F, shmem S)": in the capture kernel the binary's own pages are
+    /// shmem (the initramfs lives in the page cache whether they are mapped or not); the anonymous
+    /// part is what the agent takes from the reservation on top of that.
     /// </summary>
     public static string MemoryNow() =>
-        $"{StatusKiB("VmRSS:")} KiB resident (anon {StatusKiB("RssAnon:")}, file {StatusKiB("RssFile:")})";
+        $"{StatusKiB("VmRSS:")} KiB resident (anon {StatusKiB("RssAnon:")}, file {StatusKiB("RssFile:")}, shmem {StatusKiB("RssShmem:")})";
 
     /// <summary>A "Key:   N kB" line of /proc/self/status, or -1.</summary>
     private static long StatusKiB(string key)

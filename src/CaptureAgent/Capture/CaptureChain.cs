@@ -143,11 +143,9 @@ public sealed class CaptureChain
 
     private TargetOutcome SaveToDirectory(TargetEntry target, string mountPoint)
     {
-        // What finding the target left behind (sysfs scans, md and LVM metadata, probes) is garbage
-        // now: collected before the dump takes its buffers, so the two never add up in the reservation.
-        string before = $"peak {Boot.BootEnvironment.PeakRssKiB()} KiB, {Boot.BootEnvironment.MemoryNow()}";
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        _report($"capture-agent: memory before the dump: {before}; after collecting: {Boot.BootEnvironment.MemoryNow()}");
+        // Where the agent's memory stands once the target is found (md, LVM, probes done): the peak
+        // comes during the dump, and this says how much of it finding the target left.
+        _report($"capture-agent: memory before the dump: peak {Boot.BootEnvironment.PeakRssKiB()} KiB, {Boot.BootEnvironment.MemoryNow()}");
         try
         {
             var result = CaptureJob.Run(_vmcore, mountPoint, Settings(), _report);

@@ -154,7 +154,7 @@ public sealed class TargetLocator
             _lastReport = described;
             var elapsed = clock.Elapsed;
             if (elapsed >= timeout)
-                throw new TargetNotFoundException($"no block device {(spec.Kind == TargetKind.Path ? "" : "with ")}{spec} after {Seconds(timeout)} s; seen: {described}{UdevHint(spec)}{EncryptedHint(seen)}");
+                throw new TargetNotFoundException($"no block device {(spec.Kind == TargetKind.Path ? "" : "with ")}{spec} after {Seconds(timeout)} s; seen: {described}{UdevHint(spec)}{EncryptedHint(Probed(seen))}");
             var left = timeout - elapsed;
             clock.Sleep(left < pollInterval ? left : pollInterval);
         }
@@ -190,6 +190,13 @@ public sealed class TargetLocator
             || Stacks is null && spec.DevRelativeName is { } r && r.Contains('/') && !r.StartsWith("mapper/", StringComparison.Ordinal)
             ? $" (no udev here to make /dev/{spec.DevRelativeName![..spec.DevRelativeName.IndexOf('/')]}/ links: name the target by UUID= or LABEL=)"
             : "";
+
+    /// <summary>
+    /// The devices with what they hold: a look for a path or PARTUUID= target reads no superblock,
+    /// but a LUKS container among them (a /dev/mapper/luks-... target) is what the message must name.
+    /// </summary>
+    private List<SeenDevice> Probed(IReadOnlyList<SeenDevice> seen) =>
+        seen.Select(s => s.Volume is null && s.Device.Sectors != 0 ? s with { Volume = ProbeGuarded(s.Device) } : s).ToList();
 
     /// <summary>An encrypted volume seen while the target was not: the likeliest reason, said with what to do.</summary>
     private static string EncryptedHint(IReadOnlyList<SeenDevice> seen)
