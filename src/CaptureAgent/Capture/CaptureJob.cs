@@ -91,6 +91,7 @@ public static class CaptureJob
         {
             Level = settings.Dump.Level,
             Codec = settings.Dump.Codec,
+            AutoCodec = settings.Dump.AutoCodec,
             Format = settings.Dump.Format,
             WindowPfns = settings.Dump.WindowPfns,
             ZstdLevel = settings.Dump.ZstdLevel,
