@@ -150,7 +150,7 @@ public class ImportTests
         Assert.Equal("vers=4.2,soft,timeo=100", c.NfsOptions);
         Assert.Equal("/kdump/{host}-{date}", c.Path);
         Assert.Equal(FinalAction.Shell, c.FailureAction);
-        Assert.Equal(PageCodec.Zstd, c.Compression);
+        Assert.Equal(PageCodec.Lzo, c.Compression);   // the collector's -l
         Assert.Contains(import.Remarks, r => r.Contains("-F") && r.Contains("flattened"));
         Assert.Null(c.FilesystemType);
         Assert.Contains(import.Warnings, w => w.Contains("DHCP"));
