@@ -12,8 +12,10 @@ namespace CaptureAgent.Tests.Unit;
 
 /// <summary>
 /// Dumps of a synthetic kernel with every codec, dumps made from dumps (re-filtering), the
-/// automatic codec choice against a fast and a slow target, and the threaded pipeline.
+/// automatic codec choice against a fast and a slow target, and the threaded pipeline. Not run
+/// beside other tests: the automatic choice times the codecs and the target.
 /// </summary>
+[Collection(TimingCollection.Name)]
 public class CodecDumpTests
 {
     [Theory]
@@ -120,6 +122,7 @@ public class CodecDumpTests
         using var dir = new TempDir();
         k.WriteElf(dir.File("vmcore"));
         var options = new DumpOptions { Level = DumpLevel.Zero, AutoCodec = true, Threads = 1, ProbeBytes = 512 << 10 };
+        DumpTo(dir.File("vmcore"), dir.File("warm-up"), options, msPerMiB: 0);   // the test host compiles the code paths first
 
         var fast = DumpTo(dir.File("vmcore"), dir.File("fast"), options, msPerMiB: 0);
         Assert.True(fast.Codec is PageCodec.Lzo or PageCodec.Snappy, fast.CodecChoice);
@@ -196,4 +199,11 @@ public class CodecDumpTests
         Assert.Equal(kd.DumpablePages, seen);
         Assert.True(seen > 100);
     }
+}
+
+/// <summary>Tests that time things, run alone.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimingCollection
+{
+    public const string Name = "timing";
 }
