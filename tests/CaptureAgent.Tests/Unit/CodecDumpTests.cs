@@ -124,8 +124,17 @@ public class CodecDumpTests
         var options = new DumpOptions { Level = DumpLevel.Zero, AutoCodec = true, Threads = 1, ProbeBytes = 512 << 10 };
         DumpTo(dir.File("vmcore"), dir.File("warm-up"), options, msPerMiB: 0);   // the test host compiles the code paths first
 
-        var fast = DumpTo(dir.File("vmcore"), dir.File("fast"), options, msPerMiB: 0);
-        Assert.True(fast.Codec is PageCodec.Lzo or PageCodec.Snappy, fast.CodecChoice);
+        // The target's speed is wall time: on a loaded host one preemption during the few
+        // milliseconds a memory target takes can make it look slow, so it gets three tries.
+        var reasons = new List<string>();
+        DumpResult fast = null!;
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            fast = DumpTo(dir.File("vmcore"), dir.File("fast"), options, msPerMiB: 0);
+            reasons.Add(fast.CodecChoice ?? "no choice made");
+            if (fast.Codec is PageCodec.Lzo or PageCodec.Snappy) break;
+        }
+        Assert.True(fast.Codec is PageCodec.Lzo or PageCodec.Snappy, string.Join("\n", reasons));
         Assert.Contains("compression auto chose", fast.CodecChoice);
 
         var slow = DumpTo(dir.File("vmcore"), dir.File("slow"), options, msPerMiB: 400);   // 2.5 MiB/s
