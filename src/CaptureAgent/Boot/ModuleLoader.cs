@@ -122,17 +122,17 @@ public sealed class ModuleLoader(IModuleCalls calls, string release, Action<stri
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException || ModuleCompression.IsDataError(e))
         {
-            warn($"module {rel} not loaded: cannot decompress it: {e.Message} ({Libc.ErrnoName(ENOEXEC)})");
+            warn($"module {rel} not loaded: cannot decompress it: {e.Message.TrimEnd('.')}: {Libc.ErrnoName(ENOEXEC)}");
             return ENOEXEC;
         }
         catch (OutOfMemoryException)
         {
-            warn($"module {rel} not loaded: no memory to decompress it ({Libc.ErrnoName(Libc.ENOMEM)})");
+            warn($"module {rel} not loaded: no memory to decompress it: {Libc.ErrnoName(Libc.ENOMEM)}");
             return Libc.ENOMEM;
         }
         if (length < 0)
         {
-            warn($"module {rel} not loaded: larger than {MaxModuleBytes >> 20} MiB decompressed ({Libc.ErrnoName(EFBIG)})");
+            warn($"module {rel} not loaded: larger than {MaxModuleBytes} bytes decompressed: {Libc.ErrnoName(EFBIG)}");
             return EFBIG;
         }
         DecompressedHere++;

@@ -63,8 +63,9 @@ public sealed class KernelModules
                 _paths[name] = rel;
                 _deps[name] = line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(NameOf).ToArray();
             }
+            // depmod writes modules.softdep and modules.alias with modules.dep: what they lack, the tree lacks.
             string softdep = Path.Combine(Directory, "modules.softdep");
-            if (File.Exists(softdep)) _softdeps = ReadSoftdeps(softdep);
+            _softdeps = File.Exists(softdep) ? ReadSoftdeps(softdep) : new();
         }
         else
         {
@@ -82,6 +83,7 @@ public sealed class KernelModules
             HasModulesAlias = true;
             _aliases = AliasTable.FromModulesAlias(IndexLines(alias));
         }
+        else if (_deps is not null) _aliases = new AliasTable();
         string builtin = Path.Combine(Directory, "modules.builtin");
         if (File.Exists(builtin))
             foreach (var line in IndexLines(builtin))
@@ -382,7 +384,7 @@ public sealed class KernelModules
         return info;
     }
 
-    /// <summary>A module's soft dependencies: modules.softdep when depmod wrote one, else its .modinfo (modules.builtin.modinfo when built in).</summary>
+    /// <summary>A module's soft dependencies: modules.softdep with depmod's output, else its .modinfo (modules.builtin.modinfo when built in).</summary>
     private (IReadOnlyList<string> Pre, IReadOnlyList<string> Post) Softdeps(string name)
     {
         if (IsBuiltin(name))
