@@ -127,8 +127,8 @@ public class KernelModulesTests
         Fixtures.Sh($"cd {x} && zstd -dc {dir.File("img")} | cpio -i -d --quiet -f 'dev/*'");
         Assert.Equal(["kernel/drivers/block/virtio_blk.ko.xz", "kernel/lib/libcrc32c.ko.xz", "kernel/fs/xfs/xfs.ko.xz"],
             File.ReadAllLines(Path.Combine(x, "lib", "modules", ModuleTrees.Debian612, InitramfsBuilder.ModuleListName)));
-        // Level 19, window pinned to 8 MiB (descriptor byte: exponent 13, mantissa 0).
+        // Level 19, window pinned to 1 MiB (descriptor byte: exponent 20 - 10, mantissa 0).
         var img = File.ReadAllBytes(dir.File("img"));
-        Assert.Equal(13 << 3, img[5]);
+        Assert.Equal(10 << 3, img[5]);
     }
 }
