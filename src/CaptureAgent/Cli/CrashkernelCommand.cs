@@ -113,7 +113,7 @@ public static class CrashkernelCommand
         }
         var (ram, ranges) = CrashkernelEstimate.SystemRam();
         var est = CrashkernelEstimate.Compute(kernel, initrd, ram, ranges);
-        Console.Out.WriteLine($"auto: crashkernel={est.Recommended} (capture-agent estimate: {SizeText.Mib(est.SumBytes)} + {(int)(CrashkernelEstimate.MarginFraction * 100)}% margin, rounded up)");
+        Console.Out.WriteLine($"auto: crashkernel={est.Recommended} (capture-agent estimate: {SizeText.Mib(est.SumBytes)} at the larger of the boot and capture phases, rounded up)");
         return est.Recommended;
     }
 
