@@ -120,7 +120,7 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
         var result = CrashkernelMeasure.Run(new MeasureOptions
         {
             Kernel = kernel, Initrd = initrd, Agent = agent, WorkDir = dir.File("work"),
-            From = 128L << 20, DownTo = 64L << 20, Step = 32L << 20, GuestMemory = 1L << 30, TimeoutSeconds = 900,
+            From = 128L << 20, DownTo = 64L << 20, Step = 32L << 20, Resolution = 32L << 20, GuestMemory = 1L << 30, TimeoutSeconds = 900,
         }, m => log.WriteLine(m));
         foreach (var a in result.Attempts) log.WriteLine($"{a.Crashkernel >> 20}M: {a.Works} {a.Outcome} {a.Seconds:0}s peak={a.AgentPeakKiB} {a.MemoryAtInit}");
         Assert.True(result.DiskTarget);
@@ -131,6 +131,44 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
         Assert.Equal(96L << 20, result.SmallestWorking);
         Assert.Equal(128L << 20, result.Recommended);   // 96M + max(16M, 19.2M), in 16 MiB steps
         Assert.All(result.Attempts.Take(2), a => Assert.InRange(a.AgentPeakKiB ?? 0, 1, 16 * 1024));
+    }
+
+    /// <summary>
+    /// Issue 11's goal on the cached 6.1 kernel: a 1 GiB and a 4 GiB guest are captured at
+    /// crashkernel=80M (the image unpacks inside the reservation: 1 MiB zstd window), the floor is
+    /// found at 4 MiB resolution, and `estimate` lands on it or at most 8 MiB above.
+    /// </summary>
+    [Fact]
+    public void OneAndFourGiBGuestsAreCapturedAt80MAndTheEstimateIsWithin8MOfTheFloor()
+    {
+        string kdir = Fixtures.Kernel("6.1").Root;
+        string kernel = Path.Combine(kdir, "boot", $"vmlinuz-{Release}");
+        string agent = StaticAgent();
+        using var dir = new TempDir();
+        string conf = dir.File("capture-agent.conf");
+        File.WriteAllText(conf, "target = LABEL=crashdump\nfstype = ext4\npath = /var/crash\nfinal_action = poweroff\nfailure_action = poweroff\n");
+        string initrd = dir.File("capture.img");
+        using (var f = File.Create(initrd))
+            InitramfsBuilder.Build(new InitramfsSpec
+            {
+                AgentPath = agent, ConfigPath = conf, KernelRelease = Release, ModulesRoot = kdir, Modules = ["virtio_pci", "virtio_blk"],
+            }, f);
+        log.WriteLine($"capture image: {new FileInfo(initrd).Length} bytes");
+        foreach (long guest in new[] { 1L << 30, 4L << 30 })
+        {
+            var result = CrashkernelMeasure.Run(new MeasureOptions
+            {
+                Kernel = kernel, Initrd = initrd, Agent = agent, WorkDir = dir.File($"work-{guest >> 30}g"),
+                From = 80L << 20, DownTo = 64L << 20, Step = 4L << 20, GuestMemory = guest, TimeoutSeconds = 1200,
+            }, m => log.WriteLine(m));
+            foreach (var a in result.Attempts) log.WriteLine($"{guest >> 30} GiB, {a.Crashkernel >> 20}M: {a.Works} {a.Outcome} {a.Seconds:0}s peak={a.AgentPeakKiB} {a.MemoryAtInit}");
+            Assert.True(result.Attempts[0].Works, $"{guest >> 30} GiB guest at 80M: {result.Attempts[0].Outcome}\n{File.ReadAllText(result.Attempts[0].ConsoleLog)}");
+            Assert.False(result.Attempts[^1].Works, "the search must end on a size that fails, or the floor is not known");
+            long floor = result.SmallestWorking!.Value;
+            var est = CrashkernelEstimate.Compute(kernel, initrd, guest, ramRanges: 3);
+            log.WriteLine($"{guest >> 30} GiB: floor {floor >> 20}M, estimate {est.Recommended} (boot {est.BootBytes >> 20} MiB, capture {est.CaptureBytes >> 20} MiB)");
+            Assert.InRange(est.RecommendedBytes, floor, floor + (8L << 20));
+        }
     }
 
     /// <summary>The statically linked agent (the first kernel's /init), built as scripts/e2e builds it if absent or stale.</summary>
