@@ -235,7 +235,14 @@ public sealed class KernelModules
 
         private bool WantAlias(string raw, string name, int request, string? softOf)
         {
-            var found = tree.Lookup(name);
+            AliasLookup? found;
+            try { found = tree.Lookup(name); }
+            catch (IOException e) when (softOf is not null)
+            {
+                // An optional module that cannot be pinned down costs a note, not the image.
+                AddNote(notes, $"{raw} (soft dependency of {softOf}): {e.Message}: left out");
+                return false;
+            }
             if (found is null)
             {
                 if (softOf is null) throw new IOException($"module {name} not found under {tree.Directory}");

@@ -139,6 +139,21 @@ public class ModuleResolutionTests
         Assert.Contains("module crypto_nothing not found", e.Message);
     }
 
+    [Fact]
+    public void AnAliasOfTooManyModulesIsANoteForASoftDependencyAndAnErrorForAWantedOne()
+    {
+        using var dir = new TempDir();
+        var tree = new SyntheticTree(dir.Path, Release);
+        for (int i = 0; i <= KernelModules.MaxProviders; i++) tree.Add("drivers/net", $"nic{i}", "alias=pci:v00008086d*");
+        tree.Add("fs", "user_of_nics", "softdep=pre: pci:v00008086d00001521");
+        var modules = new KernelModules(dir.Path, Release);
+        var notes = new List<string>();
+        Assert.Equal(["user_of_nics"], Names(modules.Resolve(["user_of_nics"], [], notes)));
+        Assert.Contains(notes, n => n.StartsWith("pci:v00008086d00001521 (soft dependency of user_of_nics): ", StringComparison.Ordinal)
+                                    && n.Contains($"is an alias of {KernelModules.MaxProviders + 1} modules") && n.EndsWith(": left out", StringComparison.Ordinal));
+        Assert.Contains("name the module to load", Assert.Throws<IOException>(() => modules.Resolve(["pci:v00008086d00001521"], [], [])).Message);
+    }
+
     [Theory]
     [InlineData("crypto_crc32c", "crypto_crc32c", true)]
     [InlineData("virtio:d00000002v*", "virtio:d00000002v00001AF4", true)]
