@@ -17,8 +17,12 @@ public sealed record CrashkernelEstimateResult(
     long MemoryBytes,
     IReadOnlyList<string> Notes)
 {
-    /// <summary>The value to put on the command line, e.g. "84M".</summary>
+    /// <summary>The estimated floor as a crashkernel= size, e.g. "84M".</summary>
     public string Recommended => SizeText.Format(RecommendedBytes);
+
+    /// <summary>What to reserve: the floor with the margin real machines need (<see cref="CrashkernelEstimate.WithMargin"/>).</summary>
+    public long ReserveBytes => CrashkernelEstimate.WithMargin(RecommendedBytes);
+    public string Reserve => SizeText.Format(ReserveBytes);
 
     /// <summary>What the boot phase (the initramfs unpacking) holds at its peak, memmap aside.</summary>
     public long BootBytes => Terms.Where(t => t.Phase is EstimatePhase.Both or EstimatePhase.Boot && t.Name != MemmapTerm).Sum(t => t.Bytes);
@@ -106,6 +110,13 @@ public static class CrashkernelEstimate
 
     /// <summary>The recommendation is rounded up to this: the fitted phases are the margin, the step only makes a tidy size.</summary>
     public const long Step = 4 * SizeText.MiB;
+
+    /// <summary>
+    /// A floor (estimated or measured under QEMU) plus room for what the measurement does not have:
+    /// real hardware's drivers and their slab, more CPUs' worth of per-CPU data before nr_cpus=1
+    /// takes effect, a kernel update. max(16 MiB, 20%), in 16 MiB steps.
+    /// </summary>
+    public static long WithMargin(long floor) => SizeText.RoundUp(floor + Math.Max(16 * SizeText.MiB, floor / 5), 16 * SizeText.MiB);
 
     public static CrashkernelEstimateResult Compute(string kernel, string? initrd, long memoryBytes, int ramRanges = 8)
     {

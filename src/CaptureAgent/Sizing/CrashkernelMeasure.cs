@@ -104,7 +104,7 @@ public static class CrashkernelMeasure
             else failed = mid;
         }
         // The floor holds for this RAM size and this TCG guest; a margin covers real devices and more RAM.
-        long? recommended = smallest is long s ? SizeText.RoundUp(s + Math.Max(16 * SizeText.MiB, s / 5), 16 * SizeText.MiB) : null;
+        long? recommended = smallest is long s ? CrashkernelEstimate.WithMargin(s) : null;
         return new MeasureResult(attempts, smallest, recommended, disk is not null, notes);
     }
 

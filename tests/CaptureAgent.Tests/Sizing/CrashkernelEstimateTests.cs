@@ -59,6 +59,10 @@ public class CrashkernelEstimateTests
         Assert.InRange(est.RecommendedBytes - est.SumBytes, 0, (4 << 20) - 1);
         Assert.Equal(est.RecommendedBytes - est.SumBytes, est.MarginBytes);
         Assert.Equal($"{est.RecommendedBytes >> 20}M", est.Recommended);
+        // What to reserve keeps the measured recommendation's margin over the floor.
+        Assert.Equal(CrashkernelEstimate.WithMargin(est.RecommendedBytes), est.ReserveBytes);
+        Assert.Equal(96L << 20, CrashkernelEstimate.WithMargin(80L << 20));
+        Assert.Equal(128L << 20, CrashkernelEstimate.WithMargin(96L << 20));   // 96 + 19.2, in 16 MiB steps
         // An 8 MiB window (the old pinned one) would cost 7 MiB more at boot than the builder's 1 MiB.
         Assert.Equal((1 << 20) + (256 << 10), Term("initramfs decompressor"));
     }
