@@ -60,6 +60,8 @@ internal sealed class CaptureImagePlan
     /// <summary>The driver chain modules of the targets and the NIC, before dependency resolution.</summary>
     public List<string> ChainModules { get; } = new();
     public List<string> Notes { get; } = new();
+    /// <summary>The filesystem types of the targets (for what their mounts load beyond the driver).</summary>
+    private readonly HashSet<string> _filesystems = new(StringComparer.Ordinal);
 
     /// <summary>The release's module directory: lib/modules/KVER, or usr/lib/modules/KVER when only that exists (merged /usr unpacked).</summary>
     public string ModuleDirectory => KernelModules.FindDirectory(ModulesRoot, Release) ?? Path.Combine(ModulesRoot, "lib", "modules", Release);
@@ -95,6 +97,7 @@ internal sealed class CaptureImagePlan
 
         if (request.TargetDevice is not null) plan.AddDeviceChain(host, request.TargetDevice, config.FilesystemType, tree, builtIn);
         plan.AddTargetChains(host, config, tree, builtIn);
+        plan.AddFatCharsets(tree);
         if (config.NeedsNetwork && !request.NoNic) plan.AddNic(host, config, tree);
 
         var needs = ConfigContent.For(config, host.Root);
@@ -123,7 +126,9 @@ internal sealed class CaptureImagePlan
     {
         string name = device.StartsWith("/dev/", StringComparison.Ordinal) ? device[5..] : device;
         var volume = SuperblockProbe.ProbePath(Path.Combine(host.DevRoot, name));
-        var chain = BlockDeviceModules.Resolve(name, configFs ?? (volume.IsKnown ? volume.Type : null), builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+        string? fs = configFs ?? (volume.IsKnown ? volume.Type : null);
+        if (fs is not null) _filesystems.Add(fs);
+        var chain = BlockDeviceModules.Resolve(name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
         TargetIdentity.Add($"{name} ({volume.Describe()}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
         Notes.AddRange(chain.Notes);
         foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(name, host.SysRoot, host.DevRoot))
@@ -158,6 +163,7 @@ internal sealed class CaptureImagePlan
                 {
                     var v = match.Volume;
                     if (t.Type == TargetType.Local) fs ??= v.IsKnown ? v.Type : FstabType(host, t.Device!);
+                    if (fs is not null) _filesystems.Add(fs);
                     var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
                     TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
                     Notes.AddRange(chain.Notes);
@@ -198,7 +204,11 @@ internal sealed class CaptureImagePlan
             modules.AddRange(chain.Modules.Where(m => !modules.Contains(m)));
         }
         if (builtIn?.Contains("dm_mod") != true) modules.Add("dm_mod");
-        if (fs is not null) modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        if (fs is not null)
+        {
+            _filesystems.Add(fs);
+            modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        }
         TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} on {string.Join('+', lv.PvDevices.Select(d => d.Name))}, not active here ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {string.Join(' ', modules)}");
         AddChainModules(modules, tree, $"target {t.Text}");
     }
@@ -211,9 +221,31 @@ internal sealed class CaptureImagePlan
             Notes.Add($"the filesystem type of target {t.Text} is unknown (not on this machine, not in {Path.Combine(host.Root, "etc/fstab")}): set fstype = in the config, or the capture kernel can mount it only if its driver is built in");
             return;
         }
+        _filesystems.Add(fs);
         var modules = BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true).ToList();
         TargetIdentity.Add($"{t.Text} filesystem {fs} needs {(modules.Count == 0 ? "nothing" : string.Join(' ', modules))}");
         AddChainModules(modules, tree, $"target {t.Text} ({fs})");
+    }
+
+    /// <summary>
+    /// vfat loads two NLS tables at mount: the codepage and the iocharset the kernel was built to
+    /// default to (Debian: cp437 and "ascii"; upstream's default iso8859-1). Without modprobe in
+    /// the capture kernel a missing one fails the mount ("IO charset ascii not found"), so both go
+    /// in, named by the capture kernel's build config.
+    /// </summary>
+    private void AddFatCharsets(KernelModules? tree)
+    {
+        if (!_filesystems.Contains("vfat")) return;
+        KernelConfig? kconfig = null;
+        try { kconfig = KernelConfig.Find(ModulesRoot, Release, ModuleDirectory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Notes.Add($"the kernel config of {Release} cannot be read: {e.Message}"); }
+        string codepage = kconfig?.Value("CONFIG_FAT_DEFAULT_CODEPAGE") ?? "437";
+        string iocharset = kconfig?.Value("CONFIG_FAT_DEFAULT_IOCHARSET") ?? "iso8859-1";
+        if (kconfig is null) Notes.Add($"no kernel config for {Release}: vfat's default codepage 437 and iocharset iso8859-1 assumed");
+        var tables = new[] { "nls_cp" + codepage, "nls_" + iocharset }.Select(BlockDeviceModules.Normalize).Distinct()
+            .Where(m => tree?.IsBuiltin(m) != true).ToList();
+        TargetIdentity.Add($"vfat charsets (codepage {codepage}, iocharset {iocharset}) need {(tables.Count == 0 ? "nothing" : string.Join(' ', tables))}");
+        AddChainModules(tables, tree, "vfat");
     }
 
     /// <summary>The type /etc/fstab gives the filesystem a target names (same UUID=, LABEL=, PARTUUID=, PARTLABEL= or path); null when absent or "auto".</summary>

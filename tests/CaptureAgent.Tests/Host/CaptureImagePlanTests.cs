@@ -68,4 +68,27 @@ public class CaptureImagePlanTests
         Assert.Equal("xfs", CaptureImagePlan.FstabType(h.Layout, CaptureAgent.Targets.TargetSpec.Parse("PARTLABEL=dumps")));
         Assert.Null(CaptureImagePlan.FstabType(h.Layout, CaptureAgent.Targets.TargetSpec.Parse("LABEL=X")));
     }
+
+    [Fact]
+    public void AVfatTargetGetsTheCharsetsTheKernelDefaultsTo()
+    {
+        using var h = HostWithGenericKernel();
+        var tree = new SyntheticTree(h.Root, Generic, ModuleCodec.Xz, usrMerged: true);
+        tree.Add("fs/fat", "fat");
+        tree.Add("fs/fat", "vfat", "depends=fat");
+        tree.Add("fs/nls", "nls_cp437");
+        tree.Add("fs/nls", "nls_ascii");
+        tree.Add("fs/nls", "nls_iso8859-1");
+        h.Config($"target = UUID=ABCD-1234\nfstype = vfat\n");
+        // Debian's choice: codepage 437, iocharset ascii.
+        tree.Config("CONFIG_FAT_DEFAULT_CODEPAGE=437", "CONFIG_FAT_DEFAULT_IOCHARSET=\"ascii\"", "CONFIG_NLS_ASCII=m");
+        var plan = CaptureImagePlan.Make(h.Layout, Generic);
+        Assert.Equal(["fat", "vfat", "nls_cp437", "nls_ascii"], plan.Resolved.Select(m => m.Name));
+        Assert.Contains("vfat charsets (codepage 437, iocharset ascii) need nls_cp437 nls_ascii", plan.TargetIdentity);
+        // No config to read: upstream's defaults.
+        File.Delete(Path.Combine(h.Root, "boot", "config-" + Generic));
+        plan = CaptureImagePlan.Make(h.Layout, Generic);
+        Assert.Contains("nls_iso8859_1", plan.Resolved.Select(m => m.Name));
+        Assert.Contains(plan.Notes, n => n.StartsWith("no kernel config for " + Generic, StringComparison.Ordinal));
+    }
 }
