@@ -74,6 +74,9 @@ public class InitramfsTests
         // depmod runs on a copy: the cached tree stays as dpkg -x left it, as on a fresh machine.
         string root = ModuleTrees.CopyWithoutDepmod(release, dir.File("root"));
         ModuleTrees.Depmod(root, release);
+        // The package's /boot/config tells the builder whether the kernel decompresses modules itself.
+        Directory.CreateDirectory(Path.Combine(root, "boot"));
+        File.Copy(Path.Combine(ModuleTrees.Root(release), "boot", $"config-{release}"), Path.Combine(root, "boot", $"config-{release}"));
         File.WriteAllText(dir.File("agent"), "#!/bin/sh\n");
         File.WriteAllText(dir.File("conf"), "target = LABEL=dumps\n");
         InitramfsReport report;
