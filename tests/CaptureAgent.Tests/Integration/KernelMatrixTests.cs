@@ -66,7 +66,7 @@ public class KernelMatrixTests(ITestOutputHelper log)
     /// </summary>
     private static void ImageFitsTheTree(Fixtures.KernelChoice kernel, string build, string console)
     {
-        string modules = Regex.Match(build, @"modules: (.*)$", RegexOptions.Multiline).Groups[1].Value;
+        string modules = Regex.Match(build, @" bytes \(\d+ uncompressed\), modules: (.*)$", RegexOptions.Multiline).Groups[1].Value;
         Assert.Contains("virtio_blk", modules.Split(' '));
         Assert.DoesNotMatch(@"module \S+( not loaded|: not in the initramfs)", console);
         Assert.Matches(@"capture-agent: [1-9][0-9]* modules loaded", console);
