@@ -280,14 +280,23 @@ public sealed class KdumpCompressedWriter
             int slot = opt.AutoCodec
                 ? CodecChoice.Candidates.Max(c => BatchCompressor.SlotSize(c, writer._ps))
                 : BatchCompressor.SlotSize(opt.Codec, writer._ps);
-            _batches = [new PageBatch(BatchPages, writer._ps, slot), new PageBatch(BatchPages, writer._ps, slot)];
             _compressor = new BatchCompressor(opt.Codec, writer._ps, opt.Threads, opt.ZstdLevel);
+            // A second batch only pays when helper threads compress one while the next is read; with
+            // one thread (the capture kernel runs with nr_cpus=1) it would be 2 MiB of reservation for nothing.
+            _batches = _compressor.Threads > 1
+                ? [new PageBatch(BatchPages, writer._ps, slot), new PageBatch(BatchPages, writer._ps, slot)]
+                : [new PageBatch(BatchPages, writer._ps, slot)];
             _decided = !opt.AutoCodec;
             if (!singleWindow) Filter.BeginPass();
         }
 
         public void Run()
         {
+            if (_batches.Length == 1)
+            {
+                RunInSeries(_batches[0]);
+                return;
+            }
             var current = _batches[0];
             if (!Fill(current)) return;
             _compressor.Start(current);
@@ -302,6 +311,18 @@ public sealed class KdumpCompressedWriter
                 AfterBatch();
                 if (!more) return;
                 current = next;
+            }
+        }
+
+        /// <summary>One batch at a time: read, compress, write.</summary>
+        private void RunInSeries(PageBatch batch)
+        {
+            while (Fill(batch))
+            {
+                _compressor.Compress(batch);
+                if (_switchTo is PageCodec codec) SwitchCodec(codec);
+                Emit(batch);
+                AfterBatch();
             }
         }
 
