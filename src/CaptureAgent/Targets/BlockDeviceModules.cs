@@ -51,8 +51,6 @@ public static class BlockDeviceModules
                 Add(m, builtIn is not null ? builtIn.Contains(m) : IsBuiltInHere(m));
                 if (note is not null && !notes.Contains(note)) notes.Add(note);
             }
-        if (filesystemType is "vfat")
-            notes.Add("vfat also needs the NLS module of the kernel's default iocharset (CONFIG_FAT_DEFAULT_IOCHARSET)");
         return new ModuleChain(modules, levels, notes);
 
         void Add(string module, bool isBuiltIn)
