@@ -134,12 +134,15 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
     }
 
     /// <summary>
-    /// Issue 11's goal on the cached 6.1 kernel: a 1 GiB and a 4 GiB guest are captured at
-    /// crashkernel=80M (the image unpacks inside the reservation: 1 MiB zstd window), the floor is
-    /// found at 4 MiB resolution, and `estimate` lands on it or at most 8 MiB above.
+    /// Issue 11's goal on the cached 6.1 kernel: a 1 GiB and a 4 GiB guest are captured at the size
+    /// `estimate` recommends for the image (84M here; the image unpacks inside the reservation:
+    /// 1 MiB zstd window), the floor is found below it at 4 MiB resolution, and the estimate lands
+    /// on the floor or at most 8 MiB above. The search starts at the estimate, not at the floor
+    /// (80M): a boot at the floor itself fails now and then (a CI run's 6.1 capture kernel
+    /// panicked "System is deadlocked on memory" at 80M while unpacking the image).
     /// </summary>
     [Fact]
-    public void OneAndFourGiBGuestsAreCapturedAt80MAndTheEstimateIsWithin8MOfTheFloor()
+    public void OneAndFourGiBGuestsAreCapturedAtTheEstimateWithin8MOfTheFloor()
     {
         string kdir = Fixtures.Kernel("6.1").Root;
         string kernel = Path.Combine(kdir, "boot", $"vmlinuz-{Release}");
@@ -159,10 +162,10 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
             var result = CrashkernelMeasure.Run(new MeasureOptions
             {
                 Kernel = kernel, Initrd = initrd, Agent = agent, WorkDir = dir.File($"work-{guest >> 30}g"),
-                From = 80L << 20, DownTo = 64L << 20, Step = 4L << 20, GuestMemory = guest, TimeoutSeconds = 1200,
+                From = CrashkernelEstimate.Compute(kernel, initrd, guest, ramRanges: 3).RecommendedBytes, DownTo = 64L << 20, Step = 4L << 20, GuestMemory = guest, TimeoutSeconds = 1200,
             }, m => log.WriteLine(m));
             foreach (var a in result.Attempts) log.WriteLine($"{guest >> 30} GiB, {a.Crashkernel >> 20}M: {a.Works} {a.Outcome} {a.Seconds:0}s peak={a.AgentPeakKiB} {a.MemoryAtInit}");
-            Assert.True(result.Attempts[0].Works, $"{guest >> 30} GiB guest at 80M: {result.Attempts[0].Outcome}\n{File.ReadAllText(result.Attempts[0].ConsoleLog)}");
+            Assert.True(result.Attempts[0].Works, $"{guest >> 30} GiB guest at the estimate {result.Attempts[0].Crashkernel >> 20}M: {result.Attempts[0].Outcome}\n{File.ReadAllText(result.Attempts[0].ConsoleLog)}");
             Assert.False(result.Attempts[^1].Works, "the search must end on a size that fails, or the floor is not known");
             long floor = result.SmallestWorking!.Value;
             var est = CrashkernelEstimate.Compute(kernel, initrd, guest, ramRanges: 3);
