@@ -26,6 +26,7 @@ public static class CaptureInit
             Log.Level = 2;
             Log.Info("capture-agent: capture kernel started");
             BootEnvironment.MountPseudoFilesystems();
+            BootEnvironment.DisableWatermarkBoost();
             Log.Info($"capture-agent: {BootEnvironment.MemorySummary()}");
             var config = AgentConfig.Load(AgentConfig.DefaultPath);
             foreach (var e in config.Errors) Log.Warn(e);
