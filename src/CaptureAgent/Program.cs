@@ -46,7 +46,7 @@ public static class Program
         catch (Exception e)
         {
             // Never die with an unhandled exception: say what broke in one line.
-            Log.Error($"{e.GetType().Name}: {e.Message}");
+            Log.Error(ErrorText.Of(e));
             return ExitCodes.Failed;
         }
     }

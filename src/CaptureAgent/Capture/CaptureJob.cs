@@ -53,9 +53,11 @@ public static class CaptureJob
             using (var f = FileSink.OpenStream(dmesgPath))
             using (var b = new BufferedStream(f, 64 * 1024))
             {
-                new PrintkLog(source.Kernel, source.Info).WriteTo(b);
+                var log = new PrintkLog(source.Kernel, source.Info);
+                log.WriteTo(b);
                 b.Flush();
                 f.Flush(flushToDisk: true);
+                if (log.Problem is not null) problems.Add($"kernel log damaged: {log.Problem}");
             }
             report("capture-agent: dmesg.txt saved");
         }

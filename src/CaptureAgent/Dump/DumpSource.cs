@@ -20,7 +20,7 @@ public sealed class DumpSource : IDisposable
     public int PageSize => Vmcore.PageSize;
 
     /// <summary>Pages the dump describes (makedumpfile's max_mapnr).</summary>
-    public ulong MaxMapnr { get; }
+    public ulong MaxMapnr { get; private set; }
 
     public DumpSource(string path)
     {
@@ -28,15 +28,16 @@ public sealed class DumpSource : IDisposable
         try
         {
             if (Vmcore.Machine != 62) throw new VmcoreException($"{path}: only x86_64 vmcores are supported (e_machine {Vmcore.Machine})");
-            if (Vmcore.TruncationWarning is { } t) Warnings.Add(t);
+            Warnings.AddRange(Vmcore.Problems);
             MaxMapnr = Vmcore.MaxPfn;
             if (Info is null)
             {
                 Warnings.Add("the vmcore has no VMCOREINFO note: only zero pages can be excluded");
+                LimitToFileData();
                 return;
             }
-            if (Info.Num("PAGESIZE") is long ps && ps != PageSize)
-                throw new VmcoreException($"VMCOREINFO PAGESIZE={ps} is not supported (only 4096)");
+            CheckPageSize(Info);
+            LimitToAddressWidth(Info);
             try
             {
                 var tables = X86_64PageTables.FromVmcoreInfo(Vmcore, Info, Vmcore.Segments);
@@ -51,12 +52,51 @@ public sealed class DumpSource : IDisposable
                 Layout = null;
                 MemMap = null;
             }
+            if (MemMap is null) LimitToFileData();
         }
         catch
         {
             Vmcore.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The kernel writes PAGESIZE=4096 (older makedumpfile inputs: NUMBER(PAGESIZE)); x86_64 has no other.</summary>
+    private void CheckPageSize(VmcoreInfo info)
+    {
+        foreach (var key in new[] { "PAGESIZE", "NUMBER(PAGESIZE)" })
+        {
+            if (info.String(key) is not { } text) continue;
+            if (VmcoreInfo.ParseNumber(text) != PageSize)
+                throw new VmcoreException($"VMCOREINFO {key}={text.Trim()} is not supported (x86_64 pages are {PageSize} bytes)");
+        }
+    }
+
+    /// <summary>
+    /// No pfn lies above the kernel's physical address width (MAX_PHYSMEM_BITS: 46 with 4-level
+    /// paging, 52 with 5-level): a PT_LOAD reaching past it is damaged, and the pfn range, which
+    /// sizes the bitmaps and every pass over them, must not follow it.
+    /// </summary>
+    private void LimitToAddressWidth(VmcoreInfo info)
+    {
+        long bits = info.Num("MAX_PHYSMEM_BITS") ?? ((info.Num("pgtable_l5_enabled") ?? 0) != 0 ? 52 : 46);
+        bits = Math.Clamp(bits, 32, ElfVmcore.PhysicalAddressBits);
+        ulong limit = 1UL << (int)(bits - System.Numerics.BitOperations.Log2((uint)PageSize));
+        if (MaxMapnr <= limit) return;
+        Warnings.Add($"PT_LOAD segments reach beyond the kernel's {bits}-bit physical address space: pages from pfn 0x{limit:x} on are left out");
+        MaxMapnr = limit;
+    }
+
+    /// <summary>
+    /// Without the kernel's mem_map nothing says which zero-filled p_memsz tails are memory: the
+    /// pfn range is what the file holds data for.
+    /// </summary>
+    private void LimitToFileData()
+    {
+        ulong fileBacked = Vmcore.FileBackedMaxPfn;
+        if (MaxMapnr <= fileBacked) return;
+        Warnings.Add($"PT_LOAD segments describe memory up to pfn 0x{MaxMapnr:x} without data for it in the file; the dump ends at pfn 0x{fileBacked:x}");
+        MaxMapnr = fileBacked;
     }
 
     public PageFilter CreateFilter(DumpLevel level) =>

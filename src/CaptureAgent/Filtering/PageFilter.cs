@@ -229,10 +229,7 @@ public sealed class PageFilter
     /// <summary>Clears [from, to); what lies past the window is remembered for the next one.</summary>
     private void ExcludeRange(PfnBitmap bitmap, ulong from, ulong to, Action<FilterStats, ulong> counter)
     {
-        ulong end = Math.Min(to, bitmap.End);
-        ulong n = 0;
-        for (ulong p = from; p < end; p++)
-            if (bitmap.Clear(p)) n++;
+        ulong n = bitmap.ClearRange(from, Math.Min(to, bitmap.End));
         if (n > 0) counter(Stats, n);
         if (to > bitmap.End) { _pendingStart = bitmap.End; _pendingEnd = to; _pendingCounter = counter; }
         else if (_pendingEnd <= bitmap.End) { _pendingStart = _pendingEnd = 0; _pendingCounter = null; }

@@ -127,9 +127,11 @@ public static class RawDeviceWriter
             try
             {
                 if (source.Kernel is null || source.Info is null) throw new VmcoreException("no usable VMCOREINFO or page tables");
-                new PrintkLog(source.Kernel, source.Info).WriteTo(log);
+                var printk = new PrintkLog(source.Kernel, source.Info);
+                printk.WriteTo(log);
                 log.Sync();
-                header.Flags |= RawDumpHeader.FlagDmesgComplete;
+                if (printk.Problem is not null) problems.Add($"kernel log damaged: {printk.Problem}");
+                else header.Flags |= RawDumpHeader.FlagDmesgComplete;
             }
             catch (Exception e) when (e is VmcoreException or IOException)
             {
