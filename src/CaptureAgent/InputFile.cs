@@ -38,10 +38,10 @@ public static class InputFile
         new(OpenRegular(path), FileAccess.Read, bufferSize);
 
     /// <summary>
-    /// The whole of a small text file (a config, a manifest), refused when larger than
+    /// The whole of a small file (a config, a manifest), refused when larger than
     /// <paramref name="maxBytes"/>: such files are small, and the agent's heap is not.
     /// </summary>
-    public static string ReadText(string path, int maxBytes)
+    public static byte[] ReadBytes(string path, int maxBytes)
     {
         using var handle = OpenRegular(path);
         long length = RandomAccess.GetLength(handle);
@@ -54,6 +54,9 @@ public static class InputFile
             if (n <= 0) break;
             got += n;
         }
-        return new UTF8Encoding(false).GetString(bytes, 0, got);
+        return got == bytes.Length ? bytes : bytes[..got];
     }
+
+    /// <summary><see cref="ReadBytes"/> as UTF-8 text.</summary>
+    public static string ReadText(string path, int maxBytes) => new UTF8Encoding(false).GetString(ReadBytes(path, maxBytes));
 }

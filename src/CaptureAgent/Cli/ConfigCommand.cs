@@ -201,23 +201,33 @@ public static class ConfigCommand
         string text;
         try
         {
-            text = path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path);
+            text = path == "-" ? ReadLimited(Console.In) : InputFile.ReadText(path, AgentConfig.MaxBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"capture-agent: error: cannot read {path}: {e.Message}");
+            stderr.WriteLine($"capture-agent: error: cannot read {path}: {ErrorText.Of(e)}");
             return ExitCodes.Failed;
         }
         var c = AgentConfig.Parse(text, path);
-        if (c.Errors.Count > 0)
+        // A config that leaves the capture kernel nowhere to write is an error, not a warning.
+        var errors = c.NoUsableTarget(path) is { } none ? [.. c.Errors, none] : c.Errors;
+        if (errors.Count > 0)
         {
-            foreach (var e in c.Errors) stderr.WriteLine($"capture-agent: error: {e}");
-            stderr.WriteLine($"capture-agent: {path}: {c.Errors.Count} error{(c.Errors.Count == 1 ? "" : "s")}");
+            foreach (var e in errors) stderr.WriteLine($"capture-agent: error: {e}");
+            stderr.WriteLine($"capture-agent: {path}: {errors.Count} error{(errors.Count == 1 ? "" : "s")}");
             return ExitCodes.Failed;
         }
-        if (c.Targets.Count == 0) stderr.WriteLine($"capture-agent: warning: {path} names no target: the capture kernel will have nowhere to save the dump");
         foreach (var line in Effective(c)) stdout.WriteLine(line);
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Standard input up to the size a config may have.</summary>
+    private static string ReadLimited(TextReader input)
+    {
+        var buf = new char[AgentConfig.MaxBytes + 1];
+        int n = input.ReadBlock(buf, 0, buf.Length);
+        if (n > AgentConfig.MaxBytes) throw new IOException($"standard input holds more than the {AgentConfig.MaxBytes >> 10} KiB a config may have");
+        return new string(buf, 0, n);
     }
 
     /// <summary>Every setting with the value the agent will use, as capture-agent.conf lines.</summary>

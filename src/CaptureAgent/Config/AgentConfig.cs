@@ -54,11 +54,22 @@ public sealed class AgentConfig
 
     public bool NeedsNetwork => Network != "none" && Targets.Any(t => t.NeedsNetwork);
 
+    /// <summary>A config is a page or two; a file of megabytes is not one, and must not fill the heap.</summary>
+    public const int MaxBytes = 1 << 20;
+    /// <summary>The longest line a setting needs (a kernel command line is at most 2048 bytes).</summary>
+    public const int MaxLineLength = 4096;
+
     public static AgentConfig Load(string path)
     {
         if (!File.Exists(path)) return new AgentConfig();
-        return Parse(File.ReadAllText(path), path);
+        return Parse(InputFile.ReadText(path, MaxBytes), path);
     }
+
+    /// <summary>Why no target of this config can be used, or null when at least one can.</summary>
+    public string? NoUsableTarget(string source) => Targets.Count > 0 ? null
+        : Errors.Any(e => e.Contains("target", StringComparison.Ordinal))
+            ? $"{source} has no usable target: every target line has an error"
+            : $"{source} names no target: the capture kernel would have nowhere to save the dump";
 
     public static AgentConfig Parse(string text, string source = "config")
     {
@@ -67,6 +78,11 @@ public sealed class AgentConfig
         foreach (var raw in text.Split('\n'))
         {
             lineNo++;
+            if (raw.Length > MaxLineLength)
+            {
+                c.Errors.Add($"{source}:{lineNo}: the line is {raw.Length} characters long, more than the {MaxLineLength} a setting may take");
+                continue;
+            }
             var line = raw.Trim();
             int hash = line.IndexOf('#');
             if (hash >= 0) line = line[..hash].Trim();
@@ -152,7 +168,10 @@ public sealed class AgentConfig
                 (key == "pre_hook" ? PreHooks : PostHooks).Add(value); return null;
             case "extra_modules": ExtraModules.AddRange(Split(value)); return null;
             case "blacklist": Blacklist.AddRange(Split(value)); return null;
-            case "kernel_cmdline_append": KernelCommandLineAppend = value; return null;
+            case "kernel_cmdline_append":
+                // x86's COMMAND_LINE_SIZE: a longer one never reaches the capture kernel whole.
+                if (value.Length > 2047) return $"kernel_cmdline_append is {value.Length} characters, more than a kernel command line holds (2047)";
+                KernelCommandLineAppend = value; return null;
             case "save_raw_copy":
                 if (value is not ("yes" or "no")) return $"save_raw_copy must be yes or no, got '{value}'";
                 SaveRawCopy = value == "yes"; return null;

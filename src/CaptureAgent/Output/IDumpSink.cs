@@ -113,31 +113,49 @@ public sealed class FlattenedSink : IDumpSink
         if (!_leaveOpen) _out.Dispose();
     }
 
-    /// <summary>Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does).</summary>
-    public static void Rearrange(Stream input, IDumpSink output)
+    /// <summary>
+    /// Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does), record by
+    /// record through one 1 MiB buffer, each record judged first (<see cref="FlattenedRecords"/>).
+    /// Returns null when the stream ended with its end marker, else why it stopped: what came
+    /// before stays written.
+    /// </summary>
+    public static string? Rearrange(Stream input, IDumpSink output)
     {
         var header = new byte[HeaderSize];
-        input.ReadExactly(header);
-        if (!header.AsSpan(0, Signature.Length).SequenceEqual(Signature) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
+        if (input.ReadAtLeast(header, HeaderSize, throwOnEndOfStream: false) < HeaderSize
+            || !header.AsSpan(0, Signature.Length).SequenceEqual(Signature) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
             throw new InvalidDataException("not a makedumpfile flattened stream");
         var buf = new byte[1 << 20];
+        var judge = new FlattenedRecords();
         Span<byte> rec = stackalloc byte[16];
-        while (true)
+        try
         {
-            input.ReadExactly(rec);
-            long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
-            long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
-            if (offset == -1 && size == -1) break;
-            if (offset < 0 || size <= 0) throw new InvalidDataException($"bad flattened record (offset {offset}, size {size})");
-            while (size > 0)
+            while (true)
             {
-                int n = (int)Math.Min(size, buf.Length);
-                input.ReadExactly(buf, 0, n);
-                output.Write(offset, buf.AsSpan(0, n));
-                offset += n;
-                size -= n;
+                if (input.ReadAtLeast(rec, 16, throwOnEndOfStream: false) < 16)
+                    return $"the stream ends after {judge.Records} records, without its end marker (cut short)";
+                long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
+                long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
+                if (offset == -1 && size == -1) return null;
+                int first = (int)Math.Clamp(size, 0, buf.Length);
+                if (input.ReadAtLeast(buf.AsSpan(0, first), first, throwOnEndOfStream: false) < first)
+                    return $"the stream ends inside its record {judge.Records + 1} (cut short)";
+                if (judge.Accept(offset, size, buf.AsSpan(0, first)) is { } bad)
+                    return $"record {judge.Records + 1} is damaged: {bad}";
+                output.Write(offset, buf.AsSpan(0, first));
+                for (long done = first; done < size;)
+                {
+                    int n = (int)Math.Min(size - done, buf.Length);
+                    if (input.ReadAtLeast(buf.AsSpan(0, n), n, throwOnEndOfStream: false) < n)
+                        return $"the stream ends inside its record {judge.Records} (cut short)";
+                    output.Write(offset + done, buf.AsSpan(0, n));
+                    done += n;
+                }
             }
         }
-        output.Complete();
+        finally
+        {
+            output.Complete();
+        }
     }
 }

@@ -223,6 +223,8 @@ public sealed class KdumpCompressedWriter
             long saved = (_descFileOffset - header.DescriptorsOffset) / DescriptorSize;
             result.Problems.Add($"the dump is incomplete: {e.Message}; it holds {saved} of {dumpable} pages, up to where it stopped");
         }
+        // A raised level changed the count of pass 1: what the bitmap now selects is what was written.
+        if (!result.Incomplete) result.DumpablePages = done;
         result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
         result.Filter = filter.Stats;
