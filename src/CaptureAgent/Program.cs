@@ -61,6 +61,7 @@ public static class Program
         return args[0] switch
         {
             "dump" => DumpCommand.Run(args[1..]),
+            Boot.CaptureWorker.Command => Boot.CaptureWorker.Run(args),   // started by the capture kernel's PID 1
             "dmesg" => DmesgCommand.Run(args[1..]),
             "--dump-dmesg" => DmesgCommand.Run(args[1..]),
             "rearrange" or "-R" => RearrangeCommand.Run(args[1..]),

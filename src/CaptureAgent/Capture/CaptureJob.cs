@@ -44,6 +44,7 @@ public static class CaptureJob
         foreach (var removed in Retention.Apply(parent, settings.KeepDumps, settings.KeepBytes, estimate.Bytes, p => { problems.Add(p); report("capture-agent: " + p); }))
             report($"capture-agent: removed old dump {removed}");
         string dir = CreateDumpDirectory(root, parentRel, leaf);
+        settings.DirectoryCreated?.Invoke(dir);
         report($"capture-agent: saving to {dir} (about {estimate.Bytes >> 20} MiB expected, {Free(dir) >> 20} MiB free)");
 
         string? dmesgPath = Path.Combine(dir, "dmesg.txt");
@@ -98,6 +99,7 @@ public static class CaptureJob
             ZstdLevel = settings.Dump.ZstdLevel,
             Threads = settings.Dump.Threads,
             Progress = settings.Dump.Progress,
+            Heartbeat = settings.Dump.Heartbeat,
             FreeSpace = () => Free(dir) - settings.MinFreeBytes,
             FallbackLevel = settings.FallbackLevel,
         };

@@ -248,6 +248,7 @@ public static class ConfigCommand
         yield return c.Network is { } net ? $"network = {net}" : $"# network: {(c.NeedsNetwork ? "dhcp (a target needs the network)" : "none (no target needs the network)")}";
         yield return $"network_interface = {c.NetworkInterface}";
         yield return $"network_timeout = {(int)c.NetworkTimeout.TotalSeconds}";
+        yield return $"stall_timeout = {(int)c.StallTimeout.TotalSeconds}";
         yield return c.Dns.Count > 0 ? $"dns = {string.Join(',', c.Dns)}" : "# dns: none";
         yield return $"ssh_key = {c.SshKey}";
         yield return $"ssh_known_hosts = {c.SshKnownHosts}";

@@ -50,7 +50,7 @@ public static class DmesgCommand
         }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException)
         {
-            throw new VmcoreException($"cannot open {path}: {ErrorText.Of(x)}");
+            throw new VmcoreException(ErrorText.Of(x));
         }
         if (magic.SequenceEqual("KDUMP   "u8))
         {

@@ -36,6 +36,8 @@ public sealed class AgentConfig
     public string? Network { get; private set; }
     public string NetworkInterface { get; private set; } = "auto";
     public TimeSpan NetworkTimeout { get; private set; } = TimeSpan.FromSeconds(30);
+    /// <summary>How long the capture may make no progress before PID 1 takes it for hung, kills it and goes on.</summary>
+    public TimeSpan StallTimeout { get; private set; } = TimeSpan.FromSeconds(300);
     public List<string> Dns { get; } = new();
     public string SshKey { get; private set; } = "/root/.ssh/capture-agent_id_ed25519";
     public string SshKnownHosts { get; private set; } = "/etc/capture-agent/known_hosts";
@@ -140,6 +142,10 @@ public sealed class AgentConfig
                 if (!Enum.TryParse<FinalAction>(value, ignoreCase: true, out var action) || int.TryParse(value, out _))
                     return $"{key} must be reboot, halt, poweroff or shell, got '{value}'";
                 if (key == "final_action") FinalAction = action; else FailureAction = action;
+                return null;
+            case "stall_timeout":
+                if (!int.TryParse(value, out int stall) || stall is < 10 or > 86400) return $"stall_timeout must be 10-86400 seconds, got '{value}'";
+                StallTimeout = TimeSpan.FromSeconds(stall);
                 return null;
             case "device_timeout" or "network_timeout":
                 if (!int.TryParse(value, out int secs) || secs is < 1 or > 3600) return $"{key} must be 1-3600 seconds, got '{value}'";

@@ -102,6 +102,7 @@ public sealed class KdumpCompressedWriter
         {
             present.Reset(start, Math.Min(window, maxMapnr - start));
             filter.FillPresent(present);
+            _opt.Heartbeat?.Invoke();
             _sink.Write(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
         }
 
@@ -187,6 +188,7 @@ public sealed class KdumpCompressedWriter
                     stored += (ulong)count;
                     storedBytes += _dataFileOffset + _dataLen - before;
                     _opt.Progress?.Invoke(done, dumpable);
+                    _opt.Heartbeat?.Invoke();
 
                     if (_dataFileOffset + _dataLen < _nextSpaceCheck) continue;
                     // Every 32 MiB: make what is written durable (an NFS server reports a full
@@ -289,6 +291,7 @@ public sealed class KdumpCompressedWriter
             filter.FillDumpable(bitmap);
             ulong n = bitmap.PopCount();
             dumpable += n;
+            _opt.Heartbeat?.Invoke();
             sample.Take(_src, bitmap, n, (filter.Level & DumpLevel.Zero) != 0);
         }
         return dumpable;

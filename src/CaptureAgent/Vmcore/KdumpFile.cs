@@ -53,7 +53,7 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new VmcoreException($"cannot open {path}: {ErrorText.Of(e)}");
+            throw new VmcoreException(ErrorText.Of(e));
         }
         try
         {

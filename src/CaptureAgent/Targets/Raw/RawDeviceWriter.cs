@@ -182,6 +182,7 @@ public static class RawDeviceWriter
                     ZstdLevel = options.ZstdLevel,
                     Threads = options.Threads,
                     Progress = options.Progress,
+                    Heartbeat = options.Heartbeat,
                     FallbackLevel = options.FallbackLevel,
                     FreeSpace = () => own.FreeSpace,   // the device's room decides a raised dump level, as a filesystem's would
                 };
