@@ -137,6 +137,8 @@ public static class ConfigCommand
         return parsed.Errors.Count > 0 ? ExitCodes.Failed : ExitCodes.Ok;
     }
 
+    private const int MaxImportBytes = 256 << 10, MaxImportLines = 4096;
+
     private static string? Existing(string root, string systemPath)
     {
         string p = Path.Combine(root, systemPath.TrimStart('/'));
@@ -147,7 +149,10 @@ public static class ConfigCommand
     private static ImportFile Read(string path, string root)
     {
         if (!File.Exists(path)) throw new IOException($"cannot read {path}: no such file");
-        string text = File.ReadAllText(path);
+        // kdump.conf, sysconfig/kdump and kdump-tools are a few KiB; the notes about each line must fit the heap too.
+        string text = InputFile.ReadText(path, MaxImportBytes);
+        int lines = text.Count(c => c == '\n');
+        if (lines > MaxImportLines) throw new IOException($"{path} has {lines} lines, more than the {MaxImportLines} a kdump configuration file may have");
         string full = Path.GetFullPath(path), r = Path.GetFullPath(root).TrimEnd('/');
         string shown = r.Length > 0 && full.StartsWith(r + "/", StringComparison.Ordinal) ? full[r.Length..] : path;
         return new ImportFile(shown, text);

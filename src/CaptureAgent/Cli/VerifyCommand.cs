@@ -153,8 +153,8 @@ public static class VerifyCommand
         foreach (var s in elf.Segments) pages += s.FileSize / (ulong)elf.PageSize;
         if (elf.TruncationWarning is { } cut) return (Verdict.Incomplete, $"incomplete: {cut}");
         if (elf.Problems.Count > 0) return (Verdict.Corrupt, $"corrupt: {elf.Problems[0]}");
-        if (elf.Info is null) return (Verdict.Corrupt, "corrupt: the ELF core has no VMCOREINFO note");
-        return (Verdict.Complete, $"complete ELF core, {elf.Segments.Count} segments, {pages} pages of data");
+        return (Verdict.Complete, $"complete ELF core, {elf.Segments.Count} segments, {pages} pages of data" +
+                                  (elf.Info is null ? " (no VMCOREINFO: its log and kernel data cannot be read)" : ""));
     }
 
     private static string Codec(KdumpFile.PageScan scan) => scan.UnsupportedCodec?.ToString().ToLowerInvariant() ?? "unknown";

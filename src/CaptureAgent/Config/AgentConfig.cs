@@ -110,6 +110,7 @@ public sealed class AgentConfig
         {
             case "target":
                 if (!TargetEntry.TryParse(value, out var entry, out var targetError)) return targetError;
+                if (Targets.Count == MaxRepeats) return $"more than {MaxRepeats} targets";
                 Targets.Add(entry);
                 return null;
             case "fstype":
@@ -161,7 +162,7 @@ public sealed class AgentConfig
             case "dns":
                 foreach (var ip in Split(value))
                     if (!System.Net.IPAddress.TryParse(ip, out _)) return $"dns must list IP addresses, got '{ip}'";
-                Dns.AddRange(Split(value)); return null;
+                return AddNames(Dns, key, value);
             case "ssh_key" or "ssh_known_hosts":
                 if (!value.StartsWith('/')) return $"{key} must be an absolute path, got '{value}'";
                 if (key == "ssh_key") SshKey = value; else SshKnownHosts = value;
@@ -171,9 +172,11 @@ public sealed class AgentConfig
                 NfsOptions = value; return null;
             case "pre_hook" or "post_hook":
                 if (!value.StartsWith('/')) return $"{key} must be an absolute path, got '{value}'";
-                (key == "pre_hook" ? PreHooks : PostHooks).Add(value); return null;
-            case "extra_modules": ExtraModules.AddRange(Split(value)); return null;
-            case "blacklist": Blacklist.AddRange(Split(value)); return null;
+                var hooks = key == "pre_hook" ? PreHooks : PostHooks;
+                if (hooks.Count == MaxRepeats) return $"more than {MaxRepeats} {key} lines";
+                hooks.Add(value); return null;
+            case "extra_modules": return AddNames(ExtraModules, key, value);
+            case "blacklist": return AddNames(Blacklist, key, value);
             case "kernel_cmdline_append":
                 // x86's COMMAND_LINE_SIZE: a longer one never reaches the capture kernel whole.
                 if (value.Length > 2047) return $"kernel_cmdline_append is {value.Length} characters, more than a kernel command line holds (2047)";
@@ -183,6 +186,19 @@ public sealed class AgentConfig
                 SaveRawCopy = value == "yes"; return null;
             default: return $"unknown key '{key}'";
         }
+    }
+
+    /// <summary>Repeatable settings (targets, hooks) a config may have; more is a mistake, not a setup.</summary>
+    public const int MaxRepeats = 64;
+
+    /// <summary>Adds a list setting's names; all of them together must fit one line of the effective config.</summary>
+    private static string? AddNames(List<string> list, string key, string value)
+    {
+        var names = Split(value).ToList();
+        if (list.Sum(n => n.Length + 1) + names.Sum(n => n.Length + 1) > MaxLineLength - 64)
+            return $"{key} names more than fits one line ({MaxLineLength - 64} characters) in all";
+        list.AddRange(names);
+        return null;
     }
 
     private static bool LooksLikeStaticAddress(string v)

@@ -136,18 +136,22 @@ public sealed class ElfVmcore : IPhysicalMemory, IDisposable
             MaxPfn = (maxEnd + (ulong)pageSize - 1) / (ulong)pageSize;
             FileBackedMaxPfn = (fileEnd + (ulong)pageSize - 1) / (ulong)pageSize;
 
-            NoteBlob = ReadNotes(notes, fileLength);
+            var blob = ReadNotes(notes, fileLength);
+            // A VMCOREINFO note larger than a kernel writes is not read, nor copied into dumps.
+            foreach (var n in ElfNotes.Parse(blob))
+                if (n.Name == "VMCOREINFO" && n.DescSize > MaxVmcoreInfoBytes)
+                {
+                    Problems.Add($"{path}: its VMCOREINFO note is {n.DescSize} bytes, not a kernel's (at most a page): left out");
+                    blob = ElfNotes.Without(blob, n);
+                    break;
+                }
+            NoteBlob = blob;
             Notes = ElfNotes.Parse(NoteBlob);
             foreach (var n in Notes)
             {
                 if (n.Name == "CORE" && n.Type == ElfNotes.NT_PRSTATUS) CpuCount++;
-                if (n.Name == "VMCOREINFO" && Info is null && VmcoreInfoOffset < 0)
+                if (n.Name == "VMCOREINFO" && Info is null && n.DescSize <= MaxVmcoreInfoBytes)
                 {
-                    if (n.DescSize > MaxVmcoreInfoBytes)
-                    {
-                        Problems.Add($"{path}: its VMCOREINFO note is {n.DescSize} bytes, not a kernel's (at most a page): ignored");
-                        continue;
-                    }
                     VmcoreInfoOffset = n.DescOffset;
                     VmcoreInfoSize = n.DescSize;
                     Info = VmcoreInfo.Parse(NoteBlob.AsSpan(n.DescOffset, n.DescSize));

@@ -37,11 +37,14 @@ public static class FuzzInputs
         }
     }
 
+    /// <summary>Where the synthetic kernel keeps log_next_idx (log_buf, log_buf_len and log_first_idx come before it).</summary>
+    public const ulong LogNextIdxPa = 0x1ff010;
+
     /// <summary>A synthetic kernel (4- or 5-level paging) with a variable-length log_buf of a few records, as a metadata vmcore.</summary>
     public static MetadataVmcore Synthetic(bool fiveLevel) => Once($"synthetic-{fiveLevel}", () =>
     {
         var k = new SyntheticKernel(fiveLevel ? KernelStyle.Linux612 : KernelStyle.Linux61, fiveLevel);
-        const ulong LogBufPa = 0x200000, VarsPa = 0x1ff000;
+        const ulong LogBufPa = 0x200000, VarsPa = LogNextIdxPa - 16;
         const int Len = 4096, Hdr = 16;
         k.Mem.AsSpan((int)LogBufPa, Len).Clear();
         int at = 0;
