@@ -93,7 +93,11 @@ public sealed class DumpSource : IDisposable
     /// </summary>
     private void LimitToFileData()
     {
-        ulong fileBacked = Vmcore.FileBackedMaxPfn;
+        // The highest pfn with file data below the range kept so far (a segment past it is already out).
+        ulong fileBacked = 0, ps = (ulong)PageSize;
+        foreach (var s in Vmcore.Segments)
+            if (s.PhysStart / ps < MaxMapnr && s.FileSize > 0)
+                fileBacked = Math.Max(fileBacked, Math.Min((s.PhysStart + s.FileSize + ps - 1) / ps, MaxMapnr));
         if (MaxMapnr <= fileBacked) return;
         Warnings.Add($"PT_LOAD segments describe memory up to pfn 0x{MaxMapnr:x} without data for it in the file; the dump ends at pfn 0x{fileBacked:x}");
         MaxMapnr = fileBacked;

@@ -103,7 +103,7 @@ public sealed class KdumpCompressedWriter
             present.Reset(start, Math.Min(window, maxMapnr - start));
             filter.FillPresent(present);
             _opt.Heartbeat?.Invoke();
-            _sink.Write(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
+            WriteBitmap(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
         }
 
         _descFileOffset = _durableDescOffset = header.DescriptorsOffset;
@@ -136,7 +136,7 @@ public sealed class KdumpCompressedWriter
                     bitmap.Reset(start, Math.Min(window, maxMapnr - start));
                     filter.FillDumpable(bitmap);
                 }
-                _sink.Write(header.Bitmap2Offset + (long)(start / 8), bitmap.Bytes.AsSpan(0, bitmap.ByteLength));
+                WriteBitmap(header.Bitmap2Offset + (long)(start / 8), bitmap.Bytes.AsSpan(0, bitmap.ByteLength));
 
                 ulong pfn = bitmap.NextSet(bitmap.Start);
                 while (pfn < bitmap.End)
@@ -254,6 +254,16 @@ public sealed class KdumpCompressedWriter
             result.Problems.Add($"the dump's header could not be rewritten at the end: {e.Message}");
         }
         return result;
+    }
+
+    /// <summary>
+    /// A window of a bitmap as it is first written. An empty one is not written: every sink ends in a
+    /// new file (a hole reads as zeros), and a sparse address space (memory at the top of a wide
+    /// physical address range) then costs neither the time nor the disk of gigabytes of zeros.
+    /// </summary>
+    private void WriteBitmap(long offset, ReadOnlySpan<byte> window)
+    {
+        if (window.IndexOfAnyExcept((byte)0) >= 0) _sink.Write(offset, window);
     }
 
     /// <summary>

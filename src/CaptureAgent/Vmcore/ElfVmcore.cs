@@ -216,7 +216,9 @@ public sealed class ElfVmcore : IPhysicalMemory, IDisposable
         }
         var kept = new MemoryStream();
         ulong dropped = 0;
+        var droppedNames = new SortedSet<string>(StringComparer.Ordinal);
         Span<byte> header = stackalloc byte[12];
+        Span<byte> name = stackalloc byte[32];
         foreach (var (off, size) in segments)
         {
             for (ulong pos = 0; pos + 12 <= size;)
@@ -232,11 +234,17 @@ public sealed class ElfVmcore : IPhysicalMemory, IDisposable
                     if (RandomAccess.Read(_file, note, (long)(off + pos)) != note.Length) break;
                     kept.Write(note);
                 }
-                else dropped += noteBytes;
+                else
+                {
+                    dropped += noteBytes;
+                    var n = name[..(int)Math.Min(namesz, (ulong)name.Length)];
+                    if (RandomAccess.Read(_file, n, (long)(off + pos + 12)) == n.Length && droppedNames.Count < 8)
+                        droppedNames.Add(System.Text.Encoding.ASCII.GetString(n[..(n.IndexOf((byte)0) is int z and >= 0 ? z : n.Length)]));
+                }
                 pos += noteBytes;
             }
         }
-        Problems.Add($"{Path}: its notes take {total} bytes; {dropped} bytes of large notes (device dumps) are left out of the dump");
+        Problems.Add($"{Path}: its notes take {total} bytes; {dropped} bytes of large notes ({string.Join(", ", droppedNames)}) are left out of the dump");
         return kept.ToArray();
     }
 

@@ -117,7 +117,7 @@ public partial class RegressionTests : IDisposable
         var image = Vmcore(out _, info.ToString());
         var r = Run(image, "dump", "-d", "31", Write("vmcore", image), Path.Combine(_dir, "dump"));
         Assert.Equal(3, r.ExitCode);
-        Assert.Contains("not a kernel's", r.Stderr);
+        Assert.Contains("large notes (VMCOREINFO) are left out", r.Stderr);
     }
 
     [Fact]
@@ -141,7 +141,7 @@ public partial class RegressionTests : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(grown.AsSpan((int)last + 32), (ulong)big.Length);
         var r = Run([], "dump", "-d", "31", Write("vmcore", grown), Path.Combine(_dir, "dump"));
         Assert.Equal(3, r.ExitCode);
-        Assert.Contains("large notes (device dumps) are left out", r.Stderr);
+        Assert.Contains("large notes (VMCOREDD) are left out", r.Stderr);
     }
 
     [Fact]
@@ -362,7 +362,7 @@ public class FixtureRegressionTests : IDisposable
         Assert.Null(FuzzRunner.Judge(v, []));
         Assert.Equal(1, v.ExitCode);
         Assert.Contains("lzo-compressed, which this build of capture-agent does not decompress", v.Stdout);
-        Assert.DoesNotContain("corrupt", v.Stdout);
+        Assert.DoesNotContain(": corrupt", v.Stdout);
         var d = FuzzRunner.Exec(["dmesg", lzo, Path.Combine(_dir, "log.txt")], _dir);
         Assert.Equal(1, d.ExitCode);
         Assert.Contains("lzo-compressed", d.Stderr);
