@@ -67,6 +67,16 @@ public sealed class AgentConfig
         return Parse(InputFile.ReadText(path, MaxBytes), path);
     }
 
+    /// <summary>Errors listed one by one; a file of thousands of broken lines gets a count for the rest.</summary>
+    public const int MaxListedErrors = 100;
+    private int _unlisted;
+
+    private void Error(string message)
+    {
+        if (Errors.Count < MaxListedErrors) Errors.Add(message);
+        else _unlisted++;
+    }
+
     /// <summary>Why no target of this config can be used, or null when at least one can.</summary>
     public string? NoUsableTarget(string source) => Targets.Count > 0 ? null
         : Errors.Any(e => e.Contains("target", StringComparison.Ordinal))
@@ -82,7 +92,7 @@ public sealed class AgentConfig
             lineNo++;
             if (raw.Length > MaxLineLength)
             {
-                c.Errors.Add($"{source}:{lineNo}: the line is {raw.Length} characters long, more than the {MaxLineLength} a setting may take");
+                c.Error($"{source}:{lineNo}: the line is {raw.Length} characters long, more than the {MaxLineLength} a setting may take");
                 continue;
             }
             var line = raw.Trim();
@@ -92,15 +102,16 @@ public sealed class AgentConfig
             int eq = line.IndexOf('=');
             if (eq <= 0)
             {
-                c.Errors.Add($"{source}:{lineNo}: expected key = value, got '{raw.Trim()}'");
+                c.Error($"{source}:{lineNo}: expected key = value, got '{raw.Trim()}'");
                 continue;
             }
             string key = line[..eq].Trim().ToLowerInvariant(), value = line[(eq + 1)..].Trim();
             // One pair of surrounding quotes is syntax; quotes inside (dyndbg="...") are the value's.
             if (value.Length >= 2 && value[0] == '"' && value[^1] == '"') value = value[1..^1];
             string? error = c.Set(key, value);
-            if (error is not null) c.Errors.Add($"{source}:{lineNo}: {error}");
+            if (error is not null) c.Error($"{source}:{lineNo}: {error}");
         }
+        if (c._unlisted > 0) c.Errors.Add($"{source}: {c._unlisted} more errors (not listed)");
         return c;
     }
 
