@@ -198,6 +198,49 @@ public partial class RegressionTests : IDisposable
         Assert.Contains("big.conf:2:", r.Stderr);
     }
 
+    /// <summary>Found by the fuzz runs: 40,000 broken lines (RSS 35 MB), and lists whose effective line did not read back.</summary>
+    [Fact]
+    public void AConfigOfThousandsOfBrokenLinesStaysSmallAndListsFitOneLine()
+    {
+        var text = new StringBuilder("target = LABEL=crashdump\n");
+        for (int i = 0; i < 40_000; i++) text.Append("blacklist = m").Append(i).Append('\n');
+        var r = Run([], "config", "check", Write("broken.conf", Encoding.ASCII.GetBytes(text.ToString())));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("more errors (not listed)", r.Stderr);
+        Assert.True(r.MaxRssKiB < 24 << 10, $"{r.MaxRssKiB} KiB");
+        Assert.InRange(r.Stderr.Split('\n').Length, 100, 110);
+    }
+
+    /// <summary>Found by the fuzz runs: a kdump.conf of thousands of repeated lines took 40 MB of notes.</summary>
+    [Fact]
+    public void AnImportOfThousandsOfRepeatedLinesIsRefusedInWords()
+    {
+        var text = new StringBuilder();
+        for (int i = 0; i < 10_000; i++) text.Append("path /var/crash\n");   // 160 KB: within the size, not the line count
+        Directory.CreateDirectory(Path.Combine(_dir, "root"));
+        var r = Run([], "config", "import", "--kdump-conf", Write("kdump.conf", Encoding.ASCII.GetBytes(text.ToString())), "--root", Path.Combine(_dir, "root"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("lines, more than the 4096", r.Stderr);
+    }
+
+    /// <summary>Found by the fuzz runs: an ELF dump carried the oversized VMCOREINFO it had refused to read, and verify then called it corrupt.</summary>
+    [Fact]
+    public void AnOversizedVmcoreInfoIsNotCopiedIntoTheDump()
+    {
+        var info = new StringBuilder(_meta.VmcoreInfo);
+        while (info.Length < 500 << 10) info.Append("NUMBER(filler)=1\n");
+        var image = Vmcore(out _, info.ToString());
+        string input = Write("vmcore", image);
+        foreach (var (format, output) in new[] { ("-E", "dump.elf"), ("-c", "dump.kdump") })
+        {
+            var r = Run(image, "dump", format, "-d", "31", input, Path.Combine(_dir, output));
+            Assert.Equal(3, r.ExitCode);
+            Assert.Contains("left out", r.Stderr);
+            Assert.Equal(0, Run([], "verify", Path.Combine(_dir, output)).ExitCode);
+            Assert.True(new FileInfo(Path.Combine(_dir, output)).Length < 400 << 10);
+        }
+    }
+
     /// <summary>A kdump file whose header or bitmaps were changed is not "complete, 0 pages OK".</summary>
     [Theory]
     [InlineData("block_size")]
