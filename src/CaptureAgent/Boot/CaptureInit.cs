@@ -35,7 +35,12 @@ public static class CaptureInit
             int loaded = BootEnvironment.LoadModules();
             Log.Info($"capture-agent: {loaded} modules loaded");
             // The capture runs in a child process: whatever kills or hangs it, PID 1 goes on.
-            var (complete, saved) = new CaptureSupervisor(config, Log.Info).Run();
+            var supervisor = new CaptureSupervisor(config, Log.Info);
+            var (complete, saved) = supervisor.Run();
+            // What the reservation had to hold: this process and the capture process beside it.
+            long own = BootEnvironment.PeakRssKiB();
+            if (supervisor.WorkerPeakKiB > 0 && own > 0)
+                Log.Info($"capture-agent: peak memory {own + supervisor.WorkerPeakKiB} KiB (capture {supervisor.WorkerPeakKiB} KiB, PID 1 {own} KiB)");
             if (complete) action = config.FinalAction;
             else Log.Error(saved ? "capture incomplete: no target holds a complete dump" : "capture failed: no target could save the dump");
         }

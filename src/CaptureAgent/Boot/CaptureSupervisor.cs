@@ -18,6 +18,9 @@ public sealed class CaptureSupervisor
     private readonly AgentConfig _config;
     private readonly Action<string> _report;
 
+    /// <summary>The largest peak resident memory a capture process reported (KiB), or -1.</summary>
+    public long WorkerPeakKiB { get; private set; } = -1;
+
     /// <summary>The program to start as the capture process: this binary.</summary>
     public string WorkerPath { get; init; } = Environment.ProcessPath is { } p && File.Exists(p) ? p : "/proc/self/exe";
 
@@ -151,6 +154,9 @@ public sealed class CaptureSupervisor
                 run.LastFinished = index;
                 run.Current = -1;
                 return Allowance("hooks");
+            case "peak" when parts.Length == 2 && long.TryParse(parts[1], out long kib):
+                WorkerPeakKiB = Math.Max(WorkerPeakKiB, kib);
+                break;
             case "done":
                 run.Done = true;
                 break;

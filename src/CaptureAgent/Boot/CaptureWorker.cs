@@ -19,6 +19,7 @@ namespace CaptureAgent.Boot;
 ///   where I PATH      target I writes to PATH (a dump directory, a device, a remote path)
 ///   alive             work goes on (at most once a second: a window filtered, a batch of pages written)
 ///   result I STATE    target I ended: complete, incomplete or failed
+///   peak KIB          its peak resident memory (VmHWM)
 ///   done              the chain and its post hooks are over
 /// </code>
 /// If it dies or falls silent, PID 1 logs it and starts another one at the next target.
@@ -48,7 +49,7 @@ public static class CaptureWorker
                 return ExitCodes.Usage;
             }
             var outcomes = chain.Run(first);
-            Log.Info($"capture-agent: peak memory of the capture {BootEnvironment.PeakRssKiB()} KiB");
+            channel.Send($"peak {BootEnvironment.PeakRssKiB()}");
             channel.Send("done");
             var last = outcomes[^1];
             return last.Complete ? ExitCodes.Ok : last.Saved ? ExitCodes.Degraded : ExitCodes.Failed;

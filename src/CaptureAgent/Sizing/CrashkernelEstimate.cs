@@ -36,7 +36,7 @@ public static class CrashkernelEstimate
 {
     /// <summary>
     /// The agent's peak RSS in the capture kernel: CaptureInit logs "capture-agent: peak memory N KiB"
-    /// (VmHWM) after every capture, and `estimate --measure` reports it per boot. Measured with the
+    /// (VmHWM of the capture process plus PID 1's own) after every capture, and `estimate --measure` reports it per boot. Measured with the
     /// Debian 6.1 capture kernel under QEMU at dump level 31, zstd: 13,980-13,988 KiB for a 1 GiB
     /// guest and 14,372-14,432 KiB for 4 GiB (CrashkernelMeasureEndToEndTests, issue 5); the
     /// engine's buffers are fixed (README "Memory is bounded"), so it hardly grows with RAM.
