@@ -11,7 +11,8 @@
 #   TIMEOUT=1800         seconds before QEMU is killed
 #   FILL=MiB             workload size (default: 55% of the guest's MemAvailable)
 #   SKIP_DBG=1           do not fetch the ~1 GB -dbg package for the debug vmlinux
-#   KERNEL_PKG_6_1 / KERNEL_PKG_6_12   pin a kernel package instead of the newest
+#   KERNEL_PKG_6_1 / KERNEL_PKG_6_12   pin a kernel package instead of the newest (see lib/kernel-selection.sh)
+#   KERNEL_SELECTION=keep              use the last resolution in $CACHE/selection instead of resolving afresh
 #
 # For each series it produces $CACHE/vmcores/<series>-<MEM>[-la57]/ with:
 #   vmcore              /proc/vmcore of the capture kernel, byte for byte (ELF64 core)
@@ -30,12 +31,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib/fixture-common.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-case ${1:-} in -h|--help) usage ;; esac
+case ${1:-} in -h|--help) usage 0 ;; esac
 
 SERIES=("$@")
 [ ${#SERIES[@]} -gt 0 ] || SERIES=(6.1 6.12)
 for s in "${SERIES[@]}"; do
-  case $s in 6.1|6.12) ;; *) echo "unknown series '$s'" >&2; usage 2 ;; esac
+  series_row "$s" >/dev/null
 done
 
 guest_params
@@ -53,15 +54,16 @@ make_fixture() {
   local series=$1 name out work disk marker append t0 t1 rc size osrel l5 want_l5 status
   name=$series-$MEM$NAME_SUFFIX
   out=$CACHE/vmcores/$name
-  if [ -s "$out/vmcore" ]; then
-    log "$name: already present, skipping ($out/vmcore)"
+  select_kernel "$series"
+  if [ -s "$out/vmcore" ] && fixture_is_current "$out"; then
+    log "$name: already present for $KPKG $KPKG_VERSION, skipping ($out/vmcore)"
     RESULTS+=("$out")
     return 0
   fi
-  rm -rf "$out"   # an incomplete directory (no vmcore) is never trusted
+  [ -s "$out/vmcore" ] && log "$name: made from $(sed -n 's/^kernel_package=//p' "$out/fixture.env" 2>/dev/null) $(sed -n 's/^kernel_package_version=//p' "$out/fixture.env" 2>/dev/null), selected $KPKG $KPKG_VERSION: rebuilding"
+  rm -rf "$out"   # an incomplete or outdated directory is never trusted
 
   ensure_host_tools
-  select_kernel "$series"
   fetch_kernel
   build_initramfs
 

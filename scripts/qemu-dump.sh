@@ -25,7 +25,7 @@ case ${1:-} in -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//
 SERIES=("$@")
 [ ${#SERIES[@]} -gt 0 ] || SERIES=(6.1 6.12)
 for s in "${SERIES[@]}"; do
-  case $s in 6.1|6.12) ;; *) die "unknown series '$s' (expected 6.1 or 6.12)" ;; esac
+  series_row "$s" >/dev/null
 done
 
 guest_params
@@ -67,14 +67,14 @@ make_qemu_dump() {
   local series=$1 name out work marker t0 t1 rc=0 osrel size waited=0
   name=$series-$MEM$NAME_SUFFIX-qemu
   out=$CACHE/vmcores/$name
-  if [ -s "$out/vmcore.elf" ]; then
-    log "$name: already present, skipping ($out/vmcore.elf)"
+  select_kernel "$series"
+  if [ -s "$out/vmcore.elf" ] && fixture_is_current "$out"; then
+    log "$name: already present for $KPKG $KPKG_VERSION, skipping ($out/vmcore.elf)"
     RESULTS+=("$out"); return 0
   fi
-  rm -rf "$out"
+  rm -rf "$out"   # absent, incomplete or made from another kernel
 
   ensure_host_tools
-  select_kernel "$series"
   fetch_kernel
   build_initramfs
 

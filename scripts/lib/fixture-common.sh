@@ -8,7 +8,9 @@
 #   $CACHE/kernels/<release>/vmlinux     debug vmlinux from the -dbg package (if it could be fetched)
 #   $CACHE/kernels/<release>/package.txt package name and Debian version
 #   $CACHE/build/<release>/              initramfs images (rebuilt on every run; cheap)
-#   $CACHE/vmcores/<name>/               finished fixtures
+#   $CACHE/vmcores/<name>/               finished fixtures (rebuilt when the selected kernel changes)
+#   $CACHE/selection/<series>.env        the kernel package each series uses (kernel-selection.sh)
+#   $CACHE/apt/                          the private apt configuration that package comes through
 
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 GUEST_DIR=$SCRIPTS_DIR/guest
@@ -43,7 +45,7 @@ ensure_host_tools() {
   local pair cmd pkg
   for pair in qemu-system-x86_64:qemu-system-x86 kexec:kexec-tools busybox-static:busybox-static \
               cpio:cpio mkfs.ext4:e2fsprogs debugfs:e2fsprogs xz:xz-utils zstd:zstd \
-              python3:python3 timeout:coreutils; do
+              python3:python3 timeout:coreutils depmod:kmod; do
     cmd=${pair%%:*} pkg=${pair#*:}
     case $cmd in
       # busybox-static is checked by file: the dynamic "busybox" package also provides /bin/busybox.
@@ -89,67 +91,32 @@ find_kexec() {
 }
 
 # --- kernel package selection ---------------------------------------------------------------
+# The decision itself lives in kernel-selection.sh (one place); this only loads what it picked.
 
-# Print the name of a package if apt can actually install it (has a candidate version).
-apt_candidate() {
-  apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'
-}
+# shellcheck source=kernel-selection.sh
+source "$SCRIPTS_DIR/lib/kernel-selection.sh"
 
-# Newest installable kernel image package for a series, e.g.
-#   6.1  -> linux-image-6.1.0-NN-cloud-amd64
-#   6.12 -> linux-image-6.12.NNN+deb12-cloud-amd64
-# Signed image only: the -unsigned and -dbg packages match neither pattern.
-newest_kernel_pkg() {
-  local series=$1 re p cand
-  case $series in
-    6.1)  re='^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' ;;
-    6.12) re='^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64$' ;;
-    *) die "unknown kernel series '$series' (expected 6.1 or 6.12)" ;;
-  esac
-  # apt-cache pkgnames also lists names that only appear in stale indexes, so walk
-  # newest-first and take the first one that has an installable candidate.
-  for p in $(apt-cache pkgnames linux-image-6. 2>/dev/null | grep -E "$re" | sort -V -r); do
-    cand=$(apt_candidate "$p")
-    if [ -n "$cand" ] && [ "$cand" != "(none)" ]; then echo "$p"; return 0; fi
-  done
-  return 1
-}
-
-# The 6.12 kernels for Debian 12 ("+deb12") are published through bookworm-security.
-# If neither apt index knows a package for the series, add that one suite (only if apt
-# can actually fetch it) and retry.
-ensure_kernel_source() {
-  local series=$1 list=/etc/apt/sources.list.d/capture-agent-bookworm-security.list
-  newest_kernel_pkg "$series" >/dev/null && return 0
-  apt_update_once
-  newest_kernel_pkg "$series" >/dev/null && return 0
-  if ! grep -rqs 'bookworm-security' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null; then
-    log "no apt source provides linux-image for $series; bookworm-security is not configured - adding $list"
-    echo "deb http://deb.debian.org/debian-security bookworm-security main" | as_root tee "$list" >/dev/null
-    as_root apt-get update -qq || true
-    if newest_kernel_pkg "$series" >/dev/null; then return 0; fi
-    # apt could not fetch it (or it does not carry the series): do not leave the source behind.
-    as_root rm -f "$list"
-  fi
-  die "no installable Debian cloud kernel package found for series $series"
-}
-
-# Sets KPKG (package), KPKG_VERSION (Debian version), KREL (uname -r), KDIR (cache dir).
-# Env override: KERNEL_PKG_6_1 / KERNEL_PKG_6_12 pin a specific package name.
+# Sets KPKG (package), KPKG_VERSION (Debian version), KREL (uname -r), KDIR (cache dir) from the
+# selection. The selection is resolved afresh (the newest of the series today) unless
+# KERNEL_SELECTION=keep, which scripts/test sets after resolving once so all its fixtures agree.
 select_kernel() {
-  local series=$1 var
-  var=KERNEL_PKG_${series//./_}
-  if [ -n "${!var:-}" ]; then
-    KPKG=${!var}
-  else
-    ensure_kernel_source "$series"
-    KPKG=$(newest_kernel_pkg "$series")
+  local series=$1
+  if [ "${KERNEL_SELECTION:-fresh}" != keep ] || [ ! -s "$CACHE/selection/$series.env" ]; then
+    resolve_series "$series"
   fi
-  KPKG_VERSION=$(apt_candidate "$KPKG")
-  if [ -z "$KPKG_VERSION" ] || [ "$KPKG_VERSION" = "(none)" ]; then die "$KPKG has no installable version"; fi
-  KREL=${KPKG#linux-image-}
+  KPKG=$(selection_value "$series" package)
+  KPKG_VERSION=$(selection_value "$series" version)
+  KREL=$(selection_value "$series" release)
   KDIR=$CACHE/kernels/$KREL
   log "series $series -> $KPKG $KPKG_VERSION (release $KREL)"
+}
+
+# fixture_is_current DIR: the fixture in DIR was made from the selected package and version.
+fixture_is_current() {
+  local env=$1/fixture.env
+  [ -s "$env" ] &&
+  [ "$(sed -n 's/^kernel_package=//p' "$env")" = "$KPKG" ] &&
+  [ "$(sed -n 's/^kernel_package_version=//p' "$env")" = "$KPKG_VERSION" ]
 }
 
 # The .deb apt-get download wrote for package $1 at version $2 (epoch ':' is encoded as %3a).
@@ -160,11 +127,10 @@ deb_path() {
   return 1
 }
 
-# apt-get download into a directory. As root, apt would try to drop privileges to _apt,
-# which cannot write into a root-owned cache; the sandbox option avoids the warning.
+# apt-get download into a directory, through the private apt configuration.
 apt_download() {
   local dir=$1; shift
-  ( cd "$dir" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" "$@" )
+  ( cd "$dir" && papt_get download -qq "$@" )
 }
 
 # Download and unpack the kernel image package, and pull just the debug vmlinux out of
@@ -172,6 +138,11 @@ apt_download() {
 fetch_kernel() {
   local deb dbg tmp member
   mkdir -p "$CACHE/debs" "$KDIR"
+  # A tree unpacked from another Debian revision of the same release is replaced, with its vmlinux.
+  if [ -f "$KDIR/package.txt" ] && ! grep -qxF "version=$KPKG_VERSION" "$KDIR/package.txt"; then
+    log "$KREL: cached tree is $(sed -n 's/^version=//p' "$KDIR/package.txt"), selected $KPKG_VERSION: unpacking again"
+    rm -rf "$KDIR/root" "$KDIR/vmlinux" "$KDIR/package.txt"
+  fi
   if [ ! -f "$KDIR/root/boot/vmlinuz-$KREL" ]; then
     if ! deb=$(deb_path "$KPKG" "$KPKG_VERSION"); then
       log "downloading $KPKG=$KPKG_VERSION"
@@ -182,9 +153,13 @@ fetch_kernel() {
     tmp=$KDIR/root.tmp.$$
     rm -rf "$tmp"; mkdir -p "$tmp"
     dpkg -x "$deb" "$tmp"
+    # depmod here, as the package's postinst would: the cached tree is then the same whichever
+    # script or test touched it first (tests wanting dpkg -x's bare tree copy it without depmod's files).
+    depmod -b "$tmp" "$KREL" || die "depmod of $KREL failed"
     rm -rf "$KDIR/root"; mv "$tmp" "$KDIR/root"
     [ -f "$KDIR/root/boot/vmlinuz-$KREL" ] || die "$deb has no boot/vmlinuz-$KREL"
   fi
+  [ -f "$KDIR/root/lib/modules/$KREL/modules.dep" ] || depmod -b "$KDIR/root" "$KREL" || die "depmod of $KREL failed"
   printf 'package=%s\nversion=%s\nrelease=%s\n' "$KPKG" "$KPKG_VERSION" "$KREL" > "$KDIR/package.txt"
 
   if [ ! -s "$KDIR/vmlinux" ] && [ "${SKIP_DBG:-0}" != 1 ]; then

@@ -6,6 +6,7 @@ using Xunit;
 
 namespace CaptureAgent.Tests.Capture;
 
+[Trait("Category", "Fixture")]
 public class CaptureJobTests
 {
     [Fact]

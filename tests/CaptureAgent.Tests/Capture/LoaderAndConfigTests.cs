@@ -10,7 +10,7 @@ public class LoaderAndConfigTests
     [Fact]
     public void CaptureCommandLineDropsWhatMustNotCarryOverAndAddsTheKdumpBasics()
     {
-        string running = "BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-cloud-amd64 root=UUID=1234 ro crashkernel=256M console=ttyS0 " +
+        string running = "BOOT_IMAGE=/boot/vmlinuz-6.1.0-21-amd64 root=UUID=1234 ro crashkernel=256M console=ttyS0 " +
                          "initrd=/boot/initrd.img quiet init=/sbin/init hugepages=64 nr_cpus=8 foo=\"a b\" CAPTURE_AGENT_ROLE=measure-guest -- single --init-arg";
         var cmdline = CaptureCommandLine.Build(running, "my.extra=1", ["hv_vmbus", "hv_storvsc"]);
         var tokens = CaptureCommandLine.Tokenize(cmdline);
@@ -68,10 +68,12 @@ public class LoaderAndConfigTests
     }
 
     [Fact]
+    [Trait("Category", "Fixture")]
     public void BzImageInitSizeIsReadFromARealKernel()
     {
-        var kernel = Directory.GetFiles(Path.Combine(Integration.Fixtures.Cache, "kernels"), "vmlinuz-6.1*", SearchOption.AllDirectories).FirstOrDefault();
-        Assert.True(kernel is not null, "run scripts/fixtures.sh 6.1 first");
+        var k = Integration.Fixtures.Kernel("6.1");
+        string kernel = Path.Combine(k.Root, "boot", "vmlinuz-" + k.Release);
+        Assert.True(File.Exists(kernel), $"{kernel} is missing: run scripts/fixtures.sh 6.1");
         long? initSize = KexecLoader.BzImageInitSize(kernel);
         // Debian 6.1 cloud: about 51.5 MiB (lab notes); it must be larger than the compressed file.
         Assert.NotNull(initSize);

@@ -11,6 +11,8 @@ namespace CaptureAgent.Tests.Chain;
 /// The target chain on this machine's real block layer: loop devices with real filesystems, found
 /// by label through /sys and /dev as in the capture kernel, mounted with mount(2). Needs root.
 /// </summary>
+[Trait("Category", "Root")]
+[Trait("Category", "Fixture")]
 public class ChainOnLoopDevicesTests
 {
     private sealed class LoopDisk : IDisposable
@@ -21,6 +23,7 @@ public class ChainOnLoopDevicesTests
 
         public LoopDisk(TempDir dir, int mib)
         {
+            TestCategory.Require(TestCategory.Root);
             _image = dir.File(Label + ".img");
             Fixtures.Sh($"truncate -s {mib}M {_image} && mkfs.ext4 -q -F -L {Label} {_image}");
             Device = Fixtures.Sh($"losetup --show -f {_image}").Trim();
@@ -66,7 +69,7 @@ public class ChainOnLoopDevicesTests
 
         tiny.Inspect(dir, mp =>
         {
-            var d = Directory.GetDirectories(Path.Combine(mp, "var", "crash", "6.1.0-56-cloud-amd64")).Single();
+            var d = Directory.GetDirectories(Path.Combine(mp, "var", "crash", Fixtures.Release("6.1-1024"))).Single();
             Assert.True(File.Exists(Path.Combine(d, "dmesg.txt")));
             using var kd = new KdumpFile(Path.Combine(d, "vmcore-incomplete"));
             Assert.True(kd.Incomplete);
@@ -74,7 +77,7 @@ public class ChainOnLoopDevicesTests
         });
         roomy.Inspect(dir, mp =>
         {
-            var d = Directory.GetDirectories(Path.Combine(mp, "var", "crash", "6.1.0-56-cloud-amd64")).Single();
+            var d = Directory.GetDirectories(Path.Combine(mp, "var", "crash", Fixtures.Release("6.1-1024"))).Single();
             Assert.StartsWith("unknown-host-", Path.GetFileName(d));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(d));
             using var kd = new KdumpFile(Path.Combine(d, "vmcore"));

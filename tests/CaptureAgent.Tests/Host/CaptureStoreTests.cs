@@ -232,6 +232,6 @@ public class CaptureStoreTests
             Assert.False(HostLayout.IsValidRelease(bad));
             Assert.Throws<ArgumentException>(() => CaptureStore.EnsureCurrent(h.Layout, bad, null));
         }
-        Assert.True(HostLayout.IsValidRelease("6.12.117+deb12-cloud-amd64"));
+        Assert.True(HostLayout.IsValidRelease("6.12.117+deb12-amd64"));
     }
 }

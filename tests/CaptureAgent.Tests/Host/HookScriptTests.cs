@@ -11,6 +11,7 @@ namespace CaptureAgent.Tests.Host;
 /// The installed kernel hooks run by sh, as dpkg's run-parts and kernel-install run them, against
 /// the published binary installed into a fake root ($CAPTURE_AGENT_ROOT points everything there).
 /// </summary>
+[Trait("Category", "Binary")]
 public class HookScriptTests
 {
     private const string K = "6.1.0-77-amd64";
@@ -127,6 +128,7 @@ public class HookScriptTests
 }
 
 /// <summary>`status` reports the store: what load --auto arms, whether its image is stale and why, every stored image.</summary>
+[Trait("Category", "Binary")]
 public class StatusStoreTests
 {
     private const string K = "6.1.0-99-amd64";

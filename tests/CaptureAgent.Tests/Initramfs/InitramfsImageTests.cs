@@ -6,9 +6,10 @@ using Xunit;
 namespace CaptureAgent.Tests.Initramfs;
 
 /// <summary>Whole capture images for the real Debian 6.12 tree, unpacked again by the zstd/gzip CLIs and GNU cpio.</summary>
+[Trait("Category", "Fixture")]
 public class InitramfsImageTests
 {
-    private const string Release = ModuleTrees.Debian612;
+    private static string Release => ModuleTrees.Debian612;
 
     /// <summary>A 6.12 tree copy with depmod's modules.dep (so the build does not depend on the cache's state).</summary>
     private static string TreeWithDepmod(TempDir dir)

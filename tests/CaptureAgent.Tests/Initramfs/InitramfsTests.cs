@@ -31,16 +31,14 @@ public class InitramfsTests
         Assert.Equal(0, new FileInfo(dir.File("a.cpio")).Length % 512);
     }
 
-    private static string Tree(string release) => Path.Combine(Fixtures.Cache, "kernels", release, "root");
-
     [Fact]
+    [Trait("Category", "Fixture")]
     public void ModinfoAndModulesDepGiveTheSameLoadOrder()
     {
-        const string release = "6.1.0-56-cloud-amd64";
-        Assert.True(Directory.Exists(Tree(release)), "run scripts/fixtures.sh 6.1 first");
+        string release = ModuleTrees.Debian61;
         using var dir = new TempDir();
         // A copy of just the virtio and block drivers, without modules.dep.
-        string src = Path.Combine(Tree(release), "lib", "modules", release), dst = Path.Combine(dir.Path, "lib", "modules", release);
+        string src = Path.Combine(ModuleTrees.Root(release), "lib", "modules", release), dst = Path.Combine(dir.Path, "lib", "modules", release);
         foreach (var sub in new[] { "kernel/drivers/virtio", "kernel/drivers/block" })
             Fixtures.Sh($"mkdir -p {dst}/{sub} && cp -r {src}/{sub}/. {dst}/{sub}/");
         File.Copy(Path.Combine(src, "modules.builtin"), Path.Combine(dst, "modules.builtin"));
@@ -68,14 +66,14 @@ public class InitramfsTests
     }
 
     [Fact]
+    [Trait("Category", "Fixture")]
     public void ImageForA612TargetKeepsXzModulesInDependencyOrderAndHasAConsole()
     {
-        const string release = "6.12.117+deb12-cloud-amd64";
-        string root = Tree(release);
-        Assert.True(Directory.Exists(root), "run scripts/fixtures.sh 6.12 first");
-        string modDir = Path.Combine(root, "lib", "modules", release);
-        if (!File.Exists(Path.Combine(modDir, "modules.dep"))) Fixtures.Sh($"/usr/sbin/depmod -b {root} {release}");
+        string release = ModuleTrees.Debian612;
         using var dir = new TempDir();
+        // depmod runs on a copy: the cached tree stays as dpkg -x left it, as on a fresh machine.
+        string root = ModuleTrees.CopyWithoutDepmod(release, dir.File("root"));
+        ModuleTrees.Depmod(root, release);
         File.WriteAllText(dir.File("agent"), "#!/bin/sh\n");
         File.WriteAllText(dir.File("conf"), "target = LABEL=dumps\n");
         InitramfsReport report;

@@ -9,12 +9,16 @@ namespace CaptureAgent.Tests.Initramfs;
 /// </summary>
 public static class ModuleTrees
 {
-    public const string Debian61 = "6.1.0-56-cloud-amd64";     // plain .ko
-    public const string Debian612 = "6.12.117+deb12-cloud-amd64";   // .ko.xz, virtio core built in
+    /// <summary>The release of the kernel scripts/kernels selected for a series (e.g. "6.1").</summary>
+    public static string Release(string series) => Fixtures.Kernel(series).Release;
+
+    public static string Debian61 => Release("6.1");     // plain .ko
+    public static string Debian612 => Release("6.12");   // .ko.xz, virtio core built in
 
     /// <summary>The root (the directory holding lib/modules) of a cached kernel, or a failure saying how to get it.</summary>
     public static string Root(string release)
     {
+        TestCategory.Require(TestCategory.Fixture);
         string root = Path.Combine(Fixtures.Cache, "kernels", release, "root");
         if (!Directory.Exists(ModuleDir(root, release)))
             throw new InvalidOperationException($"kernel module tree {ModuleDir(root, release)} is missing: run scripts/fixtures.sh first");

@@ -188,6 +188,7 @@ public class XzDecoderTests
     }
 
     [Fact]
+    [Trait("Category", "Fixture")]
     public void EveryModuleOfThe612TreeDecodesLikeXzDoes()
     {
         string dir = ModuleTrees.ModuleDir(ModuleTrees.Root(ModuleTrees.Debian612), ModuleTrees.Debian612);

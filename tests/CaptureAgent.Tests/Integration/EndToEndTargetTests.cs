@@ -10,8 +10,8 @@ namespace CaptureAgent.Tests.Integration;
 /// (scripts/e2e with E2E_SCENARIO): the servers run on the host's loopback, which QEMU's user
 /// network shows the guest as 10.0.2.2; the guest gets its address by DHCP from QEMU.
 /// </summary>
-[Trait("Category", "EndToEnd")]
 [Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
+[Trait("Category", "Vm")]
 public class EndToEndTargetTests(ITestOutputHelper log)
 {
     private (string Out, Fixtures.Run Run) RunScenario(string scenario, TempDir dir)

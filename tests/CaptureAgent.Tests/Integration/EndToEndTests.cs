@@ -13,8 +13,8 @@ namespace CaptureAgent.Tests.Integration;
 /// disk found by LABEL=, and also a byte copy of /proc/vmcore so the dump can be checked against
 /// the oracles: the page set makedumpfile selects from that copy, and every page's content.
 /// </summary>
-[Trait("Category", "EndToEnd")]
 [Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
+[Trait("Category", "Vm")]
 public class EndToEndTests(ITestOutputHelper log)
 {
     [Theory]

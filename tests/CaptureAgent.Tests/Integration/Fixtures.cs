@@ -14,13 +14,49 @@ public static class Fixtures
 
     public static string Dir(string name)
     {
+        TestCategory.Require(TestCategory.Fixture);
         var d = Path.Combine(Cache, "vmcores", name);
         if (!File.Exists(Path.Combine(d, "vmcore")))
             throw new InvalidOperationException($"fixture {d}/vmcore is missing: run scripts/fixtures.sh first");
         return d;
     }
 
+    /// <summary>The kernel package a fixture series uses, as scripts/kernels decided it (never named in a test).</summary>
+    public sealed record KernelChoice(string Series, string Package, string Version, string Release, string Flavour)
+    {
+        /// <summary>dpkg -x of the package: the directory holding boot/ and lib/modules.</summary>
+        public string Root => Path.Combine(Cache, "kernels", Release, "root");
+        public string Vmlinux => Path.Combine(Cache, "kernels", Release, "vmlinux");
+    }
+
+    /// <summary>
+    /// The selection of <paramref name="series"/> (e.g. "6.1", "6.12") from $CACHE/selection/SERIES.env,
+    /// which scripts/lib/kernel-selection.sh writes; missing means the fixture scripts never ran.
+    /// </summary>
+    public static KernelChoice Kernel(string series)
+    {
+        TestCategory.Require(TestCategory.Fixture);
+        string file = Path.Combine(Cache, "selection", series + ".env");
+        if (!File.Exists(file))
+            throw new InvalidOperationException($"no kernel selected for series {series} ({file} is missing): run scripts/kernels resolve {series} and scripts/fixtures.sh {series}");
+        var values = File.ReadAllLines(file).Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+        string Field(string key) => values.TryGetValue(key, out var v) && v.Length > 0 ? v
+            : throw new InvalidOperationException($"{file} has no {key}=: run scripts/kernels resolve {series}");
+        return new KernelChoice(series, Field("package"), Field("version"), Field("release"), Field("flavour"));
+    }
+
+    /// <summary>uname -r of the kernel a fixture (e.g. "6.1-1024") was made from.</summary>
+    public static string Release(string name) => File.ReadAllText(Path.Combine(Dir(name), "kernel-release.txt")).Trim();
+
     public static string Vmcore(string name) => Path.Combine(Dir(name), "vmcore");
+
+    /// <summary>QEMU's dump-guest-memory ELF that scripts/qemu-dump.sh makes (e.g. "6.1-1024-qemu").</summary>
+    public static string QemuElf(string name)
+    {
+        TestCategory.Require(TestCategory.Fixture);
+        string elf = Path.Combine(Cache, "vmcores", name, "vmcore.elf");
+        return File.Exists(elf) ? elf : throw new InvalidOperationException($"fixture {elf} is missing: run scripts/qemu-dump.sh first");
+    }
     public static string Vmlinux(string name) => Path.Combine(Dir(name), "vmlinux");
     public static string Marker(string name) => File.ReadAllText(Path.Combine(Dir(name), "marker.txt")).Trim();
 
@@ -29,6 +65,7 @@ public static class Fixtures
     {
         get
         {
+            TestCategory.Require(TestCategory.Binary);
             var env = Environment.GetEnvironmentVariable("CAPTURE_AGENT_BIN");
             if (env is not null) return env;
             var dir = AppContext.BaseDirectory;

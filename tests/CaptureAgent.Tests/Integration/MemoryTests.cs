@@ -7,7 +7,8 @@ namespace CaptureAgent.Tests.Integration;
 /// Peak RSS of the published NativeAOT binary, measured by /usr/bin/time: it must stay under 32 MiB
 /// and must not grow with the size of the crashed machine (the pfn range is filtered in windows).
 /// </summary>
-[Trait("Category", "Integration")]
+[Trait("Category", "Fixture")]
+[Trait("Category", "Binary")]
 public class MemoryTests(ITestOutputHelper log)
 {
     private long PeakRssKiB(string vmcore, params string[] options)

@@ -13,7 +13,8 @@ namespace CaptureAgent.Tests.Integration;
 /// Real vmcores of Debian 6.1 and 6.12 kernels against the oracles: makedumpfile (page selection,
 /// header, dmesg, reading our zlib files), libkdumpfile (page content), crash and drgn (opening the dump).
 /// </summary>
-[Trait("Category", "Integration")]
+[Trait("Category", "Fixture")]
+[Trait("Category", "Binary")]
 public class RealVmcoreTests(ITestOutputHelper log)
 {
     // Debian's makedumpfile 1.7.2 predates 6.12: it misclassifies 6.12 slab and hugetlb pages, so
@@ -112,7 +113,7 @@ public class RealVmcoreTests(ITestOutputHelper log)
         // Content is compared only through page sets both tools agree on; 6.12 -d 31 needs a 6.12-aware makedumpfile.
         string mdf = fixture.StartsWith("6.12") ? Fixtures.UpstreamMakedumpfile ?? "" : Fixtures.Makedumpfile;
         string ours = Fixtures.Sh($"/usr/bin/python3 {Fixtures.OracleScript("kdumpfile_digest.py")} {dir.File("ours")}");
-        Assert.Contains("release " + File.ReadAllText(Path.Combine(Fixtures.Dir(fixture), "kernel-release.txt")).Trim(), ours);
+        Assert.Contains("release " + Fixtures.Release(fixture), ours);
         if (mdf.Length == 0)
         {
             // No 6.12-aware makedumpfile: check the content of every page we stored against the vmcore directly.
@@ -259,21 +260,20 @@ public class RealVmcoreTests(ITestOutputHelper log)
         var r = Fixtures.Exec("/usr/bin/drgn", ["-c", dir.File("dump"), "-s", Fixtures.Vmlinux(fx), Fixtures.OracleScript("drgn_check.py")]);
         log.WriteLine(r.Stdout + r.Stderr);
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains("release " + File.ReadAllText(Path.Combine(Fixtures.Dir(fx), "kernel-release.txt")).Trim(), r.Stdout);
+        Assert.Contains("release " + Fixtures.Release(fx), r.Stdout);
         Assert.Contains("marker CAPTURE-FIXTURE-MARKER " + Fixtures.Marker(fx).Split(' ')[^1], r.Stdout);
         if (unwind) Assert.Contains("sysrq_handle_crash", r.Stdout);
     }
 }
 
 /// <summary>QEMU's dump-guest-memory ELF (BIOS and device ranges included, no kexec segments) as input.</summary>
-[Trait("Category", "Integration")]
+[Trait("Category", "Fixture")]
 public class QemuElfInputTests
 {
     [Fact]
     public void QemuDumpIsFilteredAndItsLogRead()
     {
-        var elf = Path.Combine(Fixtures.Cache, "vmcores", "6.1-1024-qemu", "vmcore.elf");
-        Assert.True(File.Exists(elf), $"{elf} is missing: run scripts/qemu-dump.sh 6.1");
+        var elf = Fixtures.QemuElf("6.1-1024-qemu");
         using var dir = new TempDir();
         var r = SyntheticDumpTests.Dump(elf, dir.File("dump"), new DumpOptions { Level = DumpLevel.All });
         Assert.Empty(r.Problems);

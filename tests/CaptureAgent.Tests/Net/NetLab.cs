@@ -28,6 +28,7 @@ public sealed class NetLab : IDisposable
 
     public NetLab()
     {
+        TestCategory.Require(TestCategory.Root);
         SweepStale();
         int n = Interlocked.Increment(ref _counter);
         int pid = Environment.ProcessId;

@@ -10,6 +10,8 @@ namespace CaptureAgent.Tests.Net;
 /// the other end of a veth pair, checked with ip(8): the address, prefix and default route the
 /// server gave, resolv.conf, and that packets really flow through the gateway.
 /// </summary>
+[Trait("Category", "Root")]
+[Trait("Category", "Binary")]
 public class NetNamespaceTests(ITestOutputHelper output)
 {
     [Fact]

@@ -8,6 +8,7 @@ public class CrashVmTests
 {
     /// <summary>A dynamically linked agent (the published one) brings its loader and libraries into the first kernel's initramfs.</summary>
     [Fact]
+    [Trait("Category", "Binary")]
     public void ADynamicAgentCarriesItsLoaderAndTheLoadSettings()
     {
         using var dir = new TempDir();

@@ -11,11 +11,11 @@ namespace CaptureAgent.Tests.Rehearsal;
 /// initramfs; selftest boots it in QEMU (TCG), crashes the VM's first kernel, and reads the dump
 /// back from the scratch disk. drgn, independently, must open that dump and find the sysrq crash.
 /// </summary>
-[Trait("Category", "EndToEnd")]
 [Collection("VirtualMachines")]   // one QEMU boot at a time
+[Trait("Category", "Vm")]
 public class SelfTestEndToEndTests(ITestOutputHelper log)
 {
-    internal const string Release = "6.1.0-56-cloud-amd64";
+    internal static string Release => Fixtures.Kernel("6.1").Release;
 
     internal sealed class InstalledRoot : IDisposable
     {
@@ -24,7 +24,7 @@ public class SelfTestEndToEndTests(ITestOutputHelper log)
 
         public InstalledRoot(string config)
         {
-            string kdir = Path.Combine(Fixtures.Cache, "kernels", Release, "root");
+            string kdir = Fixtures.Kernel("6.1").Root;
             string kernel = Path.Combine(kdir, "boot", $"vmlinuz-{Release}");
             Assert.True(File.Exists(kernel), $"{kernel} is missing: run scripts/fixtures.sh (it caches the Debian kernel)");
             Directory.CreateDirectory(Path.Combine(Root, "boot"));

@@ -14,8 +14,8 @@ namespace CaptureAgent.Tests.Rehearsal;
 /// `load --auto` (what capture-agent.service starts), `status`, and `test --crash --yes`. The
 /// capture kernel it armed must save a complete dump of that crash on the VM's disk.
 /// </summary>
-[Trait("Category", "EndToEnd")]
 [Collection("VirtualMachines")]   // one QEMU boot at a time
+[Trait("Category", "Vm")]
 public class ServiceCommandsEndToEndTests(ITestOutputHelper log)
 {
     private const string Config = "target = LABEL=crashdump\nfstype = ext4\npath = /var/crash\ndump_level = 31\nextra_modules = virtio_pci virtio_blk\ndevice_timeout = 30\nkernel_cmdline_append = capture_agent_test=1\n";

@@ -89,15 +89,15 @@ public class DumpCatalogTests
         using var t = new TempDir();
         // Cut short by a full target: the manifest says why.
         var cut = Dir(t, "web1-2026-03-02-08:00:00");
-        WriteKdumpHeader(Path.Combine(cut, "vmcore-incomplete"), "web1", "6.12.117+deb12-cloud-amd64", 1772438400, incomplete: true);
+        WriteKdumpHeader(Path.Combine(cut, "vmcore-incomplete"), "web1", "6.12.117+deb12-amd64", 1772438400, incomplete: true);
         File.WriteAllText(Path.Combine(cut, "dmesg.txt"), KernelLogSamples.SoftLockup);
         Manifest(cut, false, "the target filled up after 1200 of 5000 pages", "2026-03-02T08:00:00Z");
         // Interrupted before the manifest: only the name and header say so.
         var noManifest = Dir(t, "web1-2026-03-03-08:00:00");
-        WriteKdumpHeader(Path.Combine(noManifest, "vmcore"), "web1", "6.12.117+deb12-cloud-amd64", 1772524800, incomplete: true);
+        WriteKdumpHeader(Path.Combine(noManifest, "vmcore"), "web1", "6.12.117+deb12-amd64", 1772524800, incomplete: true);
         // A vmcore shorter than its manifest says.
         var shortened = Dir(t, "web1-2026-03-04-08:00:00");
-        WriteKdumpHeader(Path.Combine(shortened, "vmcore"), "web1", "6.12.117+deb12-cloud-amd64", 1772611200, padTo: 8192);
+        WriteKdumpHeader(Path.Combine(shortened, "vmcore"), "web1", "6.12.117+deb12-amd64", 1772611200, padTo: 8192);
         Manifest(shortened, true, null, "2026-03-04T08:00:00Z", ("vmcore", 1 << 20));
         // Not a dump at all.
         var garbage = Dir(t, "web1-2026-03-05-08:00:00");
@@ -174,14 +174,14 @@ public class DumpCatalogTests
     {
         using var t = new TempDir();
         var d = Dir(t, "web1-2026-03-01-10:00:07");
-        WriteKdumpHeader(Path.Combine(d, "vmcore"), "web1", "6.12.117+deb12-cloud-amd64", 1772359207);
+        WriteKdumpHeader(Path.Combine(d, "vmcore"), "web1", "6.12.117+deb12-amd64", 1772359207);
         File.WriteAllText(Path.Combine(d, "dmesg.txt"), KernelLogSamples.WarnPanicOnWarn);
         var entries = DumpCatalog.Scan(t.Path);
 
         string text = ReportCommand.FormatText(entries);
         var lines = text.Split('\n');
         Assert.Matches(@"^CRASH TIME \(UTC\)\s+HOST\s+KERNEL\s+STATUS\s+SIZE\s+SIGNATURE\s+CRASH$", lines[0]);
-        Assert.Matches(@"^2026-03-01T10:00:07Z\s+web1\s+6\.12\.117\+deb12-cloud-amd64\s+unverified\s+\d+ B\s+sig:[0-9a-f]{16}\s+WARNING: CPU: 0 PID: 1873 at lib/refcount.c:28 refcount_warn_saturate\+0xba/0x110$", lines[1]);
+        Assert.Matches(@"^2026-03-01T10:00:07Z\s+web1\s+6\.12\.117\+deb12-amd64\s+unverified\s+\d+ B\s+sig:[0-9a-f]{16}\s+WARNING: CPU: 0 PID: 1873 at lib/refcount.c:28 refcount_warn_saturate\+0xba/0x110$", lines[1]);
         Assert.Contains("  panic:      Kernel panic - not syncing: kernel: panic_on_warn set ...\n", text);
         Assert.Contains("  tainted:    GWO\n", text);
         Assert.Contains("  call trace:\n    foo_conn_put+0x4e/0x60 [foomod]\n    foo_release_work+0x2b/0x80 [foomod]\n", text);

@@ -10,17 +10,19 @@ namespace CaptureAgent.Tests.Report;
 /// from the vmcores, and dump trees made by the tools that make them: makedumpfile and
 /// vmcore-dmesg as RHEL's and Debian's kdump scripts call them, and the agent's own capture.
 /// </summary>
+[Trait("Category", "Fixture")]
 public class RealCrashReportTests
 {
     private static PanicReport Log(string fixture) =>
         PanicAnalysis.Analyze(DumpCatalog.ReadVmcoreLog(Fixtures.Vmcore(fixture)))!;
 
     [Theory]
-    [InlineData("6.1-1024", "6.1.0-56-cloud-amd64")]
-    [InlineData("6.1-2048", "6.1.0-56-cloud-amd64")]
-    [InlineData("6.12-1024", "6.12.117+deb12-cloud-amd64")]
-    public void SysrqCrash(string fixture, string release)
+    [InlineData("6.1-1024")]
+    [InlineData("6.1-2048")]
+    [InlineData("6.12-1024")]
+    public void SysrqCrash(string fixture)
     {
+        string release = Fixtures.Release(fixture);
         var r = Log(fixture);
         Assert.Equal(CrashKind.Panic, r.Kind);
         Assert.Equal("Kernel panic - not syncing: sysrq triggered crash", r.PanicLine);
@@ -29,10 +31,11 @@ public class RealCrashReportTests
         Assert.Null(r.Rip);   // the only RIP is the user-mode write(2) caller
         Assert.Contains(r.CallTrace, f => f.Function == "sysrq_handle_crash");
         Assert.DoesNotContain(r.CallTrace, f => f.Function is "_printk" or "handle_mm_fault");   // "?" frames
-        Assert.Equal("sysrq_handle_crash", r.CallTrace.SkipWhile(f => f.Function is "dump_stack_lvl" or "panic").First().Function);
+        // Newer stable kernels (6.12.118+) print vpanic under panic.
+        Assert.Equal("sysrq_handle_crash", r.CallTrace.SkipWhile(f => f.Function is "dump_stack_lvl" or "panic" or "vpanic").First().Function);
         Assert.Equal("entry_SYSCALL_64_after_hwframe", r.CallTrace[^1].Function);
         Assert.Equal("", r.Tainted);
-        Assert.Equal("QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.2-debian-1.16.2-1 04/01/2014", r.Hardware);
+        Assert.StartsWith("QEMU Standard PC (i440FX + PIIX, 1996), BIOS ", r.Hardware);   // the BIOS version is the host QEMU's
         Assert.Equal(("init", 1), (r.Comm, r.Pid!.Value));
     }
 
@@ -71,7 +74,7 @@ public class RealCrashReportTests
         Assert.Equal(3, all.Count);
         var f = all.Single(e => e.Directory == flat);
         Assert.Equal(("kdump", "vmcore.flat", "flattened", DumpStatus.Unverified), (f.Layout, f.DumpFile, f.DumpFormat, f.Status));
-        Assert.Equal(("6.1.0-56-cloud-amd64", "vmcoreinfo"), (f.KernelRelease, f.CrashTimeSource));
+        Assert.Equal((Fixtures.Release("6.1-1024"), "vmcoreinfo"), (f.KernelRelease, f.CrashTimeSource));
         Assert.Null(f.Panic);   // no log beside it, and a flattened stream is not read for one
         all.Remove(f);
         var r = all.Single(e => e.Directory == rhel);
@@ -81,7 +84,7 @@ public class RealCrashReportTests
         foreach (var e in all)
         {
             Assert.Equal(DumpStatus.Unverified, e.Status);
-            Assert.Equal("6.1.0-56-cloud-amd64", e.KernelRelease);   // makedumpfile's utsname
+            Assert.Equal(Fixtures.Release("6.1-2048"), e.KernelRelease);   // makedumpfile's utsname (both 6.1 fixtures share the kernel)
             Assert.Equal("vmcoreinfo", e.CrashTimeSource);
             Assert.Equal("sysrq triggered crash", e.Panic!.PanicMessage);
             Assert.Contains(e.Panic.CallTrace, f => f.Function == "sysrq_handle_crash");
@@ -105,7 +108,7 @@ public class RealCrashReportTests
         var e = Assert.Single(DumpCatalog.Scan(Path.Combine(target, "var", "crash")));
         Assert.Equal(result.Directory, e.Directory);
         Assert.Equal(("capture-agent", DumpStatus.Complete), (e.Layout, e.Status));
-        Assert.Equal("6.12.117+deb12-cloud-amd64", e.KernelRelease);
+        Assert.Equal(Fixtures.Release("6.12-1024"), e.KernelRelease);
         Assert.Equal("manifest", e.CrashTimeSource);
         Assert.Equal("dmesg.txt", e.LogSource);
         Assert.Equal("sysrq triggered crash", e.Panic!.PanicMessage);

@@ -93,16 +93,16 @@ public class CrashkernelMeasureTests
 /// crashes; the capture initramfs saves a dump to an emulated LABEL= disk. 128M and 96M must
 /// capture (the lab's floor is 80M), 64M must not (the capture kernel runs out of memory booting).
 /// </summary>
-[Trait("Category", "EndToEnd")]
 [Collection("VirtualMachines")]   // one QEMU boot at a time: they share the static build and two cores
+[Trait("Category", "Vm")]
 public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
 {
-    private const string Release = "6.1.0-56-cloud-amd64";
+    private static string Release => Fixtures.Kernel("6.1").Release;
 
     [Fact]
     public void SmallestWorkingSizeIsFoundByBooting()
     {
-        string kdir = Path.Combine(Fixtures.Cache, "kernels", Release, "root");
+        string kdir = Fixtures.Kernel("6.1").Root;
         string kernel = Path.Combine(kdir, "boot", $"vmlinuz-{Release}");
         Assert.True(File.Exists(kernel), $"{kernel} is missing: run scripts/fixtures.sh (it caches the Debian kernel)");
         string agent = StaticAgent();

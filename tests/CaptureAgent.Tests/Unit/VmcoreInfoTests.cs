@@ -8,11 +8,11 @@ public class VmcoreInfoTests
     [Fact]
     public void ParsesEveryValueKind()
     {
-        var info = new VmcoreInfo("OSRELEASE=6.1.0-56-cloud-amd64\nPAGESIZE=4096\nSYMBOL(mem_section)=ffff88fb7ffd9000\n" +
+        var info = new VmcoreInfo("OSRELEASE=6.1.0-21-amd64\nPAGESIZE=4096\nSYMBOL(mem_section)=ffff88fb7ffd9000\n" +
                                   "SIZE(page)=64\nOFFSET(page._mapcount)=48\nLENGTH(zone.free_area)=11\nNUMBER(phys_base)=-748683264\n" +
                                   "NUMBER(VMALLOC_START)=0xffffc90000000000\nKERNELOFFSET=33400000\nCRASHTIME=1795404914\n" +
                                   "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=-129\nSIZE(page)=99\n");
-        Assert.Equal("6.1.0-56-cloud-amd64", info.OsRelease);
+        Assert.Equal("6.1.0-21-amd64", info.OsRelease);
         Assert.Equal(0xffff88fb7ffd9000UL, info.Symbol("mem_section"));
         Assert.Equal(64, info.Size("page"));                       // first occurrence wins
         Assert.Equal(48, info.Offset("page._mapcount"));

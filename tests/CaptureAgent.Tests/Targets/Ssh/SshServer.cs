@@ -25,6 +25,7 @@ public sealed class SshServer : IDisposable
 
     public SshServer()
     {
+        TestCategory.Require(TestCategory.Root);
         if (!File.Exists(Sshd)) throw new InvalidOperationException($"{Sshd} is missing: apt-get install openssh-server");
         // sshd insists on its privilege separation directory, which the package's tmpfiles make at boot.
         Directory.CreateDirectory("/run/sshd");
