@@ -89,7 +89,7 @@ public static partial class FuzzRunner
     {
         var stats = new FuzzStats { Kind = kind.Name };
         var clock = Stopwatch.StartNew();
-        int next = -1;
+        int next = -1, ran = 0;
         var workers = Enumerable.Range(0, parallel).Select(_ => Task.Run(() =>
         {
             while (true)
@@ -97,10 +97,11 @@ public static partial class FuzzRunner
                 int i = Interlocked.Increment(ref next);
                 if (i >= maxCases || clock.Elapsed.TotalSeconds >= maxSeconds) return;
                 RunCase(kind, i, workRoot, stats);
+                Interlocked.Increment(ref ran);   // cases that ran, not indices handed out
             }
         })).ToArray();
         Task.WaitAll(workers);
-        stats.Cases = Math.Min(next, maxCases);
+        stats.Cases = ran;
         WriteSummary(stats);
         return stats;
     }

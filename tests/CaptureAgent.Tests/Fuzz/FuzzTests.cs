@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using CaptureAgent.Tests.Initramfs;
 using CaptureAgent.Tests.Integration;
 using CaptureAgent.Tests.Synthetic;
 using Xunit;
@@ -83,10 +84,8 @@ public static class FuzzInputs
     /// <summary>The fixture's kernel release (kernel-release.txt) and the root its package was unpacked to.</summary>
     public static (string Release, string Root) FixtureKernel(string name) => Once($"kernel-{name}", () =>
     {
-        string release = File.ReadAllText(Path.Combine(Fixtures.Dir(name), "kernel-release.txt")).Trim();
-        string root = Path.Combine(Fixtures.Cache, "kernels", release, "root");
-        if (!Directory.Exists(root)) throw new InvalidOperationException($"{root} is missing: run scripts/fixtures.sh first");
-        return (release, root);
+        string release = Fixtures.Release(name);
+        return (release, ModuleTrees.Root(release));
     });
 
     /// <summary>A small real module of the fixture kernel (plain .ko).</summary>
@@ -108,6 +107,7 @@ public abstract class FuzzTestBase(ITestOutputHelper output)
     /// <summary>About five minutes for every kind together on two cores; FUZZ_SECONDS / FUZZ_CASES raise it.</summary>
     protected void Fuzz(IFuzzKind kind, double defaultSeconds = 18, int defaultCases = 3000)
     {
+        _ = FuzzRunner.Binary;   // on the test's own thread, where the Binary category is checked
         var (cases, seconds) = FuzzRunner.Budget(defaultCases, defaultSeconds);
         string work = Path.Combine(FuzzInputs.Work, "cases");
         Directory.CreateDirectory(work);
@@ -121,6 +121,7 @@ public abstract class FuzzTestBase(ITestOutputHelper output)
 
 /// <summary>Fuzzing on inputs made from the synthetic kernel: no fixture needed.</summary>
 [Trait("Category", "Fuzz")]
+[Trait("Category", "Binary")]
 [Collection("fuzz")]
 public class SyntheticFuzzTests(ITestOutputHelper log) : FuzzTestBase(log)
 {
@@ -136,6 +137,7 @@ public class SyntheticFuzzTests(ITestOutputHelper log) : FuzzTestBase(log)
 
 /// <summary>Fuzzing on the metadata of the real vmcore fixtures, their dumps, kernel image and modules.</summary>
 [Trait("Category", "Fuzz")]
+[Trait("Category", "Binary")]
 [Trait("Category", "Fixture")]
 [Collection("fuzz")]
 public class FixtureFuzzTests(ITestOutputHelper log) : FuzzTestBase(log)

@@ -12,6 +12,7 @@ namespace CaptureAgent.Tests.Fuzz;
 /// internal name, RSS within 32 MiB) and checks the answer it must give now.
 /// </summary>
 [Trait("Category", "Fuzz")]
+[Trait("Category", "Binary")]
 [Collection("fuzz")]
 public partial class RegressionTests : IDisposable
 {
@@ -349,6 +350,7 @@ public partial class RegressionTests : IDisposable
 
 /// <summary>Regression cases that need a real fixture: the lockless printk ring, makedumpfile's own dumps.</summary>
 [Trait("Category", "Fuzz")]
+[Trait("Category", "Binary")]
 [Trait("Category", "Fixture")]
 [Collection("fuzz")]
 public class FixtureRegressionTests : IDisposable
