@@ -1,10 +1,14 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 
 namespace CaptureAgent.Tests.Fuzz;
 
-/// <summary>How one run of a program ended: exit status or signal, wall time, peak RSS (wait4's ru_maxrss).</summary>
-public sealed record ChildResult(int ExitCode, int Signal, bool TimedOut, double Seconds, long MaxRssKiB, string Stdout, string Stderr)
+/// <summary>
+/// How one run of a program ended: exit status or signal, wall time, CPU time (user + system: on a
+/// loaded machine the wall time says more about the neighbours than the program), peak RSS.
+/// </summary>
+public sealed record ChildResult(int ExitCode, int Signal, bool TimedOut, double Seconds, long MaxRssKiB, string Stdout, string Stderr, double CpuSeconds = 0)
 {
     public bool Signaled => Signal != 0;
 }
@@ -64,7 +68,7 @@ public static partial class ChildProcess
         nint actions = Marshal.AllocHGlobal(256), attributes = Marshal.AllocHGlobal(512);
         try
         {
-            string[] command = [Time, "-f", "%M %x", "-o", timeFile, file, .. args];
+            string[] command = [Time, "-f", "%M %x %U %S", "-o", timeFile, file, .. args];
             nint[] argv = [.. command.Select(a => Keep(strings, a)), 0];
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
                 .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
@@ -94,8 +98,8 @@ public static partial class ChildProcess
                 waiter.Wait();
             }
             double seconds = clock.Elapsed.TotalSeconds;
-            var (exitCode, signal, maxRss) = ReadTime(timeFile, timedOut);
-            return new ChildResult(exitCode, signal, timedOut, seconds, maxRss, ReadLimited(outFile), ReadLimited(errFile));
+            var (exitCode, signal, maxRss, cpu) = ReadTime(timeFile, timedOut);
+            return new ChildResult(exitCode, signal, timedOut, seconds, maxRss, ReadLimited(outFile), ReadLimited(errFile), cpu);
         }
         finally
         {
@@ -107,17 +111,18 @@ public static partial class ChildProcess
         }
     }
 
-    /// <summary>GNU time's report: "Command terminated by signal N" when so, then "MAXRSS_KIB EXIT_STATUS".</summary>
-    private static (int ExitCode, int Signal, long MaxRssKiB) ReadTime(string path, bool timedOut)
+    /// <summary>GNU time's report: "Command terminated by signal N" when so, then "MAXRSS_KIB EXIT_STATUS USER_S SYSTEM_S".</summary>
+    private static (int ExitCode, int Signal, long MaxRssKiB, double CpuSeconds) ReadTime(string path, bool timedOut)
     {
         var lines = File.Exists(path) ? File.ReadAllLines(path) : [];
         int signal = 0;
         foreach (var l in lines)
             if (l.StartsWith("Command terminated by signal ", StringComparison.Ordinal)) int.TryParse(l[29..], out signal);
         var last = lines.LastOrDefault(l => l.Length > 0 && char.IsAsciiDigit(l[0]))?.Split(' ');
-        if (last is null || last.Length < 2)
-            return timedOut ? (-1, SIGKILL, 0) : throw new InvalidOperationException($"{path}: no report from {Time}");
-        return (signal != 0 ? -1 : int.Parse(last[1]), signal, long.Parse(last[0]));
+        if (last is null || last.Length < 4)
+            return timedOut ? (-1, SIGKILL, 0, 0) : throw new InvalidOperationException($"{path}: no report from {Time}");
+        double cpu = double.Parse(last[2], CultureInfo.InvariantCulture) + double.Parse(last[3], CultureInfo.InvariantCulture);
+        return (signal != 0 ? -1 : int.Parse(last[1]), signal, long.Parse(last[0]), cpu);
     }
 
     private static nint Keep(List<nint> strings, string s)

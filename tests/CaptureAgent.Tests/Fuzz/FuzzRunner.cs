@@ -27,8 +27,8 @@ public sealed class FuzzStats
     public int Cases, Runs;
     public long MaxRssKiB;
     public string MaxRssRun = "";
-    public double SlowestSeconds;
-    public string SlowestRun = "";
+    public double SlowestSeconds, SlowestCpuSeconds;
+    public string SlowestRun = "", SlowestCpuRun = "";
     public readonly ConcurrentDictionary<int, int> ExitCodes = new();
     public readonly ConcurrentBag<string> Failures = new();
     private readonly object _lock = new();
@@ -40,6 +40,7 @@ public sealed class FuzzStats
             Runs++;
             if (r.MaxRssKiB > MaxRssKiB) (MaxRssKiB, MaxRssRun) = (r.MaxRssKiB, what);
             if (r.Seconds > SlowestSeconds) (SlowestSeconds, SlowestRun) = (r.Seconds, what);
+            if (r.CpuSeconds > SlowestCpuSeconds) (SlowestCpuSeconds, SlowestCpuRun) = (r.CpuSeconds, what);
         }
         ExitCodes.AddOrUpdate(r.Signaled ? -r.Signal : r.ExitCode, 1, (_, n) => n + 1);
     }
@@ -47,7 +48,8 @@ public sealed class FuzzStats
     public override string ToString() =>
         $"{Kind}: {Cases} cases, {Runs} runs, {Failures.Count} failures; exit codes " +
         string.Join(" ", ExitCodes.OrderBy(e => e.Key).Select(e => $"{e.Key}:{e.Value}")) +
-        $"; max RSS {MaxRssKiB} KiB ({MaxRssRun}); slowest {SlowestSeconds:0.000} s ({SlowestRun})";
+        $"; max RSS {MaxRssKiB} KiB ({MaxRssRun}); most CPU {SlowestCpuSeconds:0.00} s ({SlowestCpuRun}); " +
+        $"slowest wall {SlowestSeconds:0.000} s ({SlowestRun})";
 }
 
 /// <summary>
