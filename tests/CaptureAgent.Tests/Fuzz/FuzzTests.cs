@@ -105,7 +105,7 @@ public abstract class FuzzTestBase(ITestOutputHelper output)
     protected ITestOutputHelper Log { get; } = output;
 
     /// <summary>About five minutes for every kind together on two cores; FUZZ_SECONDS / FUZZ_CASES raise it.</summary>
-    protected void Fuzz(IFuzzKind kind, double defaultSeconds = 18, int defaultCases = 3000)
+    protected void Fuzz(IFuzzKind kind, double defaultSeconds = 16, int defaultCases = 3000)
     {
         _ = FuzzRunner.Binary;   // on the test's own thread, where the Binary category is checked
         var (cases, seconds) = FuzzRunner.Budget(defaultCases, defaultSeconds);
@@ -144,8 +144,8 @@ public class FixtureFuzzTests(ITestOutputHelper log) : FuzzTestBase(log)
 {
     private const string Fx61 = "6.1-1024", Fx612 = "6.12-1024";
 
-    [Fact] public void Vmcore61() => Fuzz(new VmcoreKind("vmcore-6.1", FuzzInputs.Fixture(Fx61)), 30);
-    [Fact] public void Vmcore612() => Fuzz(new VmcoreKind("vmcore-6.12", FuzzInputs.Fixture(Fx612)), 30);
+    [Fact] public void Vmcore61() => Fuzz(new VmcoreKind("vmcore-6.1", FuzzInputs.Fixture(Fx61)), 26);
+    [Fact] public void Vmcore612() => Fuzz(new VmcoreKind("vmcore-6.12", FuzzInputs.Fixture(Fx612)), 26);
     [Fact] public void Kdump() => Fuzz(new KdumpKind("kdump-6.1", FuzzInputs.Dumps(Fx61, FuzzInputs.Fixture(Fx61)).Kdump));
     [Fact] public void Flattened() => Fuzz(new FlattenedKind("flattened-6.1", FuzzInputs.Dumps(Fx61, FuzzInputs.Fixture(Fx61)).Flattened));
     [Fact] public void RawDevice() => Fuzz(new RawKind("raw-6.12", FuzzInputs.Dumps(Fx612, FuzzInputs.Fixture(Fx612)).RawImage));
