@@ -88,14 +88,17 @@ public static class FuzzInputs
         return (release, ModuleTrees.Root(release));
     });
 
-    /// <summary>A small real module of the fixture kernel (plain .ko).</summary>
+    /// <summary>
+    /// A small real module of the fixture kernel (plain .ko) that depends on no other: with one, every
+    /// case would stop at the missing dependency and the image would never be written.
+    /// </summary>
     public static byte[] Module(string name) => Once($"module-{name}", () =>
     {
         var (release, root) = FixtureKernel(name);
-        var ko = Directory.EnumerateFiles(Path.Combine(root, "lib", "modules", release, "kernel"), "*.ko", SearchOption.AllDirectories)
-            .Select(f => new FileInfo(f)).Where(f => f.Length is > 8_000 and < 40_000).OrderBy(f => f.FullName, StringComparer.Ordinal).FirstOrDefault()
-            ?? throw new InvalidOperationException($"no plain .ko of 8-40 KB under {root}");
-        return File.ReadAllBytes(ko.FullName);
+        return Directory.EnumerateFiles(Path.Combine(root, "lib", "modules", release, "kernel"), "*.ko", SearchOption.AllDirectories)
+            .Select(f => new FileInfo(f)).Where(f => f.Length is > 8_000 and < 40_000).OrderBy(f => f.FullName, StringComparer.Ordinal)
+            .Select(f => File.ReadAllBytes(f.FullName)).FirstOrDefault(ko => ko.AsSpan().IndexOf("\0depends=\0"u8) >= 0)
+            ?? throw new InvalidOperationException($"no plain .ko of 8-40 KB without dependencies under {root}");
     });
 }
 
@@ -111,7 +114,7 @@ public abstract class FuzzTestBase(ITestOutputHelper output)
         var (cases, seconds) = FuzzRunner.Budget(defaultCases, defaultSeconds);
         string work = Path.Combine(FuzzInputs.Work, "cases");
         Directory.CreateDirectory(work);
-        var stats = FuzzRunner.Run(kind, work, cases, seconds);
+        var stats = FuzzRunner.Run(kind, work, cases, seconds, FuzzRunner.Jobs);
         Log.WriteLine(stats.ToString());
         foreach (var f in stats.Failures.Take(20)) Log.WriteLine("FAIL " + f);
         Assert.True(stats.Cases > 0, $"{kind.Name}: no case ran");

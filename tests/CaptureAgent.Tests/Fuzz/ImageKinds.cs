@@ -154,16 +154,18 @@ public sealed class ModuleKind(byte[] module, string agent) : IFuzzKind
             [new(["initramfs", "build", "-o", output, "--kernel-version", "6.1.0-fuzz", "--modules-root", root, "--agent", agent, "--module", "fuzzmod", "--compress", "none"])], ko);
     }
 
-    /// <summary>The .modinfo strings (depends=, name=...) bent: no NUL, a long or self-referencing depends.</summary>
+    /// <summary>
+    /// The .modinfo strings bent: depends= given a self-referencing, missing, empty or long list, written
+    /// over the strings after it (the module depends on nothing, so its own depends= is empty), sometimes
+    /// without its terminating NUL.
+    /// </summary>
     private static string Modinfo(Mutator m, byte[] ko)
     {
         int at = ko.AsSpan().IndexOf("depends="u8);
         if (at < 0) return "no depends= to bend";
-        string value = m.Pick(new[] { "fuzzmod", "fuzzmod,fuzzmod", "a,b,c,d,e,f,g,h,i,j", ",,,,", "../../x", new string('d', 40) });
-        var bytes = Encoding.ASCII.GetBytes("depends=" + value);
-        int room = ko.AsSpan(at).IndexOf((byte)0);
-        if (m.Chance(20)) ko[at + room] = (byte)'x';   // the string no longer ends
-        bytes.AsSpan(0, Math.Min(bytes.Length, room)).CopyTo(ko.AsSpan(at));
-        return $"depends= '{value}'";
+        string value = m.Pick(new[] { "fuzzmod", "fuzzmod,fuzzmod", "a,b,c,d,e,f,g,h,i,j", ",,,,", "../../x", new string('d', 40), "" });
+        var bytes = Encoding.ASCII.GetBytes("depends=" + value + (m.Chance(20) ? "" : "\0"));
+        bytes.AsSpan(0, Math.Min(bytes.Length, ko.Length - at)).CopyTo(ko.AsSpan(at));
+        return $"depends= '{value}'{(bytes[^1] == 0 ? "" : " without its NUL")}";
     }
 }
