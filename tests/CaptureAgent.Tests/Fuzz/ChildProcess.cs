@@ -49,7 +49,10 @@ public static partial class ChildProcess
     [LibraryImport("libc", EntryPoint = "posix_spawnattr_setpgroup")]
     private static partial int AttrSetPgroup(nint attributes, int pgroup);
 
-    private const string Time = "/usr/bin/time";
+    private const string Time = "/usr/bin/time", Prlimit = "/usr/bin/prlimit";
+
+    /// <summary>8 GiB: above any sparse dump a compact fuzz input makes, far below a disk.</summary>
+    private const long FileSizeLimit = 8L << 30;
     private const short POSIX_SPAWN_SETPGROUP = 2;
 
     [LibraryImport("libc", EntryPoint = "wait4", SetLastError = true)]
@@ -63,12 +66,15 @@ public static partial class ChildProcess
         IReadOnlyDictionary<string, string>? environment = null)
     {
         if (!File.Exists(Time)) throw new InvalidOperationException($"{Time} is missing (GNU time measures peak RSS): apt-get install time");
+        if (!File.Exists(Prlimit)) throw new InvalidOperationException($"{Prlimit} is missing (it bounds what a run may write): apt-get install util-linux");
         string outFile = Path.Combine(workDir, "stdout.txt"), errFile = Path.Combine(workDir, "stderr.txt"), timeFile = Path.Combine(workDir, "time.txt");
         var strings = new List<nint>();
         nint actions = Marshal.AllocHGlobal(256), attributes = Marshal.AllocHGlobal(512);
         try
         {
-            string[] command = [Time, "-f", "%M %x %U %S", "-o", timeFile, file, .. args];
+            // A file limit (RLIMIT_FSIZE): a run that writes without end is stopped by SIGXFSZ, a signal
+            // the fuzz rules fail on, before it fills the disk the whole machine shares.
+            string[] command = [Prlimit, $"--fsize={FileSizeLimit}", Time, "-f", "%M %x %U %S", "-o", timeFile, file, .. args];
             nint[] argv = [.. command.Select(a => Keep(strings, a)), 0];
             var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
                 .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
@@ -82,8 +88,8 @@ public static partial class ChildProcess
             AttrSetFlags(attributes, POSIX_SPAWN_SETPGROUP);
             AttrSetPgroup(attributes, 0);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            int err = PosixSpawn(out int pid, Time, actions, attributes, argv, envp);
-            if (err != 0) throw new InvalidOperationException($"posix_spawn {Time}: {Marshal.GetPInvokeErrorMessage(err)}");
+            int err = PosixSpawn(out int pid, Prlimit, actions, attributes, argv, envp);
+            if (err != 0) throw new InvalidOperationException($"posix_spawn {Prlimit}: {Marshal.GetPInvokeErrorMessage(err)}");
             var waiter = Task.Run(() =>
             {
                 int r;
