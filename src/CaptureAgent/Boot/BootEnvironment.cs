@@ -1,5 +1,6 @@
 using CaptureAgent.Cli;
 using CaptureAgent.Config;
+using CaptureAgent.Initramfs;
 using CaptureAgent.Native;
 
 namespace CaptureAgent.Boot;
@@ -39,34 +40,18 @@ public static class BootEnvironment
 
     /// <summary>
     /// Loads the modules listed (dependencies first) in lib/modules/RELEASE/capture-agent.modules,
-    /// written by the initramfs builder. Compressed modules are handed to the kernel as they are.
+    /// written by the initramfs builder, with <see cref="ModuleLoader"/>: compressed ones go to the
+    /// kernel as they are where it can decompress them, and are decompressed here otherwise.
     /// </summary>
     public static int LoadModules(string root = "/")
     {
         string release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
         string dir = Path.Combine(root, "lib/modules", release);
-        string list = Path.Combine(dir, "capture-agent.modules");
-        if (!File.Exists(list)) return 0;
-        int loaded = 0;
-        foreach (var line in File.ReadAllLines(list))
-        {
-            var rel = line.Trim();
-            if (rel.Length == 0 || rel.StartsWith('#')) continue;
-            string path = Path.Combine(dir, rel);
-            bool compressed = rel.EndsWith(".xz", StringComparison.Ordinal) || rel.EndsWith(".zst", StringComparison.Ordinal) || rel.EndsWith(".gz", StringComparison.Ordinal);
-            try
-            {
-                using var h = Libc.OpenFile(path, Libc.O_RDONLY, 0);
-                int errno = Libc.FinitModule(h, compressed ? Libc.MODULE_INIT_COMPRESSED_FILE : 0);
-                if (errno == 0) loaded++;
-                else if (errno != Libc.EEXIST) Log.Warn($"loading {rel} failed: errno {errno}");
-            }
-            catch (IOException e)
-            {
-                Log.Warn($"loading {rel} failed: {e.Message}");
-            }
-        }
-        return loaded;
+        string path = Path.Combine(dir, ModuleList.FileName);
+        if (!File.Exists(path)) return 0;
+        var list = ModuleList.Parse(File.ReadAllText(path));
+        using var loader = new ModuleLoader(new KernelModuleCalls(), release, Log.Warn, Log.Info);
+        return loader.LoadAll(dir, list);
     }
 
     /// <summary>Syncs and ends the capture kernel the configured way. Never returns unless the kernel refuses.</summary>

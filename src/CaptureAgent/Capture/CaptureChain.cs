@@ -125,6 +125,7 @@ public sealed class CaptureChain
         {
             Level = _config.DumpLevel,
             Codec = _config.Compression,
+            AutoCodec = _config.AutoCompression,
             Progress = ProgressFactory?.Invoke(),
             Heartbeat = Heartbeat,
         },

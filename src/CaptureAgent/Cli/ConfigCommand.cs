@@ -243,7 +243,7 @@ public static class ConfigCommand
         yield return $"path = {c.Path}";
         yield return $"dump_level = {(int)c.DumpLevel}";
         yield return $"fallback_dump_level = {(int)c.FallbackDumpLevel}";
-        yield return $"compression = {c.Compression.ToString().ToLowerInvariant()}";
+        yield return $"compression = {(c.AutoCompression ? "auto" : Compression.PageCompressors.Name(c.Compression))}";
         yield return $"keep_dumps = {c.KeepDumps}";
         yield return $"keep_size = {Size(c.KeepBytes)}";
         yield return $"min_free = {Size(c.MinFreeBytes)}";

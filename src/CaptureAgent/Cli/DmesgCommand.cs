@@ -15,10 +15,9 @@ public static class DmesgCommand
             Log.Error("usage: capture-agent dmesg VMCORE|DUMP [OUTFILE]");
             return ExitCodes.Usage;
         }
-        IDisposable? opened = null;
         try
         {
-            using var mem = opened = OpenMemory(positional[0], out var info, out var segments);
+            using var mem = OpenMemory(positional[0], out var info, out var segments);
             if (info is null) throw new VmcoreException($"{positional[0]} has no VMCOREINFO: cannot find the kernel log");
             var tables = X86_64PageTables.FromVmcoreInfo((IPhysicalMemory)mem, info, segments);
             var log = new PrintkLog(new KernelMemory((IPhysicalMemory)mem, tables), info);
@@ -35,10 +34,7 @@ public static class DmesgCommand
         }
         catch (Exception e) when (e is VmcoreException or IOException or UnauthorizedAccessException)
         {
-            // A page that could not be read because its codec is not built in is not damage: say which.
-            if (opened is KdumpFile { UnsupportedCodec: { } codec })
-                Log.Error($"{positional[0]}: its pages are {codec.ToString().ToLowerInvariant()}-compressed, which this build of capture-agent does not decompress (crash or makedumpfile --dump-dmesg read it)");
-            else Log.Error(ErrorText.Of(e));
+            Log.Error(ErrorText.Of(e));
             return ExitCodes.Failed;
         }
     }

@@ -16,7 +16,7 @@ public static class VerifyCommand
     private static readonly string[] DumpNames = ["vmcore", "vmcore-incomplete", "vmcore.flat", "vmcore-incomplete.flat"];
 
     /// <summary>Worst last: the verdict of a directory is the worst of its parts.</summary>
-    private enum Verdict { Complete, Incomplete, Unsupported, Corrupt }
+    private enum Verdict { Complete, Incomplete, Corrupt }
 
     public static int Run(string[] args)
     {
@@ -125,14 +125,11 @@ public static class VerifyCommand
         lines.AddRange(structure);
         if (structure.Count > 0) return (Verdict.Corrupt, $"corrupt: {structure[0]}");
         var scan = kd.Scan();
-        lines.Add($"{Path.GetFileName(path)}: {kd.DumpablePages} pages in the bitmap: {scan.Ok} read back, {scan.Missing} not saved, {scan.Corrupt} corrupt" +
-                  (scan.Unsupported > 0 ? $", {scan.Unsupported} not checked ({Codec(scan)})" : ""));
+        lines.Add($"{Path.GetFileName(path)}: {kd.DumpablePages} pages in the bitmap: {scan.Ok} read back, {scan.Missing} not saved, {scan.Corrupt} corrupt");
         if (scan.NotPresent > 0)
             scan.Problems.Insert(0, $"{scan.NotPresent} stored pages are marked absent in the 1st bitmap");
         lines.AddRange(scan.Problems);
         if (scan.Corrupt > 0 || scan.NotPresent > 0) return (Verdict.Corrupt, $"corrupt: {scan.Problems[0]}");
-        if (scan.Unsupported > 0)
-            return (Verdict.Unsupported, $"cannot be checked: {scan.Unsupported} of its pages are {Codec(scan)}-compressed, which this build of capture-agent does not decompress (crash, makedumpfile and libkdumpfile read it)");
         if (kd.Incomplete || scan.StoppedAt is not null || Path.GetFileName(path).Contains("incomplete"))
         {
             reason ??= kd.Incomplete ? "the header says the writer did not finish (killed, power cut or target full)"
@@ -156,8 +153,6 @@ public static class VerifyCommand
         return (Verdict.Complete, $"complete ELF core, {elf.Segments.Count} segments, {pages} pages of data" +
                                   (elf.Info is null ? " (no VMCOREINFO: its log and kernel data cannot be read)" : ""));
     }
-
-    private static string Codec(KdumpFile.PageScan scan) => scan.UnsupportedCodec?.ToString().ToLowerInvariant() ?? "unknown";
 
     /// <summary>A flattened stream: well-formed records up to the end marker.</summary>
     private static (Verdict, string) CheckFlattened(string path)

@@ -146,7 +146,7 @@ public static class KdumpToolsImporter
                 "KDUMP_KERNEL" => "the capture kernel is chosen with `capture-agent load --kernel PATH` (the running kernel's by default)",
                 "KDUMP_INITRD" => "capture-agent loads its own initramfs, written by `capture-agent initramfs build`",
                 "KDUMP_SYSCTL" => "capture-agent does not set sysctls: put kernel.panic_on_oops=1 and the like in /etc/sysctl.d",
-                "KDUMP_COMPRESSION" => "capture-agent compresses each page (compression = zstd|zlib); whole-file bzip2/gzip/lz4/xz is not supported",
+                "KDUMP_COMPRESSION" => "capture-agent compresses each page (compression = zstd|lzo|snappy|zlib|auto); whole-file bzip2/gzip/lz4/xz is not supported",
                 "NFS_MOUNT_RETRY" or "SSH_KDUMP_RETRY" => "capture-agent retries within network_timeout",
                 "FTP" or "FTP_USER" or "FTP_PASSWORD" or "FTP_PORT" or "FTP_PATH" => "FTP targets are not supported (use nfs: or ssh:)",
                 "KDUMP_FADUMP" or "FADUMP_COMMANDLINE_APPEND" => "firmware-assisted dump (POWER) is not supported",

@@ -62,8 +62,11 @@ internal sealed class CaptureImagePlan
     /// <summary>The driver chain modules of the targets and the NIC, before dependency resolution.</summary>
     public List<string> ChainModules { get; } = new();
     public List<string> Notes { get; } = new();
+    /// <summary>The filesystem types of the targets (for what their mounts load beyond the driver).</summary>
+    private readonly HashSet<string> _filesystems = new(StringComparer.Ordinal);
 
-    public string ModuleDirectory => Path.Combine(ModulesRoot, "lib", "modules", Release);
+    /// <summary>The release's module directory: lib/modules/KVER, or usr/lib/modules/KVER when only that exists (merged /usr unpacked).</summary>
+    public string ModuleDirectory => KernelModules.FindDirectory(ModulesRoot, Release) ?? Path.Combine(ModulesRoot, "lib", "modules", Release);
 
     public static CaptureImagePlan Make(HostLayout host, string release) => Make(host, release, ImageRequest.ForHost(host));
 
@@ -101,6 +104,7 @@ internal sealed class CaptureImagePlan
 
         if (request.TargetDevice is not null) plan.AddDeviceChain(host, request.TargetDevice, config.FilesystemType, tree, builtIn);
         plan.AddTargetChains(host, config, tree, builtIn);
+        plan.AddFatCharsets(tree);
         if (config.NeedsNetwork && !request.NoNic) plan.AddNic(host, config, tree);
 
         var needs = ConfigContent.For(config, host.Root);
@@ -129,7 +133,9 @@ internal sealed class CaptureImagePlan
     {
         string name = device.StartsWith("/dev/", StringComparison.Ordinal) ? device[5..] : device;
         var volume = SuperblockProbe.ProbePath(Path.Combine(host.DevRoot, name));
-        var chain = BlockDeviceModules.Resolve(name, configFs ?? (volume.IsKnown ? volume.Type : null), builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+        string? fs = configFs ?? (volume.IsKnown ? volume.Type : null);
+        if (fs is not null) _filesystems.Add(fs);
+        var chain = BlockDeviceModules.Resolve(name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
         TargetIdentity.Add($"{name} ({volume.Describe()}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
         Notes.AddRange(chain.Notes);
         foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(name, host.SysRoot, host.DevRoot))
@@ -142,6 +148,10 @@ internal sealed class CaptureImagePlan
     {
         foreach (var t in config.Targets.Where(t => t.Type is TargetType.Local or TargetType.Raw && t.Device is not null))
         {
+            // The filesystem driver does not depend on where the disk is attached: the config's
+            // fstype, else what the device holds now, else the type fstab gives it.
+            string? fs = t.Type == TargetType.Local ? config.FilesystemType : null;
+            bool chainAdded = false;
             try
             {
                 var locator = new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) };
@@ -155,25 +165,27 @@ internal sealed class CaptureImagePlan
                 {
                     TargetIdentity.Add($"{t.Text} -> not found");
                     Notes.Add($"target {t.Text} is not on this machine now: its disk drivers are not added (the capture kernel finds it only if they are built in, or with extra_modules)");
-                    // The filesystem driver does not depend on where the disk is: the config's fstype says which.
-                    if (t.Type == TargetType.Local && config.FilesystemType is { } fsType)
-                        AddChainModules(BlockDeviceModules.FilesystemModules(fsType).Where(m => builtIn?.Contains(m) != true), tree, $"target {t.Text} ({fsType})");
-                    continue;
                 }
-                var v = match.Volume;
-                string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
-                var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
-                TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
-                Notes.AddRange(chain.Notes);
-                foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(match.Device.Name, host.SysRoot, host.DevRoot))
-                    Notes.Add($"target {t.Text} cannot work: {refusal}");
-                AddChainModules(chain.Modules, tree, $"target {t.Text}");
+                else
+                {
+                    var v = match.Volume;
+                    if (t.Type == TargetType.Local) fs ??= v.IsKnown ? v.Type : FstabType(host, t.Device!);
+                    if (fs is not null) _filesystems.Add(fs);
+                    var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+                    TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
+                    Notes.AddRange(chain.Notes);
+                    foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(match.Device.Name, host.SysRoot, host.DevRoot))
+                        Notes.Add($"target {t.Text} cannot work: {refusal}");
+                    AddChainModules(chain.Modules, tree, $"target {t.Text}");
+                    chainAdded = true;
+                }
             }
             catch (IOException e)
             {
                 TargetIdentity.Add($"{t.Text} -> unreadable");
-                Notes.Add($"target {t.Text}: {e.Message}; its drivers are not added");
+                Notes.Add($"target {t.Text}: {e.Message}; its disk drivers are not added");
             }
+            if (t.Type == TargetType.Local && !chainAdded) AddFilesystem(host, t, fs ?? FstabType(host, t.Device!), tree, builtIn);
         }
     }
 
@@ -190,7 +202,7 @@ internal sealed class CaptureImagePlan
             return;
         }
         var v = lv.Volume;
-        string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
+        string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null) ?? FstabType(host, t.Device!);
         var modules = new List<string>();
         foreach (var pv in lv.PvDevices)
         {
@@ -199,9 +211,62 @@ internal sealed class CaptureImagePlan
             modules.AddRange(chain.Modules.Where(m => !modules.Contains(m)));
         }
         if (builtIn?.Contains("dm_mod") != true) modules.Add("dm_mod");
-        if (fs is not null) modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        if (fs is not null)
+        {
+            _filesystems.Add(fs);
+            modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        }
         TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} on {string.Join('+', lv.PvDevices.Select(d => d.Name))}, not active here ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {string.Join(' ', modules)}");
         AddChainModules(modules, tree, $"target {t.Text}");
+    }
+
+    /// <summary>The filesystem module of a target whose device could not be walked: it is needed wherever the disk turns up.</summary>
+    private void AddFilesystem(HostLayout host, TargetEntry t, string? fs, KernelModules? tree, IReadOnlySet<string>? builtIn)
+    {
+        if (fs is null)
+        {
+            Notes.Add($"the filesystem type of target {t.Text} is unknown (not on this machine, not in {Path.Combine(host.Root, "etc/fstab")}): set fstype = in the config, or the capture kernel can mount it only if its driver is built in");
+            return;
+        }
+        _filesystems.Add(fs);
+        var modules = BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true).ToList();
+        TargetIdentity.Add($"{t.Text} filesystem {fs} needs {(modules.Count == 0 ? "nothing" : string.Join(' ', modules))}");
+        AddChainModules(modules, tree, $"target {t.Text} ({fs})");
+    }
+
+    /// <summary>
+    /// vfat loads two NLS tables at mount: the codepage and the iocharset the kernel was built to
+    /// default to (Debian: cp437 and "ascii"; upstream's default iso8859-1). Without modprobe in
+    /// the capture kernel a missing one fails the mount ("IO charset ascii not found"), so both go
+    /// in, named by the capture kernel's build config.
+    /// </summary>
+    private void AddFatCharsets(KernelModules? tree)
+    {
+        if (!_filesystems.Contains("vfat")) return;
+        KernelConfig? kconfig = null;
+        try { kconfig = KernelConfig.Find(ModulesRoot, Release, ModuleDirectory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Notes.Add($"the kernel config of {Release} cannot be read: {e.Message}"); }
+        string codepage = kconfig?.Value("CONFIG_FAT_DEFAULT_CODEPAGE") ?? "437";
+        string iocharset = kconfig?.Value("CONFIG_FAT_DEFAULT_IOCHARSET") ?? "iso8859-1";
+        if (kconfig is null) Notes.Add($"no kernel config for {Release}: vfat's default codepage 437 and iocharset iso8859-1 assumed");
+        var tables = new[] { "nls_cp" + codepage, "nls_" + iocharset }.Select(BlockDeviceModules.Normalize).Distinct()
+            .Where(m => tree?.IsBuiltin(m) != true).ToList();
+        TargetIdentity.Add($"vfat charsets (codepage {codepage}, iocharset {iocharset}) need {(tables.Count == 0 ? "nothing" : string.Join(' ', tables))}");
+        AddChainModules(tables, tree, "vfat");
+    }
+
+    /// <summary>The type /etc/fstab gives the filesystem a target names (same UUID=, LABEL=, PARTUUID=, PARTLABEL= or path); null when absent or "auto".</summary>
+    internal static string? FstabType(HostLayout host, TargetSpec target)
+    {
+        List<FstabEntry> entries;
+        try { entries = Fstab.Load(host.Root); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        foreach (var e in entries)
+        {
+            if (e.Type is "auto" or "swap" || !TargetSpec.TryParse(e.Spec, out var spec, out _)) continue;
+            if (spec.Kind == target.Kind && target.ValueMatches(spec.Value)) return e.Type;
+        }
+        return null;
     }
 
     private void AddNic(HostLayout host, AgentConfig config, KernelModules? tree)

@@ -45,8 +45,6 @@ public static class BlockDeviceModules
             foreach (var m in fsModules)
                 Add(m, builtIn is not null ? builtIn.Contains(Normalize(m)) : IsBuiltInHere(m) || m == fsModules[0] && FilesystemBuiltInHere(fs, m));
         }
-        if (filesystemType is "vfat")
-            notes.Add("vfat also needs the NLS module of the kernel's default iocharset (CONFIG_FAT_DEFAULT_IOCHARSET)");
         return new ModuleChain(modules, levels, notes);
 
         void Add(string module, bool isBuiltIn)

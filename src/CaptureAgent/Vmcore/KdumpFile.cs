@@ -42,8 +42,6 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
     public int HeaderVersion { get; }
     /// <summary>Where the page data starts: after the descriptor table of <see cref="DumpablePages"/> entries.</summary>
     public long DataOffset => _descriptors + (long)DumpablePages * DescriptorSize;
-    /// <summary>The codec of the last page that could not be read because it is not built in (lzo, snappy), or null.</summary>
-    public PageCodec? UnsupportedCodec { get; private set; }
 
     public KdumpFile(string path)
     {
@@ -139,6 +137,10 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
 
     public ulong DumpablePages => _prefix[^1];
 
+    /// <summary>File offsets of the 1st and 2nd bitmaps (for reading them in bulk).</summary>
+    public long Bitmap1Offset => _bitmap1;
+    public long Bitmap2Offset => _bitmap2;
+
     private void LoadBlock(long block)
     {
         if (block == _cachedBlock) return;
@@ -182,7 +184,7 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
         return _prefix[pfn >> BlockShift] + (ulong)_wordPrefix[i >> 6] + (ulong)BitOperations.PopCount(below);
     }
 
-    /// <summary>Reads one stored page; false if excluded, missing (incomplete dump), corrupt or of a codec not built in.</summary>
+    /// <summary>Reads one stored page; false if excluded, missing (incomplete dump) or corrupt.</summary>
     public bool TryReadPage(ulong pfn, Span<byte> page)
     {
         if (pfn == _cachedPfn) { _page.CopyTo(page); return true; }
@@ -195,7 +197,6 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
         uint flags = BinaryPrimitives.ReadUInt32LittleEndian(d[12..]);
         if (offset <= 0 || size == 0 || size > PageSize || offset > _fileLength - size) return false;
         var codec = flags == 0 ? PageCodec.None : (PageCodec)flags;
-        if (codec is PageCodec.Lzo or PageCodec.Snappy) { UnsupportedCodec = codec; return false; }
         var raw = _raw.AsSpan(0, (int)size);
         if (RandomAccess.Read(_file, raw, offset) != size) return false;
         if (!PageCompressors.TryDecompress(codec, raw, _page)) return false;
@@ -242,15 +243,13 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
     /// <summary>What a full check of the stored pages found.</summary>
     public sealed class PageScan
     {
-        public ulong Ok, Missing, Corrupt, Unsupported;
+        public ulong Ok, Missing, Corrupt;
         /// <summary>The last pfn whose page was read back whole (0 if none).</summary>
         public ulong LastGoodPfn;
         /// <summary>The first missing pfn after which nothing is stored: where a cut dump stopped.</summary>
         public ulong? StoppedAt;
         /// <summary>Pages stored although the 1st bitmap says they do not exist.</summary>
         public ulong NotPresent;
-        /// <summary>The codec of pages this build cannot decompress (lzo, snappy), if any.</summary>
-        public PageCodec? UnsupportedCodec;
         public List<string> Problems { get; } = new();
     }
 
@@ -308,7 +307,6 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
                 scan.StoppedAt = null;
                 string? problem = (offset, size, flags) == lastChecked ? null : CheckPage(pfn, offset, size, flags, dataStart, scan);
                 if (problem is null) { scan.Ok++; scan.LastGoodPfn = pfn; lastChecked = (offset, size, flags); }
-                else if (scan.UnsupportedCodec is not null && problem.Length == 0) scan.Unsupported++;
                 else
                 {
                     scan.Corrupt++;
@@ -329,19 +327,14 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
 
     /// <summary>
     /// One stored page checked: inside the data area, of a known codec, decompressing to a page.
-    /// Null when good; "" when its codec is not built in; otherwise what is wrong.
+    /// Null when good; otherwise what is wrong.
     /// </summary>
     private string? CheckPage(ulong pfn, long offset, uint size, uint flags, long dataStart, PageScan scan)
     {
         if (offset < dataStart || size == 0 || size > PageSize || offset > _fileLength - size)
             return $"pfn 0x{pfn:x}: descriptor points outside the page data (offset {offset}, size {size})";
         var codec = flags == 0 ? PageCodec.None : (PageCodec)flags;
-        if (codec is PageCodec.Lzo or PageCodec.Snappy)
-        {
-            scan.UnsupportedCodec = codec;
-            return "";
-        }
-        if (codec is not (PageCodec.None or PageCodec.Zlib or PageCodec.Zstd))
+        if (codec is not (PageCodec.None or PageCodec.Zlib or PageCodec.Lzo or PageCodec.Snappy or PageCodec.Zstd))
             return $"pfn 0x{pfn:x}: unknown compression flags 0x{flags:x}";
         var raw = _raw.AsSpan(0, (int)size);
         if (RandomAccess.Read(_file, raw, offset) != size) return $"pfn 0x{pfn:x}: short read at {offset}";
