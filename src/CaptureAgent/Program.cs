@@ -30,6 +30,9 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        // A write past the file size limit (ulimit -f) fails with EFBIG, which the writers handle
+        // (the dump ends as incomplete, said so), instead of SIGXFSZ killing the process silently.
+        Native.Libc.IgnoreSignal(Native.Libc.SIGXFSZ);
         // As /init of the capture initramfs the kernel starts us as PID 1. Its arguments are kernel
         // parameters the kernel did not recognise, not a command: PID 1 must never take another path.
         if (Environment.ProcessId == 1)

@@ -38,6 +38,7 @@ public sealed class DumpSource : IDisposable
             {
                 if (elf.Machine != 62) throw new VmcoreException($"{path}: only x86_64 vmcores are supported (e_machine {elf.Machine})");
                 Warnings.AddRange(elf.Problems);
+                LimitToFileSize(elf);
                 _pages = new SegmentPageMap(elf.Segments, (ulong)PageSize, MaxMapnr);
             }
             else
@@ -92,6 +93,26 @@ public sealed class DumpSource : IDisposable
                 throw new VmcoreException($"VMCOREINFO {key}={text.Trim()} is not supported (x86_64 pages are {PageSize} bytes)");
         }
     }
+
+    /// <summary>
+    /// The two bitmaps take a bit per pfn each, whatever the holes: a PT_LOAD that a damaged header
+    /// puts far above the rest must not make them larger than the vmcore they describe (a 150 KB
+    /// file once asked for 96 GB of bitmaps). A machine would need fewer than one page of memory in
+    /// 16384 pfns to come near this; the floor leaves small copies of a wide address space alone.
+    /// </summary>
+    private void LimitToFileSize(ElfVmcore elf)
+    {
+        if (elf.FileLength < 0) return;
+        ulong budget = (ulong)Math.Max(elf.FileLength, MinBitmapBudget);
+        ulong limit = budget * 4;   // 2 bitmaps x 1 bit per pfn = a quarter byte a pfn
+        if (MaxMapnr <= limit) return;
+        Warnings.Add($"PT_LOAD segments reach pfn 0x{MaxMapnr:x}: the dump's bitmaps would take {MaxMapnr / 4 >> 20} MiB for a vmcore of " +
+                     $"{elf.FileLength >> 10} KiB (damaged program headers); pages from pfn 0x{limit:x} on are left out");
+        MaxMapnr = limit;
+    }
+
+    /// <summary>Bitmaps of this size are allowed whatever the input's size: 1 TiB of physical address space.</summary>
+    public const long MinBitmapBudget = 64L << 20;
 
     /// <summary>
     /// No pfn lies above the kernel's physical address width (MAX_PHYSMEM_BITS: 46 with 4-level

@@ -5,7 +5,7 @@ namespace CaptureAgent.Native;
 
 internal static partial class Libc
 {
-    public const int SIGKILL = 9, SIGSEGV = 11;
+    public const int SIGKILL = 9, SIGSEGV = 11, SIGXFSZ = 25;
     private const int P_ALL = 0, WEXITED = 4, WNOHANG = 1, WNOWAIT = 0x01000000;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -19,6 +19,9 @@ internal static partial class Libc
 
     /// <summary>Gives a signal back its default action (SIG_DFL): the runtime's own handler no longer sees it.</summary>
     public static void DefaultSignalAction(int signal) => SignalRaw(signal, 0);
+
+    /// <summary>Ignores a signal (SIG_IGN); the system call that raised it fails with its errno instead.</summary>
+    public static void IgnoreSignal(int signal) => SignalRaw(signal, 1);
 
     [LibraryImport("libc", EntryPoint = "waitid", SetLastError = true)]
     private static partial int WaitIdRaw(int idType, int id, ref byte info, int options);

@@ -13,10 +13,12 @@ public interface IDumpSink : IDisposable
     void Complete();
 
     /// <summary>
-    /// Allocates storage for [0, length) ahead of time, so the metadata written there after the
-    /// data (descriptors, the final header) still fits when the data has filled the target.
+    /// Allocates storage for [offset, offset + length) ahead of time: the descriptor table, written
+    /// after the data it points to, still fits when the data has filled the target. Only that range:
+    /// the bitmaps before it are sparse (windows without pages are never written), and allocating
+    /// them would cost the disk what a wide, mostly empty pfn range does not need.
     /// </summary>
-    void Reserve(long length) { }
+    void Reserve(long offset, long length) { }
 
     /// <summary>Makes what was written so far durable before more is written (a file's fsync); the end is still to come.</summary>
     void Flush() { }
@@ -57,11 +59,15 @@ public sealed class FileSink : IDumpSink
 
     public long Length => RandomAccess.GetLength(_file);
 
-    public void Reserve(long length)
+    public void Reserve(long offset, long length)
     {
+        // Checked before the headers and bitmaps are written: a file that cannot reach its end is refused whole.
+        if (offset + length > Libc.FileSizeLimit())
+            throw new IOException($"the dump's page descriptors would end at byte {offset + length}, past the file size limit (ulimit -f) of {Libc.FileSizeLimit()} bytes", Libc.EFBIG);
         // Not every filesystem can (vfat without fallocate, NFS v3): then ENOSPC may still cut descriptors.
-        int errno = Libc.Fallocate(_file, 0, length);
-        if (errno is Libc.ENOSPC) throw new IOException($"the target has no room for the dump's {length >> 10} KiB of headers and bitmaps", Libc.ENOSPC);
+        int errno = Libc.Fallocate(_file, offset, length);
+        if (errno is Libc.ENOSPC) throw new IOException($"the target has no room for the dump's {length >> 10} KiB of page descriptors", Libc.ENOSPC);
+        if (errno is Libc.EFBIG) throw new IOException($"the dump's page descriptors would end at byte {offset + length}, past the largest file the target (or the file size limit) allows", Libc.EFBIG);
     }
 
     public void Dispose() => _file.Dispose();
@@ -196,7 +202,7 @@ public sealed class TimedSink(IDumpSink inner) : IDumpSink
     }
 
     public void Complete() => inner.Complete();
-    public void Reserve(long length) => inner.Reserve(length);
+    public void Reserve(long offset, long length) => inner.Reserve(offset, length);
     public long Length => inner.Length;
     public void Dispose() { }
 }

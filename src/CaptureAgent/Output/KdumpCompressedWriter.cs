@@ -98,7 +98,7 @@ public sealed class KdumpCompressedWriter
         // disk tells its readers so (makedumpfile's DUMP_DH_COMPRESSED_INCOMPLETE).
         header.DumpLevel = (int)filter.Level;
         header.Status = (uint)_opt.Codec | KdumpHeader.StatusIncomplete;
-        _sink.Reserve(header.DescriptorsOffset + (long)dumpable * DescriptorSize + _ps);
+        _sink.Reserve(header.DescriptorsOffset, (long)dumpable * DescriptorSize + _ps);
         _sink.Write(0, header.BuildMainHeader());
         _sink.Write(header.BlockSize, header.BuildSubHeader());
         if (header.Notes.Length > 0) _sink.Write(header.BlockSize + KdumpHeader.SubHeaderSize, header.Notes);

@@ -52,6 +52,8 @@ public sealed class ElfVmcore : IVmcoreImage
     /// <summary>Set when the file is shorter than its program headers say; names what is missing.</summary>
     public string? TruncationWarning { get; }
     public ushort Machine { get; }
+    /// <summary>The file's length in bytes (/proc/vmcore has one too), or -1 when it cannot be told.</summary>
+    public long FileLength { get; }
 
     public ElfVmcore(string path, int pageSize = 4096)
     {
@@ -67,7 +69,7 @@ public sealed class ElfVmcore : IVmcoreImage
         }
         try
         {
-            long fileLength = SafeLength(_file);
+            long fileLength = FileLength = SafeLength(_file);
             Span<byte> eh = stackalloc byte[64];
             if (RandomAccess.Read(_file, eh, 0) < 64) throw new VmcoreException($"{path}: too short for an ELF header");
             if (eh[0] != 0x7f || eh[1] != (byte)'E' || eh[2] != (byte)'L' || eh[3] != (byte)'F')

@@ -87,9 +87,9 @@ public static partial class FuzzRunner
     /// </summary>
     public static int Jobs => int.TryParse(Environment.GetEnvironmentVariable("FUZZ_JOBS"), out int j) && j is > 0 and <= 32 ? j : 2;
 
-    public static ulong CaseSeed(string kind, int index)
+    public static ulong CaseSeed(string kind, int index, ulong? baseSeed = null)
     {
-        ulong h = BaseSeed;
+        ulong h = baseSeed ?? BaseSeed;
         foreach (char ch in kind) h = (h ^ ch) * 0x100000001B3UL;
         return h ^ ((ulong)index * 0x9E3779B97F4A7C15UL);
     }
@@ -115,10 +115,10 @@ public static partial class FuzzRunner
         return stats;
     }
 
-    /// <summary>Runs one case; true when it passed.</summary>
-    public static bool RunCase(IFuzzKind kind, int index, string workRoot, FuzzStats stats)
+    /// <summary>Runs one case (of FUZZ_SEED's run, or of <paramref name="baseSeed"/>'s: a kept finding); true when it passed.</summary>
+    public static bool RunCase(IFuzzKind kind, int index, string workRoot, FuzzStats stats, ulong? baseSeed = null)
     {
-        ulong seed = CaseSeed(kind.Name, index);
+        ulong seed = CaseSeed(kind.Name, index, baseSeed);
         string dir = Path.Combine(workRoot, $"{kind.Name}-{index}");
         Directory.CreateDirectory(dir);
         var c = kind.Make(new Mutator(seed), dir);

@@ -85,6 +85,40 @@ public partial class RegressionTests : IDisposable
         Assert.True(r.Seconds < 20, $"{r.Seconds} s");
     }
 
+    /// <summary>
+    /// Cases of a fuzz run kept by their seed: a PT_LOAD of the 5-level synthetic vmcore moved far up
+    /// (within 52 bits, so no address-width limit applies). 223 preallocated 62 GB of bitmaps for a
+    /// 150 KB file and then timed out; 285 was killed by SIGXFSZ at the runs' 8 GiB file limit.
+    /// </summary>
+    [Theory]
+    [InlineData(1205UL, 223)]
+    [InlineData(1205UL, 285)]
+    public void FarSegmentCasesOfTheFiveLevelKind(ulong seed, int index)
+    {
+        var kind = new VmcoreKind("vmcore-synthetic-5level", FuzzInputs.Synthetic(true));
+        var stats = new FuzzStats { Kind = kind.Name };
+        Assert.True(FuzzRunner.RunCase(kind, index, _dir, stats, seed), stats.Failures.FirstOrDefault());
+        Assert.InRange(stats.SlowestSeconds, 0, 10);
+    }
+
+    /// <summary>A dump that cannot reach its end under the file size limit is refused before anything is written, in words.</summary>
+    [Fact]
+    public void FileSizeLimitIsCheckedBeforeTheBitmapsAreWritten()
+    {
+        const string Prlimit = "/usr/bin/prlimit";
+        // Memory at 256 GiB and no mem_map to say otherwise: 8 MiB bitmaps, so the descriptor table
+        // starts past a 4 MiB limit.
+        var image = Vmcore(out var layout, string.Join('\n', _meta.VmcoreInfo.Split('\n').Where(l => !l.StartsWith("SYMBOL(mem_section)"))));
+        Phdr(image, layout, 2, PAddr, 0x40_0000_0000);
+        string input = Write("vmcore", image), output = Path.Combine(_dir, "dump");
+        var r = ChildProcess.Run(Prlimit, ["--fsize=4194304", FuzzRunner.Binary, "dump", "-d", "31", input, output], _dir, TimeSpan.FromSeconds(60));
+        Assert.True(FuzzRunner.Judge(r, image) is null, $"{FuzzRunner.Judge(r, image)}\n{r.Stderr}");
+        Assert.True(r.ExitCode == 1, $"exit {r.ExitCode}: {r.Stderr}");
+        Assert.Contains("past the file size limit (ulimit -f)", r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.Contains("error"));
+        Assert.InRange(new FileInfo(output).Length, 0, 0);
+    }
+
     [Fact]
     public void WithoutMemSectionTheDumpEndsWithTheFileData()
     {
