@@ -3,6 +3,7 @@ using CaptureAgent.Compression;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
 using CaptureAgent.Native;
+using CaptureAgent.Vmcore;
 
 namespace CaptureAgent.Output;
 
@@ -90,6 +91,10 @@ public sealed class KdumpCompressedWriter
             estimate = result.EstimatedBytes = raisedEstimate;
             fallback = null;
         }
+        // A dump without a page is none: readers have nothing to read and verify rejects it. Said
+        // before anything is written (a damaged kdump input whose bitmaps select nothing).
+        if (dumpable == 0)
+            throw new VmcoreException($"{_src.Vmcore.Path}: no page of its {maxMapnr} pfns is left to dump at level {(int)filter.Level}: nothing written");
         result.DumpablePages = dumpable;
         result.FilterSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();

@@ -11,6 +11,8 @@ namespace CaptureAgent.Tests.Fuzz;
 public sealed class DumpBases
 {
     public required byte[] Kdump { get; init; }
+    /// <summary>The same dump in each codec makedumpfile writes (zstd, lzo, snappy, zlib), for the readers' decompressors.</summary>
+    public required IReadOnlyList<(string Codec, byte[] Bytes)> Kdumps { get; init; }
     public required byte[] Flattened { get; init; }
     public required byte[] RawImage { get; init; }
 
@@ -25,7 +27,15 @@ public sealed class DumpBases
         r = FuzzRunner.Exec(["dump", "-F", "-d", "31", elf], dir);
         if (r.ExitCode != 0) throw new InvalidOperationException($"the base flattened dump failed (exit {r.ExitCode}): {r.Stderr}");
         var flat = File.ReadAllBytes(Path.Combine(dir, "stdout.txt"));
-        return new DumpBases { Kdump = File.ReadAllBytes(kdump), Flattened = flat, RawImage = MakeRawImage(elf, dir) };
+        var kdumps = new List<(string, byte[])> { ("zstd", File.ReadAllBytes(kdump)) };
+        foreach (var (option, codec) in new[] { ("-l", "lzo"), ("-p", "snappy"), ("-c", "zlib") })
+        {
+            string path = $"{kdump}.{codec}";
+            r = FuzzRunner.Exec(["dump", option, "-d", "31", elf, path], dir);
+            if (r.ExitCode != 0) throw new InvalidOperationException($"the base {codec} dump failed (exit {r.ExitCode}): {r.Stderr}");
+            kdumps.Add((codec, File.ReadAllBytes(path)));
+        }
+        return new DumpBases { Kdump = File.ReadAllBytes(kdump), Kdumps = kdumps, Flattened = flat, RawImage = MakeRawImage(elf, dir) };
     }
 
     /// <summary>A raw dump area (header, log, flattened stream) in a file just large enough for it.</summary>
@@ -58,10 +68,18 @@ public sealed class DumpBases
     }
 }
 
-/// <summary>kdump-compressed files with their headers, notes, bitmaps, descriptors and page data mutated, or cut: `verify` and `dmesg` read them.</summary>
-public sealed class KdumpKind(string name, byte[] kdump) : IFuzzKind
+/// <summary>
+/// kdump-compressed files (of every codec) with their headers, notes, bitmaps, descriptors and page
+/// data mutated, or cut: `verify` and `dmesg` read them, and `dump` filters them again (its output,
+/// when it vouches for it, must pass `verify`).
+/// </summary>
+public sealed class KdumpKind(string name, IReadOnlyList<(string Codec, byte[] Bytes)> bases) : IFuzzKind
 {
     public string Name => name;
+
+    /// <summary>What a re-filtering run writes: each codec, and makedumpfile's usual levels.</summary>
+    private static readonly string[][] Refilters =
+        [["-d", "31"], ["-d", "1", "-l"], ["-d", "17", "-p"], ["-d", "31", "-c"], ["-d", "0", "--no-compress"], ["-d", "31", "--compression", "auto"], ["-d", "31", "-E"]];
 
     private static readonly (string, int, int)[] MainFields =
     [
@@ -77,11 +95,12 @@ public sealed class KdumpKind(string name, byte[] kdump) : IFuzzKind
 
     public FuzzCase Make(Mutator m, string dir)
     {
+        var (codec, kdump) = m.Pick(bases);
         var image = (byte[])kdump.Clone();
         int block = BinaryPrimitives.ReadInt32LittleEndian(kdump.AsSpan(428));
         long sub = BinaryPrimitives.ReadInt32LittleEndian(kdump.AsSpan(432)), bitmaps = BinaryPrimitives.ReadUInt32LittleEndian(kdump.AsSpan(436));
         long bitmap1 = (1 + sub) * block, bitmap2 = bitmap1 + bitmaps * block / 2, descriptors = (1 + sub + bitmaps) * block;
-        var notes = new List<string>();
+        var notes = new List<string> { codec };
         for (int i = 0, n = 1 + m.Below(3); i < n; i++)
         {
             int roll = m.Below(100);
@@ -107,9 +126,18 @@ public sealed class KdumpKind(string name, byte[] kdump) : IFuzzKind
         }
         string input = Path.Combine(dir, "vmcore");
         File.WriteAllBytes(input, image);
-        string log = Path.Combine(dir, "dmesg.txt");
-        return new FuzzCase(string.Join("; ", notes), [new(["verify", input]), new(["dmesg", input, log])], image);
+        string log = Path.Combine(dir, "dmesg.txt"), output = Path.Combine(dir, "refiltered");
+        var steps = new List<FuzzStep> { new(["verify", input]), new(["dmesg", input, log]) };
+        if (m.Chance(50))
+        {
+            var options = m.Pick(Refilters);
+            steps.Add(new(["dump", .. options, input, output], Check: options.Contains("-E") ? RefusedInWords : FuzzRunner.Verified(output, dir)));
+        }
+        return new FuzzCase(string.Join("; ", notes), steps, image);
     }
+
+    /// <summary>An ELF dump needs an ELF vmcore: from a kdump file it is refused (exit 1), as makedumpfile does.</summary>
+    private static string? RefusedInWords(ChildResult r) => r.ExitCode == 1 ? null : $"dump -E of a kdump file: exit {r.ExitCode}, not 1";
 }
 
 /// <summary>Flattened streams (makedumpfile -F) with records bent, moved, dropped or repeated, or cut: `rearrange` and `verify` read them.</summary>

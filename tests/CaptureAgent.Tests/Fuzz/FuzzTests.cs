@@ -130,7 +130,7 @@ public class SyntheticFuzzTests(ITestOutputHelper log) : FuzzTestBase(log)
 {
     [Fact] public void Vmcore4Level() => Fuzz(new VmcoreKind("vmcore-synthetic", FuzzInputs.Synthetic(false)));
     [Fact] public void Vmcore5Level() => Fuzz(new VmcoreKind("vmcore-synthetic-5level", FuzzInputs.Synthetic(true)));
-    [Fact] public void Kdump() => Fuzz(new KdumpKind("kdump-synthetic", FuzzInputs.Dumps("synthetic", FuzzInputs.Synthetic(false)).Kdump));
+    [Fact] public void Kdump() => Fuzz(new KdumpKind("kdump-synthetic", FuzzInputs.Dumps("synthetic", FuzzInputs.Synthetic(false)).Kdumps));
     [Fact] public void Flattened() => Fuzz(new FlattenedKind("flattened-synthetic", FuzzInputs.Dumps("synthetic", FuzzInputs.Synthetic(false)).Flattened));
     [Fact] public void RawDevice() => Fuzz(new RawKind("raw-synthetic", FuzzInputs.Dumps("synthetic", FuzzInputs.Synthetic(false)).RawImage));
     [Fact] public void DumpDirectory() => Fuzz(new DumpDirectoryKind("dumpdir-synthetic", FuzzInputs.Dumps("synthetic", FuzzInputs.Synthetic(false)).Kdump));
@@ -149,7 +149,7 @@ public class FixtureFuzzTests(ITestOutputHelper log) : FuzzTestBase(log)
 
     [Fact] public void Vmcore61() => Fuzz(new VmcoreKind("vmcore-6.1", FuzzInputs.Fixture(Fx61)), 26);
     [Fact] public void Vmcore612() => Fuzz(new VmcoreKind("vmcore-6.12", FuzzInputs.Fixture(Fx612)), 26);
-    [Fact] public void Kdump() => Fuzz(new KdumpKind("kdump-6.1", FuzzInputs.Dumps(Fx61, FuzzInputs.Fixture(Fx61)).Kdump));
+    [Fact] public void Kdump() => Fuzz(new KdumpKind("kdump-6.1", FuzzInputs.Dumps(Fx61, FuzzInputs.Fixture(Fx61)).Kdumps));
     [Fact] public void Flattened() => Fuzz(new FlattenedKind("flattened-6.1", FuzzInputs.Dumps(Fx61, FuzzInputs.Fixture(Fx61)).Flattened));
     [Fact] public void RawDevice() => Fuzz(new RawKind("raw-6.12", FuzzInputs.Dumps(Fx612, FuzzInputs.Fixture(Fx612)).RawImage));
     [Fact] public void DumpDirectory() => Fuzz(new DumpDirectoryKind("dumpdir-6.1", FuzzInputs.Dumps(Fx61, FuzzInputs.Fixture(Fx61)).Kdump));
