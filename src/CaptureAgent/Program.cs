@@ -30,6 +30,9 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        // A write past the file size limit (ulimit -f) fails with EFBIG, which the writers handle
+        // (the dump ends as incomplete, said so), instead of SIGXFSZ killing the process silently.
+        Native.Libc.IgnoreSignal(Native.Libc.SIGXFSZ);
         // As /init of the capture initramfs the kernel starts us as PID 1. Its arguments are kernel
         // parameters the kernel did not recognise, not a command: PID 1 must never take another path.
         if (Environment.ProcessId == 1)
@@ -46,7 +49,7 @@ public static class Program
         catch (Exception e)
         {
             // Never die with an unhandled exception: say what broke in one line.
-            Log.Error($"{e.GetType().Name}: {e.Message}");
+            Log.Error(ErrorText.Of(e));
             return ExitCodes.Failed;
         }
     }
@@ -61,6 +64,7 @@ public static class Program
         return args[0] switch
         {
             "dump" => DumpCommand.Run(args[1..]),
+            Boot.CaptureWorker.Command => Boot.CaptureWorker.Run(args),   // started by the capture kernel's PID 1
             "dmesg" => DmesgCommand.Run(args[1..]),
             "--dump-dmesg" => DmesgCommand.Run(args[1..]),
             "rearrange" or "-R" => RearrangeCommand.Run(args[1..]),

@@ -15,7 +15,6 @@ namespace CaptureAgent.Boot;
 public static class CaptureInit
 {
     private const string Vmcore = "/proc/vmcore";
-    private const string MountBase = "/mnt";
 
     public static int Run()
     {
@@ -36,19 +35,19 @@ public static class CaptureInit
 
             int loaded = BootEnvironment.LoadModules();
             Log.Info($"capture-agent: {loaded} modules loaded");
-            string cmdline = File.Exists("/proc/cmdline") ? File.ReadAllText("/proc/cmdline") : "";
-            var chain = new CaptureChain(config, Vmcore, Log.Info, MountBase, CaptureCommandLine.Value(cmdline, CaptureCommandLine.BootIdParameter))
-            {
-                ProgressFactory = () => Log.Progress("capture-agent: saving vmcore"),
-            };
-            var outcomes = chain.Run();
-            Log.Info($"capture-agent: peak memory {BootEnvironment.PeakRssKiB()} KiB (at the end: {BootEnvironment.MemoryNow()})");
-            if (outcomes[^1].Complete) action = config.FinalAction;
-            else Log.Error(outcomes.Any(o => o.Saved) ? "capture incomplete: no target holds a complete dump" : "capture failed: no target could save the dump");
+            // The capture runs in a child process: whatever kills or hangs it, PID 1 goes on.
+            var supervisor = new CaptureSupervisor(config, Log.Info);
+            var (complete, saved) = supervisor.Run();
+            // What the reservation had to hold: this process and the capture process beside it.
+            long own = BootEnvironment.PeakRssKiB();
+            if (supervisor.WorkerPeakKiB > 0 && own > 0)
+                Log.Info($"capture-agent: peak memory {own + supervisor.WorkerPeakKiB} KiB (capture {supervisor.WorkerPeakKiB} KiB, PID 1 {own} KiB)");
+            if (complete) action = config.FinalAction;
+            else Log.Error(saved ? "capture incomplete: no target holds a complete dump" : "capture failed: no target could save the dump");
         }
         catch (Exception e)
         {
-            Log.Error($"capture failed: {e.Message}");
+            Log.Error($"capture failed: {ErrorText.Of(e)}");
         }
         BootEnvironment.Finish(action);
         return ExitCodes.Failed;   // only if reboot(2) itself failed

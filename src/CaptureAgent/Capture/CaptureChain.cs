@@ -31,6 +31,16 @@ public sealed class CaptureChain
     /// <summary>Called with (pages done, pages to do) while a dump is written.</summary>
     public Func<Action<ulong, ulong>?>? ProgressFactory { get; init; }
 
+    /// <summary>Called after each unit of dump work (see <see cref="DumpOptions.Heartbeat"/>).</summary>
+    public Action? Heartbeat { get; init; }
+
+    /// <summary>Told the index of each target as it is tried, the place it writes to as soon as that exists, and its outcome.</summary>
+    public Action<int>? TargetStarting { get; init; }
+    public Action<int, string>? TargetWhere { get; init; }
+    public Action<int, TargetOutcome>? TargetFinished { get; init; }
+
+    private int _current;
+
     /// <summary>Where the capture kernel's device nodes and sysfs are (tests and manual runs may differ).</summary>
     public string SysRoot { get; init; } = "/sys";
     public string DevRoot { get; init; } = "/dev";
@@ -51,16 +61,22 @@ public sealed class CaptureChain
         _bootId = bootId;
     }
 
-    public List<TargetOutcome> Run()
+    /// <summary>
+    /// Tries the targets from <paramref name="firstTarget"/> on (a capture resumed after the one
+    /// before it died starts past it; only a chain from the first target runs the pre hooks).
+    /// </summary>
+    public List<TargetOutcome> Run(int firstTarget = 0)
     {
         var outcomes = new List<TargetOutcome>();
         if (_config.Targets.Count == 0)
             throw new IOException("no dump target configured (target = ... in the config)");
-        var env = new Dictionary<string, string> { ["CAPTURE_AGENT_VMCORE"] = _vmcore };
-        Hooks.Run("pre", _config.PreHooks, env, _report);
-        for (int i = 0; i < _config.Targets.Count; i++)
+        if (firstTarget is < 0 || firstTarget >= _config.Targets.Count) throw new ArgumentOutOfRangeException(nameof(firstTarget));
+        if (firstTarget == 0) Hooks.Run("pre", _config.PreHooks, HookEnvironment(), _report);
+        for (int i = firstTarget; i < _config.Targets.Count; i++)
         {
             var target = _config.Targets[i];
+            _current = i;
+            TargetStarting?.Invoke(i);
             _report($"capture-agent: target {i + 1}/{_config.Targets.Count}: {target}");
             TargetOutcome outcome;
             try
@@ -80,6 +96,7 @@ public sealed class CaptureChain
                 outcome = new TargetOutcome(target, false, false, null, e.Message);
             }
             outcomes.Add(outcome);
+            TargetFinished?.Invoke(i, outcome);
             _report(outcome.Complete ? $"capture-agent: {target}: complete dump saved in {outcome.Where}"
                 : outcome.Saved ? $"capture-agent: {target}: incomplete dump in {outcome.Where}: {outcome.Message}"
                 : $"capture-agent: {target} failed: {outcome.Message}");
@@ -87,11 +104,20 @@ public sealed class CaptureChain
             if (i + 1 < _config.Targets.Count) _report($"capture-agent: trying the next target");
         }
         var last = outcomes[^1];
-        env["CAPTURE_AGENT_STATUS"] = last.Complete ? "complete" : last.Saved ? "incomplete" : "failed";
-        if (last.Where is not null) env["CAPTURE_AGENT_DUMP"] = last.Where;
-        Hooks.Run("post", _config.PostHooks, env, _report);
+        RunPostHooks(last.Complete ? "complete" : last.Saved ? "incomplete" : "failed", last.Where);
         return outcomes;
     }
+
+    /// <summary>The post hooks, told how the chain ended (also run by PID 1 when the last writer died).</summary>
+    public void RunPostHooks(string status, string? where)
+    {
+        var env = HookEnvironment();
+        env["CAPTURE_AGENT_STATUS"] = status;
+        if (where is not null) env["CAPTURE_AGENT_DUMP"] = where;
+        Hooks.Run("post", _config.PostHooks, env, _report);
+    }
+
+    private Dictionary<string, string> HookEnvironment() => new() { ["CAPTURE_AGENT_VMCORE"] = _vmcore };
 
     private CaptureSettings Settings() => new()
     {
@@ -102,7 +128,9 @@ public sealed class CaptureChain
             Codec = _config.Compression,
             AutoCodec = _config.AutoCompression,
             Progress = ProgressFactory?.Invoke(),
+            Heartbeat = Heartbeat,
         },
+        DirectoryCreated = dir => TargetWhere?.Invoke(_current, dir),
         FallbackLevel = _config.FallbackDumpLevel,
         KeepDumps = _config.KeepDumps,
         KeepBytes = _config.KeepBytes,
@@ -168,7 +196,9 @@ public sealed class CaptureChain
         var dest = SshDestination.Parse(target.SshDestination!, _config.SshKey, _config.SshKnownHosts, _config.NetworkTimeout);
         using var source = new DumpSource(_vmcore);
         var facts = CaptureJob.Facts(source, _bootId);
-        var result = SshTarget.Save(dest, source, Settings().Dump, facts, PathTemplate.Expand(_config.Path, facts), _report);
+        string remote = PathTemplate.Expand(_config.Path, facts);
+        TargetWhere?.Invoke(_current, $"{target.SshDestination}:{remote}");
+        var result = SshTarget.Save(dest, source, Settings().Dump, facts, remote, _report);
         foreach (var p in result.Problems) _report("capture-agent: " + p);
         return new TargetOutcome(target, true, result.Complete, result.Where, result.Reason ?? "saved");
     }
@@ -178,6 +208,7 @@ public sealed class CaptureChain
         var match = WaitForDevice(target);
         using var source = new DumpSource(_vmcore);
         var facts = CaptureJob.Facts(source, _bootId);
+        TargetWhere?.Invoke(_current, match.Node);
         var result = RawDeviceWriter.Save(match.Node, source, Settings().Dump, facts, _report);
         foreach (var p in result.Problems) _report("capture-agent: " + p);
         return new TargetOutcome(target, result.BytesWritten > 0, result.Complete, match.Node, result.Message);

@@ -44,6 +44,7 @@ public static class CaptureJob
         foreach (var removed in Retention.Apply(parent, settings.KeepDumps, settings.KeepBytes, estimate.Bytes, p => { problems.Add(p); report("capture-agent: " + p); }))
             report($"capture-agent: removed old dump {removed}");
         string dir = CreateDumpDirectory(root, parentRel, leaf);
+        settings.DirectoryCreated?.Invoke(dir);
         report($"capture-agent: saving to {dir} (about {estimate.Bytes >> 20} MiB expected, {Free(dir) >> 20} MiB free)");
 
         string? dmesgPath = Path.Combine(dir, "dmesg.txt");
@@ -53,9 +54,11 @@ public static class CaptureJob
             using (var f = FileSink.OpenStream(dmesgPath))
             using (var b = new BufferedStream(f, 64 * 1024))
             {
-                new PrintkLog(source.Kernel, source.Info).WriteTo(b);
+                var log = new PrintkLog(source.Kernel, source.Info);
+                log.WriteTo(b);
                 b.Flush();
                 f.Flush(flushToDisk: true);
+                if (log.Problem is not null) problems.Add($"kernel log damaged: {log.Problem}");
             }
             report("capture-agent: dmesg.txt saved");
         }
@@ -97,6 +100,7 @@ public static class CaptureJob
             ZstdLevel = settings.Dump.ZstdLevel,
             Threads = settings.Dump.Threads,
             Progress = settings.Dump.Progress,
+            Heartbeat = settings.Dump.Heartbeat,
             FreeSpace = () => Free(dir) - settings.MinFreeBytes,
             FallbackLevel = settings.FallbackLevel,
         };

@@ -18,5 +18,7 @@ public sealed class CaptureSettings
     /// <summary>Space left free on the target whatever happens (other users of the filesystem).</summary>
     public long MinFreeBytes { get; init; } = 64L << 20;
     public bool SaveRawCopy { get; init; }
+    /// <summary>Told where the dump directory is as soon as it exists (the capture kernel's PID 1 keeps it, should the writer die).</summary>
+    public Action<string>? DirectoryCreated { get; init; }
     public string? BootId { get; init; }
 }

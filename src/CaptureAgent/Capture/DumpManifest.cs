@@ -102,14 +102,14 @@ public sealed class DumpManifest
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
-            throw new InvalidDataException($"{FileName} is not a valid manifest: {e.Message}");
+            throw new InvalidDataException($"{FileName} is not a valid manifest: {ErrorText.Of(e)}");
         }
     }
 
     /// <summary>Size and CRC-64 of a file, read in 1 MiB chunks.</summary>
     public static ManifestFile Checksum(string path)
     {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        using var f = new FileStream(InputFile.OpenRegular(path), FileAccess.Read, 1);
         var buf = new byte[1 << 20];
         ulong crc = 0;
         long size = 0;

@@ -137,6 +137,8 @@ public static class ConfigCommand
         return parsed.Errors.Count > 0 ? ExitCodes.Failed : ExitCodes.Ok;
     }
 
+    private const int MaxImportBytes = 256 << 10, MaxImportLines = 4096;
+
     private static string? Existing(string root, string systemPath)
     {
         string p = Path.Combine(root, systemPath.TrimStart('/'));
@@ -147,7 +149,10 @@ public static class ConfigCommand
     private static ImportFile Read(string path, string root)
     {
         if (!File.Exists(path)) throw new IOException($"cannot read {path}: no such file");
-        string text = File.ReadAllText(path);
+        // kdump.conf, sysconfig/kdump and kdump-tools are a few KiB; the notes about each line must fit the heap too.
+        string text = InputFile.ReadText(path, MaxImportBytes);
+        int lines = text.Count(c => c == '\n');
+        if (lines > MaxImportLines) throw new IOException($"{path} has {lines} lines, more than the {MaxImportLines} a kdump configuration file may have");
         string full = Path.GetFullPath(path), r = Path.GetFullPath(root).TrimEnd('/');
         string shown = r.Length > 0 && full.StartsWith(r + "/", StringComparison.Ordinal) ? full[r.Length..] : path;
         return new ImportFile(shown, text);
@@ -201,25 +206,35 @@ public static class ConfigCommand
         string text;
         try
         {
-            text = path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path);
+            text = path == "-" ? ReadLimited(Console.In) : InputFile.ReadText(path, AgentConfig.MaxBytes);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stderr.WriteLine($"capture-agent: error: cannot read {path}: {e.Message}");
+            stderr.WriteLine($"capture-agent: error: cannot read {path}: {ErrorText.Of(e)}");
             return ExitCodes.Failed;
         }
         var c = AgentConfig.Parse(text, path);
-        if (c.Errors.Count > 0)
+        // A config that leaves the capture kernel nowhere to write is an error, not a warning.
+        var errors = c.NoUsableTarget(path) is { } none ? [.. c.Errors, none] : c.Errors;
+        if (errors.Count > 0)
         {
-            foreach (var e in c.Errors) stderr.WriteLine($"capture-agent: error: {e}");
-            stderr.WriteLine($"capture-agent: {path}: {c.Errors.Count} error{(c.Errors.Count == 1 ? "" : "s")}");
+            foreach (var e in errors) stderr.WriteLine($"capture-agent: error: {e}");
+            stderr.WriteLine($"capture-agent: {path}: {errors.Count} error{(errors.Count == 1 ? "" : "s")}");
             return ExitCodes.Failed;
         }
-        if (c.Targets.Count == 0) stderr.WriteLine($"capture-agent: warning: {path} names no target: the capture kernel will have nowhere to save the dump");
         foreach (var (target, obstacle) in Host.CaptureImagePlan.StackObstacles(new Host.HostLayout(Host.HostLayout.DefaultRoot()), c))
             stderr.WriteLine($"capture-agent: warning: target {target.Text}: {obstacle}");
         foreach (var line in Effective(c)) stdout.WriteLine(line);
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Standard input up to the size a config may have.</summary>
+    private static string ReadLimited(TextReader input)
+    {
+        var buf = new char[AgentConfig.MaxBytes + 1];
+        int n = input.ReadBlock(buf, 0, buf.Length);
+        if (n > AgentConfig.MaxBytes) throw new IOException($"standard input holds more than the {AgentConfig.MaxBytes >> 10} KiB a config may have");
+        return new string(buf, 0, n);
     }
 
     /// <summary>Every setting with the value the agent will use, as capture-agent.conf lines.</summary>
@@ -240,6 +255,7 @@ public static class ConfigCommand
         yield return c.Network is { } net ? $"network = {net}" : $"# network: {(c.NeedsNetwork ? "dhcp (a target needs the network)" : "none (no target needs the network)")}";
         yield return $"network_interface = {c.NetworkInterface}";
         yield return $"network_timeout = {(int)c.NetworkTimeout.TotalSeconds}";
+        yield return $"stall_timeout = {(int)c.StallTimeout.TotalSeconds}";
         yield return c.Dns.Count > 0 ? $"dns = {string.Join(',', c.Dns)}" : "# dns: none";
         yield return $"ssh_key = {c.SshKey}";
         yield return $"ssh_known_hosts = {c.SshKnownHosts}";

@@ -28,11 +28,13 @@ public static class DmesgCommand
             int n = log.WriteTo(buffered);
             buffered.Flush();
             Log.Detail($"{n} log records");
-            return ExitCodes.Ok;
+            if (log.Problem is null) return ExitCodes.Ok;
+            Log.Warn($"{log.Problem} ({n} records written)");
+            return ExitCodes.Degraded;
         }
-        catch (Exception e) when (e is VmcoreException or IOException)
+        catch (Exception e) when (e is VmcoreException or IOException or UnauthorizedAccessException)
         {
-            Log.Error(e.Message);
+            Log.Error(ErrorText.Of(e));
             return ExitCodes.Failed;
         }
     }
@@ -41,8 +43,15 @@ public static class DmesgCommand
     public static IDisposable OpenMemory(string path, out VmcoreInfo? info, out IReadOnlyList<LoadSegment>? segments)
     {
         Span<byte> magic = stackalloc byte[8];
-        using (var f = File.OpenHandle(path))
+        try
+        {
+            using var f = InputFile.OpenRegular(path);
             RandomAccess.Read(f, magic, 0);
+        }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException)
+        {
+            throw new VmcoreException(ErrorText.Of(x));
+        }
         if (magic.SequenceEqual("KDUMP   "u8))
         {
             var k = new KdumpFile(path);

@@ -35,7 +35,7 @@ public static class InitramfsCommand
         var modules = new List<string>();
         var blacklist = new List<string>();
         var executables = new List<string>();
-        bool noNic = false;
+        bool noNic = false, allowConfigErrors = false;
         var extraFiles = new List<InitramfsFile>();
         var compression = ImageCompression.Zstd;
         for (int i = 1; i < args.Length; i++)
@@ -58,6 +58,7 @@ public static class InitramfsCommand
                     case "--blacklist": blacklist.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
                     case "--executable": executables.Add(Next()); break;
                     case "--no-nic": noNic = true; break;
+                    case "--allow-config-errors": allowConfigErrors = true; break;   // testing aid: the capture kernel's handling of a bad config
                     case "--file": extraFiles.Add(InitramfsFile.Parse(Next())); break;
                     case "--compress":
                         compression = Next() switch
@@ -92,7 +93,7 @@ public static class InitramfsCommand
             var plan = Host.CaptureImagePlan.Make(host, release, new Host.ImageRequest
             {
                 ConfigPath = config, AgentPath = agent, ModulesRoot = modulesRoot, Modules = modules, Blacklist = blacklist,
-                Executables = executables, Files = extraFiles, TargetDevice = targetDevice, NoNic = noNic,
+                Executables = executables, Files = extraFiles, TargetDevice = targetDevice, NoNic = noNic, AllowConfigErrors = allowConfigErrors,
             });
             foreach (var line in plan.TargetIdentity) Log.Info(line);
             foreach (var note in plan.Notes) Log.Warn(note);
@@ -112,7 +113,7 @@ public static class InitramfsCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException)
         {
-            Log.Error(e.Message);
+            Log.Error(ErrorText.Of(e));
             return ExitCodes.Failed;
         }
         finally

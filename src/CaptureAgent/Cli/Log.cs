@@ -25,7 +25,7 @@ public static class Log
         try
         {
             ClearProgress();
-            Console.Error.WriteLine(text);
+            Console.Error.WriteLine(ErrorText.Scrub(text));
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }

@@ -2,27 +2,46 @@ using CaptureAgent.Output;
 
 namespace CaptureAgent.Cli;
 
-/// <summary>`capture-agent rearrange OUTFILE &lt; FLATTENED`: makedumpfile -R.</summary>
+/// <summary>
+/// `capture-agent rearrange OUTFILE &lt; FLATTENED`: makedumpfile -R. Each record is checked
+/// before it is applied, and the result is verified as `verify` would: exit 0 only for a file
+/// `verify` calls complete, 3 for one cut short (what arrived is kept), 1 for a damaged stream.
+/// </summary>
 public static class RearrangeCommand
 {
     public static int Run(string[] args)
     {
-        if (args.Length != 1)
+        if (args.Length != 1 || args[0].StartsWith('-'))
         {
             Log.Error("usage: capture-agent rearrange OUTFILE < FLATTENED");
             return ExitCodes.Usage;
         }
+        string output = args[0];
+        string? stopped;
         try
         {
             using var input = new BufferedStream(Console.OpenStandardInput(), 1 << 20);
-            using var sink = FileSink.Create(args[0]);
-            FlattenedSink.Rearrange(input, sink);
-            return ExitCodes.Ok;
+            using var sink = FileSink.Create(output);
+            stopped = FlattenedSink.Rearrange(input, sink);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or EndOfStreamException)
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            Log.Error($"rearranging into {args[0]} failed: {e.Message}");
+            Log.Error($"rearranging into {output} failed: {ErrorText.Of(e)}");
             return ExitCodes.Failed;
         }
+        var lines = new List<string>();
+        var (code, summary) = VerifyCommand.Verify(output, lines);
+        foreach (var l in lines) Log.Detail(l);
+        if (stopped is not null)
+        {
+            bool cut = stopped.Contains("cut short", StringComparison.Ordinal);
+            Log.Warn($"the flattened stream {(cut ? "is incomplete" : "is damaged")}: {stopped}; {output} holds what came before");
+            // Cut short: at best incomplete. Damaged: the file cannot be trusted, whatever it holds.
+            code = !cut ? ExitCodes.Failed : code == ExitCodes.Ok ? ExitCodes.Degraded : code;
+        }
+        if (code == ExitCodes.Ok) Log.Info($"{output}: {summary}");
+        else if (code == ExitCodes.Degraded) Log.Warn($"{output}: {summary}");
+        else Log.Error($"{output}: {summary}");
+        return code;
     }
 }

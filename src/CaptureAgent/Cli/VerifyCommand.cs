@@ -15,6 +15,7 @@ public static class VerifyCommand
     public const string Usage = "usage: capture-agent verify DIR|DUMPFILE [--json]";
     private static readonly string[] DumpNames = ["vmcore", "vmcore-incomplete", "vmcore.flat", "vmcore-incomplete.flat"];
 
+    /// <summary>Worst last: the verdict of a directory is the worst of its parts.</summary>
     private enum Verdict { Complete, Incomplete, Corrupt }
 
     public static int Run(string[] args)
@@ -66,7 +67,7 @@ public static class VerifyCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or VmcoreException or InvalidDataException)
         {
-            return (Verdict.Corrupt, $"unreadable: {e.Message}");
+            return (Verdict.Corrupt, $"unreadable: {ErrorText.Of(e)}");
         }
     }
 
@@ -77,13 +78,14 @@ public static class VerifyCommand
         var verdict = Verdict.Complete;
         string? dump = DumpNames.Select(n => Path.Combine(path, n)).FirstOrDefault(File.Exists);
         string? reason = null;
+        DumpManifest? manifest = null;
         if (File.Exists(manifestPath))
         {
             // Never read through a link planted in a dump directory, nor a manifest of any size.
             var info = new FileInfo(manifestPath);
             if (info.LinkTarget is not null) return (Verdict.Corrupt, $"corrupt: {DumpManifest.FileName} is a symbolic link");
             if (info.Length > 1 << 20) return (Verdict.Corrupt, $"corrupt: {DumpManifest.FileName} is {info.Length} bytes, not a manifest");
-            var manifest = DumpManifest.Parse(File.ReadAllText(manifestPath));
+            manifest = DumpManifest.Parse(InputFile.ReadText(manifestPath, 1 << 20));
             foreach (var f in manifest.Files)
             {
                 string file = Path.Combine(path, f.Name);
@@ -104,20 +106,30 @@ public static class VerifyCommand
         else lines.Add($"no {DumpManifest.FileName}: the capture did not finish, or predates manifests");
         if (dump is null) return (Verdict.Corrupt, "no vmcore in this directory");
         if (new FileInfo(dump).LinkTarget is not null) return (Verdict.Corrupt, $"corrupt: {Path.GetFileName(dump)} is a symbolic link");
-        var (v, s) = CheckDumpFile(dump, lines, reason);
+        // A complete manifest vouches for the page count: the dump's bitmap must say the same.
+        ulong? manifestPages = manifest is { Complete: true, DumpablePages: > 0 } ? manifest.DumpablePages : null;
+        var (v, s) = CheckDumpFile(dump, lines, reason, manifestPages);
         return (v > verdict ? v : verdict, s);
     }
 
-    private static (Verdict, string) CheckDumpFile(string path, List<string> lines, string? reason = null)
+    private static (Verdict, string) CheckDumpFile(string path, List<string> lines, string? reason = null, ulong? manifestPages = null)
     {
         var head = new byte[16];
-        using (var f = File.OpenRead(path)) f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        using (var f = InputFile.OpenStream(path)) f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         if (head.AsSpan(0, 12).SequenceEqual("makedumpfile"u8)) return CheckFlattened(path);
+        if (head.AsSpan(0, 4).SequenceEqual("\u007fELF"u8)) return CheckElf(path, lines);
         using var kd = new KdumpFile(path);
+        var structure = kd.CheckStructure();
+        if (manifestPages is ulong pages && pages != kd.DumpablePages)
+            structure.Add($"the manifest says {pages} pages were saved, the dump's bitmap {kd.DumpablePages}");
+        lines.AddRange(structure);
+        if (structure.Count > 0) return (Verdict.Corrupt, $"corrupt: {structure[0]}");
         var scan = kd.Scan();
         lines.Add($"{Path.GetFileName(path)}: {kd.DumpablePages} pages in the bitmap: {scan.Ok} read back, {scan.Missing} not saved, {scan.Corrupt} corrupt");
+        if (scan.NotPresent > 0)
+            scan.Problems.Insert(0, $"{scan.NotPresent} stored pages are marked absent in the 1st bitmap");
         lines.AddRange(scan.Problems);
-        if (scan.Corrupt > 0) return (Verdict.Corrupt, $"corrupt: {scan.Problems[0]}");
+        if (scan.Corrupt > 0 || scan.NotPresent > 0) return (Verdict.Corrupt, $"corrupt: {scan.Problems[0]}");
         if (kd.Incomplete || scan.StoppedAt is not null || Path.GetFileName(path).Contains("incomplete"))
         {
             reason ??= kd.Incomplete ? "the header says the writer did not finish (killed, power cut or target full)"
@@ -129,10 +141,23 @@ public static class VerifyCommand
         return (Verdict.Complete, $"complete, {scan.Ok} pages OK{note}");
     }
 
+    /// <summary>An ELF core (-E): its headers, notes and segments against the file.</summary>
+    private static (Verdict, string) CheckElf(string path, List<string> lines)
+    {
+        using var elf = new ElfVmcore(path);
+        lines.AddRange(elf.Problems);
+        ulong pages = 0;
+        foreach (var s in elf.Segments) pages += s.FileSize / (ulong)elf.PageSize;
+        if (elf.TruncationWarning is { } cut) return (Verdict.Incomplete, $"incomplete: {cut}");
+        if (elf.Problems.Count > 0) return (Verdict.Corrupt, $"corrupt: {elf.Problems[0]}");
+        return (Verdict.Complete, $"complete ELF core, {elf.Segments.Count} segments, {pages} pages of data" +
+                                  (elf.Info is null ? " (no VMCOREINFO: its log and kernel data cannot be read)" : ""));
+    }
+
     /// <summary>A flattened stream: well-formed records up to the end marker.</summary>
     private static (Verdict, string) CheckFlattened(string path)
     {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var f = InputFile.OpenStream(path);
         long length = f.Length, pos = 4096, records = 0;
         Span<byte> rec = stackalloc byte[16];
         while (true)

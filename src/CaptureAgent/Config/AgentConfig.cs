@@ -38,6 +38,8 @@ public sealed class AgentConfig
     public string? Network { get; private set; }
     public string NetworkInterface { get; private set; } = "auto";
     public TimeSpan NetworkTimeout { get; private set; } = TimeSpan.FromSeconds(30);
+    /// <summary>How long the capture may make no progress before PID 1 takes it for hung, kills it and goes on.</summary>
+    public TimeSpan StallTimeout { get; private set; } = TimeSpan.FromSeconds(300);
     public List<string> Dns { get; } = new();
     public string SshKey { get; private set; } = "/root/.ssh/capture-agent_id_ed25519";
     public string SshKnownHosts { get; private set; } = "/etc/capture-agent/known_hosts";
@@ -56,11 +58,32 @@ public sealed class AgentConfig
 
     public bool NeedsNetwork => Network != "none" && Targets.Any(t => t.NeedsNetwork);
 
+    /// <summary>A config is a page or two; a file of megabytes is not one, and must not fill the heap.</summary>
+    public const int MaxBytes = 1 << 20;
+    /// <summary>The longest line a setting needs (a kernel command line is at most 2048 bytes).</summary>
+    public const int MaxLineLength = 4096;
+
     public static AgentConfig Load(string path)
     {
         if (!File.Exists(path)) return new AgentConfig();
-        return Parse(File.ReadAllText(path), path);
+        return Parse(InputFile.ReadText(path, MaxBytes), path);
     }
+
+    /// <summary>Errors listed one by one; a file of thousands of broken lines gets a count for the rest.</summary>
+    public const int MaxListedErrors = 100;
+    private int _unlisted;
+
+    private void Error(string message)
+    {
+        if (Errors.Count < MaxListedErrors) Errors.Add(message);
+        else _unlisted++;
+    }
+
+    /// <summary>Why no target of this config can be used, or null when at least one can.</summary>
+    public string? NoUsableTarget(string source) => Targets.Count > 0 ? null
+        : Errors.Any(e => e.Contains("target", StringComparison.Ordinal))
+            ? $"{source} has no usable target: every target line has an error"
+            : $"{source} names no target: the capture kernel would have nowhere to save the dump";
 
     public static AgentConfig Parse(string text, string source = "config")
     {
@@ -69,6 +92,11 @@ public sealed class AgentConfig
         foreach (var raw in text.Split('\n'))
         {
             lineNo++;
+            if (raw.Length > MaxLineLength)
+            {
+                c.Error($"{source}:{lineNo}: the line is {raw.Length} characters long, more than the {MaxLineLength} a setting may take");
+                continue;
+            }
             var line = raw.Trim();
             int hash = line.IndexOf('#');
             if (hash >= 0) line = line[..hash].Trim();
@@ -76,15 +104,16 @@ public sealed class AgentConfig
             int eq = line.IndexOf('=');
             if (eq <= 0)
             {
-                c.Errors.Add($"{source}:{lineNo}: expected key = value, got '{raw.Trim()}'");
+                c.Error($"{source}:{lineNo}: expected key = value, got '{raw.Trim()}'");
                 continue;
             }
             string key = line[..eq].Trim().ToLowerInvariant(), value = line[(eq + 1)..].Trim();
             // One pair of surrounding quotes is syntax; quotes inside (dyndbg="...") are the value's.
             if (value.Length >= 2 && value[0] == '"' && value[^1] == '"') value = value[1..^1];
             string? error = c.Set(key, value);
-            if (error is not null) c.Errors.Add($"{source}:{lineNo}: {error}");
+            if (error is not null) c.Error($"{source}:{lineNo}: {error}");
         }
+        if (c._unlisted > 0) c.Errors.Add($"{source}: {c._unlisted} more errors (not listed)");
         return c;
     }
 
@@ -94,6 +123,7 @@ public sealed class AgentConfig
         {
             case "target":
                 if (!TargetEntry.TryParse(value, out var entry, out var targetError)) return targetError;
+                if (Targets.Count == MaxRepeats) return $"more than {MaxRepeats} targets";
                 Targets.Add(entry);
                 return null;
             case "fstype":
@@ -130,6 +160,10 @@ public sealed class AgentConfig
                     return $"{key} must be reboot, halt, poweroff or shell, got '{value}'";
                 if (key == "final_action") FinalAction = action; else FailureAction = action;
                 return null;
+            case "stall_timeout":
+                if (!int.TryParse(value, out int stall) || stall is < 10 or > 86400) return $"stall_timeout must be 10-86400 seconds, got '{value}'";
+                StallTimeout = TimeSpan.FromSeconds(stall);
+                return null;
             case "device_timeout" or "network_timeout":
                 if (!int.TryParse(value, out int secs) || secs is < 1 or > 3600) return $"{key} must be 1-3600 seconds, got '{value}'";
                 if (key == "device_timeout") DeviceTimeout = TimeSpan.FromSeconds(secs); else NetworkTimeout = TimeSpan.FromSeconds(secs);
@@ -144,7 +178,7 @@ public sealed class AgentConfig
             case "dns":
                 foreach (var ip in Split(value))
                     if (!System.Net.IPAddress.TryParse(ip, out _)) return $"dns must list IP addresses, got '{ip}'";
-                Dns.AddRange(Split(value)); return null;
+                return AddNames(Dns, key, value);
             case "ssh_key" or "ssh_known_hosts":
                 if (!value.StartsWith('/')) return $"{key} must be an absolute path, got '{value}'";
                 if (key == "ssh_key") SshKey = value; else SshKnownHosts = value;
@@ -154,15 +188,33 @@ public sealed class AgentConfig
                 NfsOptions = value; return null;
             case "pre_hook" or "post_hook":
                 if (!value.StartsWith('/')) return $"{key} must be an absolute path, got '{value}'";
-                (key == "pre_hook" ? PreHooks : PostHooks).Add(value); return null;
-            case "extra_modules": ExtraModules.AddRange(Split(value)); return null;
-            case "blacklist": Blacklist.AddRange(Split(value)); return null;
-            case "kernel_cmdline_append": KernelCommandLineAppend = value; return null;
+                var hooks = key == "pre_hook" ? PreHooks : PostHooks;
+                if (hooks.Count == MaxRepeats) return $"more than {MaxRepeats} {key} lines";
+                hooks.Add(value); return null;
+            case "extra_modules": return AddNames(ExtraModules, key, value);
+            case "blacklist": return AddNames(Blacklist, key, value);
+            case "kernel_cmdline_append":
+                // x86's COMMAND_LINE_SIZE: a longer one never reaches the capture kernel whole.
+                if (value.Length > 2047) return $"kernel_cmdline_append is {value.Length} characters, more than a kernel command line holds (2047)";
+                KernelCommandLineAppend = value; return null;
             case "save_raw_copy":
                 if (value is not ("yes" or "no")) return $"save_raw_copy must be yes or no, got '{value}'";
                 SaveRawCopy = value == "yes"; return null;
             default: return $"unknown key '{key}'";
         }
+    }
+
+    /// <summary>Repeatable settings (targets, hooks) a config may have; more is a mistake, not a setup.</summary>
+    public const int MaxRepeats = 64;
+
+    /// <summary>Adds a list setting's names; all of them together must fit one line of the effective config.</summary>
+    private static string? AddNames(List<string> list, string key, string value)
+    {
+        var names = Split(value).ToList();
+        if (list.Sum(n => n.Length + 1) + names.Sum(n => n.Length + 1) > MaxLineLength - 64)
+            return $"{key} names more than fits one line ({MaxLineLength - 64} characters) in all";
+        list.AddRange(names);
+        return null;
     }
 
     private static bool LooksLikeStaticAddress(string v)

@@ -12,8 +12,8 @@ namespace CaptureAgent.Dmesg;
 /// </summary>
 public sealed class PrintkLog
 {
-    private const int MaxRingBytes = 64 << 20;
     private const ulong DescFlagsMask = 3UL << 62;
+    private const int MaxStructBytes = 4096;
     private readonly KernelMemory _kmem;
     private readonly VmcoreInfo _info;
 
@@ -23,110 +23,168 @@ public sealed class PrintkLog
         _info = info;
     }
 
+    /// <summary>
+    /// Set by <see cref="WriteTo"/> when the log is damaged (records left out, a loop cut, nothing
+    /// readable): what was written is all that could be trusted, and the caller says so.
+    /// </summary>
+    public string? Problem { get; private set; }
+
     /// <summary>Writes every record to <paramref name="output"/>; returns the number of records.</summary>
     public int WriteTo(Stream output)
     {
-        if (_info.Symbol("prb") is not null) return WriteLockless(output);
-        if (_info.Symbol("log_buf") is not null) return WriteVariableLength(output);
-        throw new VmcoreException("VMCOREINFO has neither SYMBOL(prb) nor SYMBOL(log_buf): cannot find the kernel log");
+        Problem = null;
+        int records;
+        if (_info.Symbol("prb") is not null) records = WriteLockless(output);
+        else if (_info.Symbol("log_buf") is not null) records = WriteVariableLength(output);
+        else throw new VmcoreException("VMCOREINFO has neither SYMBOL(prb) nor SYMBOL(log_buf): cannot find the kernel log");
+        if (records == 0) Problem ??= "the printk buffer holds no readable record";
+        return records;
     }
 
-    private int Off(string name) => (int)_info.RequireNumber("OFFSET", name);
-    private int Size(string name) => (int)_info.RequireNumber("SIZE", name);
+    private int Off(string name, int structSize, int width)
+    {
+        long v = _info.RequireNumber("OFFSET", name);
+        if (v < 0 || v + width > structSize) throw new VmcoreException($"VMCOREINFO OFFSET({name})={v} lies outside its structure ({structSize} bytes)");
+        return (int)v;
+    }
 
+    private int Size(string name)
+    {
+        long v = _info.RequireNumber("SIZE", name);
+        if (v is <= 0 or > MaxStructBytes) throw new VmcoreException($"VMCOREINFO SIZE({name})={v} is implausible");
+        return (int)v;
+    }
+
+    /// <summary>
+    /// The lockless ring (5.10+), walked from tail_id to head_id as the kernel's reader does, one
+    /// descriptor, info and text block read at a time: the ring can be larger than the heap.
+    /// </summary>
     private int WriteLockless(Stream output)
     {
         ulong prbAddr = _kmem.ReadU64(_info.RequireSymbol("prb"), "prb");
         var rb = _kmem.ReadBytes(prbAddr, Size("printk_ringbuffer"), "printk_ringbuffer");
-        int descRing = Off("printk_ringbuffer.desc_ring");
-        int textRing = Off("printk_ringbuffer.text_data_ring");
-        int counter = (int)(_info.Offset("atomic_long_t.counter") ?? 0);
-
-        uint countBits = BinaryPrimitives.ReadUInt32LittleEndian(rb.AsSpan(descRing + Off("prb_desc_ring.count_bits")));
-        uint sizeBits = BinaryPrimitives.ReadUInt32LittleEndian(rb.AsSpan(textRing + Off("prb_data_ring.size_bits")));
-        int descSize = Size("prb_desc"), infoSize = Size("printk_info");
-        if (countBits > 24 || sizeBits > 26 || (1L << (int)countBits) * Math.Max(descSize, infoSize) > MaxRingBytes)
+        int counter = (int)Math.Clamp(_info.Offset("atomic_long_t.counter") ?? 0, 0, 8);
+        int descRing = Off("printk_ringbuffer.desc_ring", rb.Length, 8);
+        int textRing = Off("printk_ringbuffer.text_data_ring", rb.Length, 8);
+        uint countBits = BinaryPrimitives.ReadUInt32LittleEndian(rb.AsSpan(descRing + Off("prb_desc_ring.count_bits", rb.Length - descRing, 4)));
+        uint sizeBits = BinaryPrimitives.ReadUInt32LittleEndian(rb.AsSpan(textRing + Off("prb_data_ring.size_bits", rb.Length - textRing, 4)));
+        // CONFIG_LOG_BUF_SHIFT is at most 25, log_buf_len= at most 2 GiB; a descriptor per 32 bytes of text.
+        if (countBits > 26 || sizeBits > 31 || countBits == 0 || sizeBits < 8)
             throw new VmcoreException($"printk ring buffer sizes are implausible (count_bits {countBits}, size_bits {sizeBits})");
         ulong count = 1UL << (int)countBits;
         ulong textSize = 1UL << (int)sizeBits;
+        int descSize = Size("prb_desc"), infoSize = Size("printk_info");
+        ulong descs = U64(rb, descRing + Off("prb_desc_ring.descs", rb.Length - descRing, 8));
+        ulong infos = U64(rb, descRing + Off("prb_desc_ring.infos", rb.Length - descRing, 8));
+        ulong textData = U64(rb, textRing + Off("prb_data_ring.data", rb.Length - textRing, 8));
+        ulong tailId = U64(rb, descRing + Off("prb_desc_ring.tail_id", rb.Length - descRing - counter, 8) + counter);
+        ulong headId = U64(rb, descRing + Off("prb_desc_ring.head_id", rb.Length - descRing - counter, 8) + counter);
 
-        var descs = _kmem.ReadBytes(U64(rb, descRing + Off("prb_desc_ring.descs")), (int)count * descSize, "printk descriptors");
-        var infos = _kmem.ReadBytes(U64(rb, descRing + Off("prb_desc_ring.infos")), (int)count * infoSize, "printk infos");
-        var text = _kmem.ReadBytes(U64(rb, textRing + Off("prb_data_ring.data")), (int)textSize, "printk text ring");
-        ulong tailId = U64(rb, descRing + Off("prb_desc_ring.tail_id") + counter);
-        ulong headId = U64(rb, descRing + Off("prb_desc_ring.head_id") + counter);
+        int stateVar = Off("prb_desc.state_var", descSize - counter, 8) + counter;
+        int blkLpos = Off("prb_desc.text_blk_lpos", descSize, 16);
+        int lposBegin = Off("prb_data_blk_lpos.begin", descSize - blkLpos, 8), lposNext = Off("prb_data_blk_lpos.next", descSize - blkLpos, 8);
+        int tsOff = Off("printk_info.ts_nsec", infoSize, 8), lenOff = Off("printk_info.text_len", infoSize, 2);
+        int? callerOff = _info.Offset("printk_info.caller_id") is long c && c >= 0 && c + 4 <= infoSize ? (int)c : null;
 
-        int stateVar = Off("prb_desc.state_var") + counter;
-        int blkLpos = Off("prb_desc.text_blk_lpos");
-        int lposBegin = Off("prb_data_blk_lpos.begin"), lposNext = Off("prb_data_blk_lpos.next");
-        int tsOff = Off("printk_info.ts_nsec"), lenOff = Off("printk_info.text_len");
-        int? callerOff = _info.Offset("printk_info.caller_id") is long c ? (int)c : null;
+        // The ring holds at most `count` descriptors between tail and head.
+        ulong span = (headId - tailId) & ~DescFlagsMask;
+        if (span >= count)
+        {
+            Problem = $"the printk ring is inconsistent: its head and tail ids are {span} apart, more than its {count} descriptors; the {count} records from the tail are read";
+            span = count - 1;
+        }
 
+        var desc = new byte[descSize];
+        var info = new byte[infoSize];
+        var text = new byte[ushort.MaxValue];
         var line = new StringBuilder(1024);
         int records = 0;
-        ulong guard = 0;
-        for (ulong id = tailId; ; id = (id + 1) & ~DescFlagsMask)
+        ulong lost = 0;
+        for (ulong n = 0, id = tailId; n <= span; n++, id = (id + 1) & ~DescFlagsMask)
         {
-            var d = descs.AsSpan((int)(id % count) * descSize, descSize);
-            ulong sv = U64(d, stateVar);
+            if (!_kmem.TryRead(descs + id % count * (ulong)descSize, desc)) { lost++; continue; }
+            ulong sv = U64(desc, stateVar);
             ulong state = (sv >> 62) & 3;
-            if ((sv & ~DescFlagsMask) == id && state is 1 or 2)
-            {
-                ulong begin = U64(d, blkLpos + lposBegin) % textSize;
-                ulong next = U64(d, blkLpos + lposNext) % textSize;
-                if (begin != next)
-                {
-                    var inf = infos.AsSpan((int)(id % count) * infoSize, infoSize);
-                    ulong textLen = BinaryPrimitives.ReadUInt16LittleEndian(inf[lenOff..]);
-                    if (begin > next) begin = 0;   // a wrapped block is stored from the ring's start
-                    begin += 8;                    // skip the block's id word
-                    if (next - begin < textLen) textLen = next - begin;   // unsigned, as the kernel reader does
-                    if (begin + textLen <= textSize)
-                    {
-                        uint? caller = callerOff is int co ? BinaryPrimitives.ReadUInt32LittleEndian(inf[co..]) : null;
-                        FormatRecord(line, U64(inf, tsOff), caller, text.AsSpan((int)begin, (int)textLen));
-                        Emit(output, line);
-                        records++;
-                    }
-                }
-            }
-            if (id == headId || ++guard > count) break;
+            // A descriptor with another id is damage; one still reserved by a CPU that was printing,
+            // or recycled at the tail (the ring's first descriptor starts so), holds no record.
+            if ((sv & ~DescFlagsMask) != id) { lost++; continue; }
+            if (state is not (1 or 2)) continue;
+            ulong begin = U64(desc, blkLpos + lposBegin) % textSize;
+            ulong next = U64(desc, blkLpos + lposNext) % textSize;
+            if (begin == next) continue;   // a record without text (dropped by the kernel)
+            if (!_kmem.TryRead(infos + id % count * (ulong)infoSize, info)) { lost++; continue; }
+            ulong textLen = BinaryPrimitives.ReadUInt16LittleEndian(info.AsSpan(lenOff));
+            if (begin > next) begin = 0;   // a wrapped block is stored from the ring's start
+            begin += 8;                    // skip the block's id word
+            if (next - begin < textLen) textLen = next - begin;   // unsigned, as the kernel reader does
+            if (begin + textLen > textSize || !_kmem.TryRead(textData + begin, text.AsSpan(0, (int)textLen))) { lost++; continue; }
+            uint? caller = callerOff is int co ? BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(co)) : null;
+            FormatRecord(line, U64(info, tsOff), caller, text.AsSpan(0, (int)textLen));
+            Emit(output, line);
+            records++;
         }
+        if (lost > 0)
+            Problem ??= $"the printk ring is damaged: {lost} of its {span + 1} records between tail and head are unreadable or inconsistent and left out";
         return records;
     }
 
+    /// <summary>
+    /// The variable-length record buffer (3.5-5.9): records from log_first_idx to log_next_idx, a
+    /// zero length marking the wrap to the start. Positions only grow between wraps and the buffer
+    /// wraps at most once: a walk that would pass a place twice is a loop, and is cut.
+    /// </summary>
     private int WriteVariableLength(Stream output)
     {
         ulong logBuf = _kmem.ReadU64(_info.RequireSymbol("log_buf"), "log_buf");
         uint len = _kmem.ReadU32(_info.RequireSymbol("log_buf_len"), "log_buf_len");
         if (_info.Symbol("log_first_idx") is not ulong firstSym || _info.Symbol("log_next_idx") is not ulong nextSym)
             throw new VmcoreException("VMCOREINFO lacks log_first_idx/log_next_idx: kernels before 3.5 are not supported");
-        if (len == 0 || len > MaxRingBytes) throw new VmcoreException($"log_buf_len {len} is implausible");
+        if (len == 0 || len > 1U << 31) throw new VmcoreException($"log_buf_len {len} is implausible");
         uint first = _kmem.ReadU32(firstSym, "log_first_idx");
         uint nextIdx = _kmem.ReadU32(nextSym, "log_next_idx");
-        var buf = _kmem.ReadBytes(logBuf, (int)len, "log_buf");
+        if (first >= len || nextIdx > len) throw new VmcoreException($"log_first_idx {first} or log_next_idx {nextIdx} lies outside log_buf ({len} bytes)");
         int hdr = Size("printk_log");
-        int lenOff = Off("printk_log.len"), textLenOff = Off("printk_log.text_len"), tsOff = Off("printk_log.ts_nsec");
-        int? callerOff = _info.Offset("printk_log.caller_id") is long c ? (int)c : null;
+        int lenOff = Off("printk_log.len", hdr, 2), textLenOff = Off("printk_log.text_len", hdr, 2), tsOff = Off("printk_log.ts_nsec", hdr, 8);
+        int? callerOff = _info.Offset("printk_log.caller_id") is long c && c >= 0 && c + 4 <= hdr ? (int)c : null;
 
+        var head = new byte[hdr];
+        var text = new byte[ushort.MaxValue];
         var line = new StringBuilder(1024);
         int records = 0;
+        bool wrapped = false;
         uint pos = first;
-        for (int guard = 0; pos != nextIdx && guard < len; guard++)
+        while (pos != nextIdx)
         {
-            if (pos + hdr > len) break;
-            ushort recLen = BinaryPrimitives.ReadUInt16LittleEndian(buf.AsSpan((int)pos + lenOff));
-            uint at = recLen == 0 ? 0 : pos;   // a zero-length record marks the wrap to the start
-            if (at + hdr > len) break;
-            ushort textLen = BinaryPrimitives.ReadUInt16LittleEndian(buf.AsSpan((int)at + textLenOff));
-            if (at + hdr + textLen > len) break;
-            uint? caller = callerOff is int co ? BinaryPrimitives.ReadUInt32LittleEndian(buf.AsSpan((int)at + co)) : null;
-            FormatRecord(line, U64(buf, (int)at + tsOff), caller, buf.AsSpan((int)at + hdr, textLen));
+            if (pos + (ulong)hdr > len || !_kmem.TryRead(logBuf + pos, head)) { Problem = $"the log_buf record at {pos} is cut or unreadable; the log ends there"; break; }
+            uint at = pos;
+            if (BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(lenOff)) == 0)
+            {
+                // The wrap marker. A second one means the records lead round in a circle.
+                if (wrapped) { Problem = $"the log_buf records loop (at {pos}); the log is cut there"; break; }
+                wrapped = true;
+                at = 0;
+                if (nextIdx == 0) break;
+                if (!_kmem.TryRead(logBuf, head)) { Problem = "the log_buf start is unreadable; the log ends there"; break; }
+            }
+            ushort step = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(lenOff));
+            ushort textLen = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(textLenOff));
+            if (step < hdr || at + (ulong)step > len || hdr + textLen > step || !_kmem.TryRead(logBuf + at + (ulong)hdr, text.AsSpan(0, textLen)))
+            {
+                Problem = $"the log_buf record at {at} is damaged (length {step}, text {textLen}); the log ends there";
+                break;
+            }
+            uint? caller = callerOff is int co ? BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(co)) : null;
+            FormatRecord(line, U64(head, tsOff), caller, text.AsSpan(0, textLen));
             Emit(output, line);
             records++;
-            ushort step = BinaryPrimitives.ReadUInt16LittleEndian(buf.AsSpan((int)at + lenOff));
-            if (step == 0) break;
-            pos = at + step;
+            uint after = at + step;
+            // On the stretch that ends at log_next_idx, no record may run past it.
+            if ((wrapped || nextIdx >= first) && at < nextIdx && after > nextIdx)
+            {
+                Problem = $"the log_buf record at {at} runs past log_next_idx {nextIdx}; the log is cut there";
+                break;
+            }
+            pos = after;
         }
         return records;
     }

@@ -36,6 +36,12 @@ public sealed class DumpOptions
     public Action<ulong, ulong>? Progress { get; init; }
 
     /// <summary>
+    /// Called after each unit of work in every pass (a filtering window, a batch of pages): the
+    /// capture kernel's PID 1 takes its silence as a hang.
+    /// </summary>
+    public Action? Heartbeat { get; init; }
+
+    /// <summary>
     /// Bytes the target can still take (free space minus what must stay free), asked before the
     /// data and every 32 MiB of it; null: the target's space is not watched.
     /// </summary>

@@ -22,7 +22,7 @@ public sealed class DumpSource : IDisposable
     private readonly IPageMap _pages;
 
     /// <summary>Pages the dump describes (makedumpfile's max_mapnr).</summary>
-    public ulong MaxMapnr { get; }
+    public ulong MaxMapnr { get; private set; }
 
     /// <summary>What the input already left out (a kdump-compressed input's level); every dump made from it leaves that out too.</summary>
     public DumpLevel InputLevel { get; }
@@ -37,7 +37,8 @@ public sealed class DumpSource : IDisposable
             if (Vmcore is ElfVmcore elf)
             {
                 if (elf.Machine != 62) throw new VmcoreException($"{path}: only x86_64 vmcores are supported (e_machine {elf.Machine})");
-                if (elf.TruncationWarning is { } t) Warnings.Add(t);
+                Warnings.AddRange(elf.Problems);
+                LimitToFileSize(elf);
                 _pages = new SegmentPageMap(elf.Segments, (ulong)PageSize, MaxMapnr);
             }
             else
@@ -53,10 +54,11 @@ public sealed class DumpSource : IDisposable
             if (Info is null)
             {
                 Warnings.Add("the vmcore has no VMCOREINFO note: only zero pages can be excluded");
+                LimitToFileData();
                 return;
             }
-            if (Info.Num("PAGESIZE") is long ps && ps != PageSize)
-                throw new VmcoreException($"VMCOREINFO PAGESIZE={ps} is not supported (only 4096)");
+            CheckPageSize(Info);
+            LimitToAddressWidth(Info);
             try
             {
                 var tables = X86_64PageTables.FromVmcoreInfo(Vmcore, Info, (Vmcore as ElfVmcore)?.Segments, headerPhysBase);
@@ -72,12 +74,76 @@ public sealed class DumpSource : IDisposable
                 Layout = null;
                 MemMap = null;
             }
+            if (MemMap is null) LimitToFileData();
         }
         catch
         {
             Vmcore.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The kernel writes PAGESIZE=4096 (older makedumpfile inputs: NUMBER(PAGESIZE)); x86_64 has no other.</summary>
+    private void CheckPageSize(VmcoreInfo info)
+    {
+        foreach (var key in new[] { "PAGESIZE", "NUMBER(PAGESIZE)" })
+        {
+            if (info.String(key) is not { } text) continue;
+            if (VmcoreInfo.ParseNumber(text) != PageSize)
+                throw new VmcoreException($"VMCOREINFO {key}={text.Trim()} is not supported (x86_64 pages are {PageSize} bytes)");
+        }
+    }
+
+    /// <summary>
+    /// The two bitmaps take a bit per pfn each, whatever the holes: a PT_LOAD that a damaged header
+    /// puts far above the rest must not make them larger than the vmcore they describe (a 150 KB
+    /// file once asked for 96 GB of bitmaps). A machine would need fewer than one page of memory in
+    /// 16384 pfns to come near this; the floor leaves small copies of a wide address space alone.
+    /// </summary>
+    private void LimitToFileSize(ElfVmcore elf)
+    {
+        if (elf.FileLength < 0) return;
+        ulong budget = (ulong)Math.Max(elf.FileLength, MinBitmapBudget);
+        ulong limit = budget * 4;   // 2 bitmaps x 1 bit per pfn = a quarter byte a pfn
+        if (MaxMapnr <= limit) return;
+        Warnings.Add($"PT_LOAD segments reach pfn 0x{MaxMapnr:x}: the dump's bitmaps would take {MaxMapnr / 4 >> 20} MiB for a vmcore of " +
+                     $"{elf.FileLength >> 10} KiB (damaged program headers); pages from pfn 0x{limit:x} on are left out");
+        MaxMapnr = limit;
+    }
+
+    /// <summary>Bitmaps of this size are allowed whatever the input's size: 1 TiB of physical address space.</summary>
+    public const long MinBitmapBudget = 64L << 20;
+
+    /// <summary>
+    /// No pfn lies above the kernel's physical address width (MAX_PHYSMEM_BITS: 46 with 4-level
+    /// paging, 52 with 5-level): a PT_LOAD reaching past it is damaged, and the pfn range, which
+    /// sizes the bitmaps and every pass over them, must not follow it.
+    /// </summary>
+    private void LimitToAddressWidth(VmcoreInfo info)
+    {
+        long bits = info.Num("MAX_PHYSMEM_BITS") ?? ((info.Num("pgtable_l5_enabled") ?? 0) != 0 ? 52 : 46);
+        bits = Math.Clamp(bits, 32, ElfVmcore.PhysicalAddressBits);
+        ulong limit = 1UL << (int)(bits - System.Numerics.BitOperations.Log2((uint)PageSize));
+        if (MaxMapnr <= limit) return;
+        Warnings.Add($"PT_LOAD segments reach beyond the kernel's {bits}-bit physical address space: pages from pfn 0x{limit:x} on are left out");
+        MaxMapnr = limit;
+    }
+
+    /// <summary>
+    /// Without the kernel's mem_map nothing says which zero-filled p_memsz tails are memory: the
+    /// pfn range is what the file holds data for.
+    /// </summary>
+    private void LimitToFileData()
+    {
+        // The highest pfn with file data below the range kept so far (a segment past it is already out).
+        if (Vmcore is not ElfVmcore elf) return;   // a kdump input's bitmaps say what it holds
+        ulong fileBacked = 0, ps = (ulong)PageSize;
+        foreach (var s in elf.Segments)
+            if (s.PhysStart / ps < MaxMapnr && s.FileSize > 0)
+                fileBacked = Math.Max(fileBacked, Math.Min((s.PhysStart + s.FileSize + ps - 1) / ps, MaxMapnr));
+        if (MaxMapnr <= fileBacked) return;
+        Warnings.Add($"PT_LOAD segments describe memory up to pfn 0x{MaxMapnr:x} without data for it in the file; the dump ends at pfn 0x{fileBacked:x}");
+        MaxMapnr = fileBacked;
     }
 
     /// <summary>
@@ -91,12 +157,12 @@ public sealed class DumpSource : IDisposable
         int got;
         try
         {
-            using var f = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+            using var f = InputFile.OpenRegular(path);
             got = RandomAccess.Read(f, magic, 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new VmcoreException($"cannot open {path}: {e.Message}");
+            throw new VmcoreException(ErrorText.Of(e));
         }
         if (got >= 8 && magic[..8].SequenceEqual("KDUMP   "u8)) return new KdumpImage(path);
         if (got >= 13 && magic[..13].SequenceEqual("makedumpfile\0"u8))

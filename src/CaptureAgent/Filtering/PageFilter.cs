@@ -194,10 +194,7 @@ public sealed class PageFilter
     /// <summary>Clears [from, to); what lies past the window is remembered for the next one.</summary>
     private void ExcludeRange(PfnBitmap bitmap, ulong from, ulong to, Action<FilterStats, ulong> counter)
     {
-        ulong end = Math.Min(to, bitmap.End);
-        ulong n = 0;
-        for (ulong p = from; p < end; p++)
-            if (bitmap.Clear(p)) n++;
+        ulong n = bitmap.ClearRange(from, Math.Min(to, bitmap.End));
         if (n > 0) counter(Stats, n);
         if (to > bitmap.End) { _pendingStart = bitmap.End; _pendingEnd = to; _pendingCounter = counter; }
         else if (_pendingEnd <= bitmap.End) { _pendingStart = _pendingEnd = 0; _pendingCounter = null; }
@@ -209,39 +206,49 @@ public sealed class PageFilter
     private static ulong RoundUp(ulong v, ulong m) => (v + m - 1) / m * m;
 }
 
-/// <summary>The pages of a vmcore's PT_LOAD segments: [floor(start), floor(end)) as makedumpfile's 1st bitmap.</summary>
+/// <summary>
+/// The pages of a vmcore's PT_LOAD segments, as makedumpfile sees them: [floor(start), floor(end))
+/// of p_memsz exist (the 1st bitmap), but only the pages p_filesz covers have content to dump
+/// (exclude_nodata_pages: the rest of p_memsz is not in the file, and is not written).
+/// </summary>
 public sealed class SegmentPageMap : IPageMap
 {
-    private readonly (ulong Start, ulong End)[] _present;
+    private readonly (ulong Start, ulong End)[] _present, _stored;
 
     public SegmentPageMap(IReadOnlyList<LoadSegment> segments, ulong pageSize, ulong maxPfn)
     {
-        var ranges = segments
-            .Select(s => (Start: s.PhysStart / pageSize, End: Math.Min(s.PhysEnd / pageSize, maxPfn)))
-            .Where(r => r.End > r.Start)
-            .OrderBy(r => r.Start)
-            .ToList();
-        var merged = new List<(ulong, ulong)>();
-        foreach (var r in ranges)
-        {
-            if (merged.Count > 0 && r.Start <= merged[^1].Item2)
-                merged[^1] = (merged[^1].Item1, Math.Max(merged[^1].Item2, r.End));
-            else merged.Add((r.Start, r.End));
-        }
-        _present = merged.ToArray();
+        _present = Merge(segments.Select(s => (s.PhysStart / pageSize, Math.Min(s.PhysEnd / pageSize, maxPfn))));
+        // makedumpfile rounds the file data's end up: a last partial page is dumped, its tail zero.
+        _stored = Merge(segments.Select(s => (s.PhysStart / pageSize,
+            Math.Min(Math.Min((s.PhysStart + s.FileSize + pageSize - 1) / pageSize, s.PhysEnd / pageSize), maxPfn))));
     }
 
-    public void FillPresent(PfnBitmap bitmap)
+    /// <summary>The ranges sorted, empty ones dropped, overlapping or touching ones joined.</summary>
+    private static (ulong, ulong)[] Merge(IEnumerable<(ulong Start, ulong End)> ranges)
     {
-        foreach (var (s, e) in _present)
+        var merged = new List<(ulong Start, ulong End)>();
+        foreach (var r in ranges.Where(r => r.End > r.Start).OrderBy(r => r.Start))
+        {
+            if (merged.Count > 0 && r.Start <= merged[^1].End)
+                merged[^1] = (merged[^1].Start, Math.Max(merged[^1].End, r.End));
+            else merged.Add(r);
+        }
+        return merged.ToArray();
+    }
+
+    public void FillPresent(PfnBitmap bitmap) => Fill(_present, bitmap);
+
+    public void FillStored(PfnBitmap bitmap) => Fill(_stored, bitmap);
+
+    private static void Fill((ulong Start, ulong End)[] ranges, PfnBitmap bitmap)
+    {
+        foreach (var (s, e) in ranges)
         {
             if (e <= bitmap.Start) continue;
             if (s >= bitmap.End) break;
             bitmap.SetRange(s, e);
         }
     }
-
-    public void FillStored(PfnBitmap bitmap) => FillPresent(bitmap);
 
     public bool IsPresent(ulong pfn)
     {

@@ -56,6 +56,31 @@ public sealed class PfnBitmap
         return was;
     }
 
+    /// <summary>Clears every bit of [from, to) clipped to the window; returns how many were set.</summary>
+    public ulong ClearRange(ulong from, ulong to)
+    {
+        from = Math.Max(from, Start);
+        to = Math.Min(to, End);
+        ulong cleared = 0;
+        for (ulong p = from; p < to;)
+        {
+            ulong i = p - Start;
+            if ((i & 7) == 0 && to - p >= 8)
+            {
+                var bytes = Bytes.AsSpan((int)(i >> 3), (int)((to - p) / 8));
+                foreach (byte b in bytes) cleared += (ulong)BitOperations.PopCount(b);
+                bytes.Clear();
+                p += (ulong)bytes.Length * 8;
+            }
+            else
+            {
+                if (Clear(p)) cleared++;
+                p++;
+            }
+        }
+        return cleared;
+    }
+
     /// <summary>Sets every bit of [from, to) clipped to the window.</summary>
     public void SetRange(ulong from, ulong to)
     {

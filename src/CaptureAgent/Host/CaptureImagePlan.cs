@@ -26,6 +26,8 @@ public sealed record ImageRequest
     public bool NoNic { get; init; }
     /// <summary>The release must have a module tree here (a kernel hook for a kernel not installed is an error).</summary>
     public bool RequireModuleTree { get; init; }
+    /// <summary>Build even from a config with errors (tests of how the capture kernel copes with them); never for the store.</summary>
+    public bool AllowConfigErrors { get; init; }
 
     public static ImageRequest ForHost(HostLayout host) => new()
     {
@@ -87,14 +89,19 @@ internal sealed class CaptureImagePlan
             Release = release,
             AgentPath = request.AgentPath ?? host.AgentPath,
             ConfigPath = configPath,
-            ConfigBytes = configPath is null ? [] : File.ReadAllBytes(configPath),
+            ConfigBytes = configPath is null ? [] : InputFile.ReadBytes(configPath, AgentConfig.MaxBytes),
             ModulesRoot = request.ModulesRoot ?? host.Root,
         };
         if (!File.Exists(plan.AgentPath)) throw new IOException($"the agent {plan.AgentPath} does not exist");
         var config = configPath is null ? new AgentConfig() : AgentConfig.Parse(System.Text.Encoding.UTF8.GetString(plan.ConfigBytes), configPath);
+        // An image from a config with errors would replace one that works with one that may not:
+        // the build stops here, and whatever image there was stays.
+        var errors = configPath is not null && config.NoUsableTarget(configPath) is { } none ? [.. config.Errors, none] : config.Errors;
+        if (errors.Count > 0 && !request.AllowConfigErrors)
+            throw new IOException($"{configPath} has {errors.Count} error{(errors.Count == 1 ? "" : "s")} ({errors[0]}{(errors.Count > 1 ? "; ..." : "")}): " +
+                                  $"not built (capture-agent config check {configPath} lists them)");
         plan.Notes.AddRange(config.Errors);
         if (configPath is null && request.RequireModuleTree) plan.Notes.Add($"{host.ConfigPath} does not exist: the image carries no config (capture-agent install writes one)");
-        else if (configPath is not null && config.Targets.Count == 0) plan.Notes.Add($"{configPath} names no target: the capture kernel will have nowhere to save the dump");
 
         // Even a kernel with every driver built in has a module directory (modules.builtin): without
         // one the release is not installed, or not yet.

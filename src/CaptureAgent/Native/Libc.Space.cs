@@ -25,6 +25,21 @@ internal static partial class Libc
         }
     }
 
+    private const int RLIMIT_FSIZE = 1;
+
+    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
+    private static partial int GetRlimitRaw(int resource, out RLimit limit);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit
+    {
+        public ulong Current, Maximum;
+    }
+
+    /// <summary>The largest file this process may write (RLIMIT_FSIZE, `ulimit -f`), or long.MaxValue when unlimited.</summary>
+    public static long FileSizeLimit() =>
+        GetRlimitRaw(RLIMIT_FSIZE, out var l) == 0 && l.Current < long.MaxValue ? (long)l.Current : long.MaxValue;
+
     // struct statvfs on x86_64 glibc: 11 unsigned longs then int-sized fields; 112 bytes in all.
     [StructLayout(LayoutKind.Sequential)]
     private struct StatVfs

@@ -96,6 +96,12 @@ internal static partial class Libc
 
     public static bool IsOpen(int fd) => Fcntl(fd, 1 /* F_GETFD */) >= 0;
 
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int Fcntl3(int fd, int cmd, int arg);
+
+    /// <summary>A close-on-exec duplicate of fd (F_DUPFD_CLOEXEC), or -1.</summary>
+    public static int DupCloexec(int fd) => Fcntl3(fd, 1030 /* F_DUPFD_CLOEXEC */, 3);
+
     /// <summary>fsync of a directory, so a rename inside it survives power loss.</summary>
     public static void FsyncDirectory(string path)
     {

@@ -13,10 +13,12 @@ public interface IDumpSink : IDisposable
     void Complete();
 
     /// <summary>
-    /// Allocates storage for [0, length) ahead of time, so the metadata written there after the
-    /// data (descriptors, the final header) still fits when the data has filled the target.
+    /// Allocates storage for [offset, offset + length) ahead of time: the descriptor table, written
+    /// after the data it points to, still fits when the data has filled the target. Only that range:
+    /// the bitmaps before it are sparse (windows without pages are never written), and allocating
+    /// them would cost the disk what a wide, mostly empty pfn range does not need.
     /// </summary>
-    void Reserve(long length) { }
+    void Reserve(long offset, long length) { }
 
     /// <summary>Makes what was written so far durable before more is written (a file's fsync); the end is still to come.</summary>
     void Flush() { }
@@ -57,11 +59,15 @@ public sealed class FileSink : IDumpSink
 
     public long Length => RandomAccess.GetLength(_file);
 
-    public void Reserve(long length)
+    public void Reserve(long offset, long length)
     {
+        // Checked before the headers and bitmaps are written: a file that cannot reach its end is refused whole.
+        if (offset + length > Libc.FileSizeLimit())
+            throw new IOException($"the dump's page descriptors would end at byte {offset + length}, past the file size limit (ulimit -f) of {Libc.FileSizeLimit()} bytes", Libc.EFBIG);
         // Not every filesystem can (vfat without fallocate, NFS v3): then ENOSPC may still cut descriptors.
-        int errno = Libc.Fallocate(_file, 0, length);
-        if (errno is Libc.ENOSPC) throw new IOException($"the target has no room for the dump's {length >> 10} KiB of headers and bitmaps", Libc.ENOSPC);
+        int errno = Libc.Fallocate(_file, offset, length);
+        if (errno is Libc.ENOSPC) throw new IOException($"the target has no room for the dump's {length >> 10} KiB of page descriptors", Libc.ENOSPC);
+        if (errno is Libc.EFBIG) throw new IOException($"the dump's page descriptors would end at byte {offset + length}, past the largest file the target (or the file size limit) allows", Libc.EFBIG);
     }
 
     public void Dispose() => _file.Dispose();
@@ -113,32 +119,50 @@ public sealed class FlattenedSink : IDumpSink
         if (!_leaveOpen) _out.Dispose();
     }
 
-    /// <summary>Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does).</summary>
-    public static void Rearrange(Stream input, IDumpSink output)
+    /// <summary>
+    /// Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does), record by
+    /// record through one 1 MiB buffer, each record judged first (<see cref="FlattenedRecords"/>).
+    /// Returns null when the stream ended with its end marker, else why it stopped: what came
+    /// before stays written.
+    /// </summary>
+    public static string? Rearrange(Stream input, IDumpSink output)
     {
         var header = new byte[HeaderSize];
-        input.ReadExactly(header);
-        if (!header.AsSpan(0, Signature.Length).SequenceEqual(Signature) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
+        if (input.ReadAtLeast(header, HeaderSize, throwOnEndOfStream: false) < HeaderSize
+            || !header.AsSpan(0, Signature.Length).SequenceEqual(Signature) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
             throw new InvalidDataException("not a makedumpfile flattened stream");
         var buf = new byte[1 << 20];
+        var judge = new FlattenedRecords();
         Span<byte> rec = stackalloc byte[16];
-        while (true)
+        try
         {
-            input.ReadExactly(rec);
-            long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
-            long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
-            if (offset == -1 && size == -1) break;
-            if (offset < 0 || size <= 0) throw new InvalidDataException($"bad flattened record (offset {offset}, size {size})");
-            while (size > 0)
+            while (true)
             {
-                int n = (int)Math.Min(size, buf.Length);
-                input.ReadExactly(buf, 0, n);
-                output.Write(offset, buf.AsSpan(0, n));
-                offset += n;
-                size -= n;
+                if (input.ReadAtLeast(rec, 16, throwOnEndOfStream: false) < 16)
+                    return $"the stream ends after {judge.Records} records, without its end marker (cut short)";
+                long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
+                long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
+                if (offset == -1 && size == -1) return null;
+                int first = (int)Math.Clamp(size, 0, buf.Length);
+                if (input.ReadAtLeast(buf.AsSpan(0, first), first, throwOnEndOfStream: false) < first)
+                    return $"the stream ends inside its record {judge.Records + 1} (cut short)";
+                if (judge.Accept(offset, size, buf.AsSpan(0, first)) is { } bad)
+                    return $"record {judge.Records + 1} is damaged: {bad}";
+                output.Write(offset, buf.AsSpan(0, first));
+                for (long done = first; done < size;)
+                {
+                    int n = (int)Math.Min(size - done, buf.Length);
+                    if (input.ReadAtLeast(buf.AsSpan(0, n), n, throwOnEndOfStream: false) < n)
+                        return $"the stream ends inside its record {judge.Records} (cut short)";
+                    output.Write(offset + done, buf.AsSpan(0, n));
+                    done += n;
+                }
             }
         }
-        output.Complete();
+        finally
+        {
+            output.Complete();
+        }
     }
 }
 
@@ -178,7 +202,7 @@ public sealed class TimedSink(IDumpSink inner) : IDumpSink
     }
 
     public void Complete() => inner.Complete();
-    public void Reserve(long length) => inner.Reserve(length);
+    public void Reserve(long offset, long length) => inner.Reserve(offset, length);
     public long Length => inner.Length;
     public void Dispose() { }
 }

@@ -3,6 +3,7 @@ using CaptureAgent.Compression;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
 using CaptureAgent.Native;
+using CaptureAgent.Vmcore;
 
 namespace CaptureAgent.Output;
 
@@ -90,6 +91,10 @@ public sealed class KdumpCompressedWriter
             estimate = result.EstimatedBytes = raisedEstimate;
             fallback = null;
         }
+        // A dump without a page is none: readers have nothing to read and verify rejects it. Said
+        // before anything is written (a damaged kdump input whose bitmaps select nothing).
+        if (dumpable == 0)
+            throw new VmcoreException($"{_src.Vmcore.Path}: no page of its {maxMapnr} pfns is left to dump at level {(int)filter.Level}: nothing written");
         result.DumpablePages = dumpable;
         result.FilterSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
@@ -98,7 +103,7 @@ public sealed class KdumpCompressedWriter
         // disk tells its readers so (makedumpfile's DUMP_DH_COMPRESSED_INCOMPLETE).
         header.DumpLevel = (int)filter.Level;
         header.Status = (uint)_opt.Codec | KdumpHeader.StatusIncomplete;
-        _sink.Reserve(header.DescriptorsOffset + (long)dumpable * DescriptorSize + _ps);
+        _sink.Reserve(header.DescriptorsOffset, (long)dumpable * DescriptorSize + _ps);
         _sink.Write(0, header.BuildMainHeader());
         _sink.Write(header.BlockSize, header.BuildSubHeader());
         if (header.Notes.Length > 0) _sink.Write(header.BlockSize + KdumpHeader.SubHeaderSize, header.Notes);
@@ -109,7 +114,8 @@ public sealed class KdumpCompressedWriter
         {
             present.Reset(start, Math.Min(window, maxMapnr - start));
             filter.FillPresent(present);
-            _sink.Write(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
+            _opt.Heartbeat?.Invoke();
+            WriteBitmap(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
         }
 
         _descFileOffset = _durableDescOffset = header.DescriptorsOffset;
@@ -147,6 +153,8 @@ public sealed class KdumpCompressedWriter
         }
         filter = pass.Filter;
         dumpable = pass.Dumpable;
+        // A raised level changed the count of pass 1: what the bitmap now selects is what was written.
+        if (!result.Incomplete) result.DumpablePages = pass.Done;
         _choice?.Dispose();
         result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
@@ -175,6 +183,16 @@ public sealed class KdumpCompressedWriter
             result.Problems.Add($"the dump's header could not be rewritten at the end: {e.Message}");
         }
         return result;
+    }
+
+    /// <summary>
+    /// A window of a bitmap as it is first written. An empty one is not written: every sink ends in a
+    /// new file (a hole reads as zeros), and a sparse address space (memory at the top of a wide
+    /// physical address range) then costs neither the time nor the disk of gigabytes of zeros.
+    /// </summary>
+    private void WriteBitmap(long offset, ReadOnlySpan<byte> window)
+    {
+        if (window.IndexOfAnyExcept((byte)0) >= 0) _sink.Write(offset, window);
     }
 
     /// <summary>
@@ -213,6 +231,7 @@ public sealed class KdumpCompressedWriter
             filter.FillDumpable(bitmap);
             ulong n = bitmap.PopCount();
             dumpable += n;
+            _opt.Heartbeat?.Invoke();
             sample.Take(_src, bitmap, n, (filter.Level & DumpLevel.Zero) != 0);
         }
         return dumpable;
@@ -270,6 +289,8 @@ public sealed class KdumpCompressedWriter
         public PageFilter Filter;
         public ulong Dumpable;
         public DumpLevel? Fallback;
+        /// <summary>Pages written so far (descriptors added, whatever their kind).</summary>
+        public ulong Done => _done;
 
         public CopyPass(KdumpCompressedWriter writer, PageFilter filter, PfnBitmap bitmap, ulong window, ulong maxMapnr,
             KdumpHeader header, bool singleWindow, bool zeroShared, long dataStart, DumpResult result)
@@ -367,7 +388,7 @@ public sealed class KdumpCompressedWriter
                 _bitmap.Reset(start, Math.Min(_window, _maxMapnr - start));
                 Filter.FillDumpable(_bitmap);
             }
-            _w._sink.Write(_header.Bitmap2Offset + (long)(start / 8), _bitmap.Bytes.AsSpan(0, _bitmap.ByteLength));
+            _w.WriteBitmap(_header.Bitmap2Offset + (long)(start / 8), _bitmap.Bytes.AsSpan(0, _bitmap.ByteLength));
             _windowOpen = true;
             _pfn = _bitmap.NextSet(_bitmap.Start);
             return true;
@@ -401,6 +422,7 @@ public sealed class KdumpCompressedWriter
             _stored += (ulong)b.Count;
             _storedBytes += _w._dataFileOffset + _w._dataLen - before;
             _w._opt.Progress?.Invoke(_done, Dumpable);
+            _w._opt.Heartbeat?.Invoke();
         }
 
         private void AfterBatch()

@@ -118,7 +118,7 @@ public static partial class DumpCatalog
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (depth == 0) throw new IOException($"cannot read {dir}: {e.Message}", e);
+            if (depth == 0) throw new IOException($"cannot read {dir}: {ErrorText.Of(e)}", e);
             return;
         }
         foreach (var child in children.OrderBy(c => c.Name, StringComparer.Ordinal))
@@ -150,8 +150,8 @@ public static partial class DumpCatalog
         try { return Read(dir); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            var entry = new DumpEntry { Directory = dir, Layout = "unknown", Status = DumpStatus.Unverified, StatusDetail = $"unreadable: {e.Message}" };
-            entry.Problems.Add(e.Message);
+            var entry = new DumpEntry { Directory = dir, Layout = "unknown", Status = DumpStatus.Unverified, StatusDetail = $"unreadable: {ErrorText.Of(e)}" };
+            entry.Problems.Add(ErrorText.Of(e));
             return entry;
         }
     }
@@ -191,7 +191,7 @@ public static partial class DumpCatalog
             try { manifest = Manifest.Read(Path.Combine(dir, "manifest.json")); }
             catch (Exception x) when (x is IOException or UnauthorizedAccessException or InvalidDataException)
             {
-                e.Problems.Add($"manifest.json: {x.Message}");
+                e.Problems.Add($"manifest.json: {ErrorText.Of(x)}");
             }
         }
 
@@ -202,8 +202,8 @@ public static partial class DumpCatalog
             try { header = ReadHeader(Path.Combine(dir, dump)); }
             catch (Exception x) when (x is IOException or UnauthorizedAccessException or VmcoreException or InvalidDataException)
             {
-                headerError = x.Message;
-                e.Problems.Add($"{dump}: {x.Message}");
+                headerError = ErrorText.Of(x);
+                e.Problems.Add($"{dump}: {ErrorText.Of(x)}");
             }
             e.DumpFormat = header?.Format;
         }
@@ -286,7 +286,7 @@ public static partial class DumpCatalog
             }
             catch (Exception x) when (x is IOException or UnauthorizedAccessException)
             {
-                e.Problems.Add($"{e.DmesgFile}: {x.Message}");
+                e.Problems.Add($"{e.DmesgFile}: {ErrorText.Of(x)}");
             }
         }
         if (e.Panic is null && readVmcoreLog && e.DumpFile is not null && e.DumpFormat is "kdump-compressed" or "elf")
@@ -300,7 +300,7 @@ public static partial class DumpCatalog
             // A damaged dump can break the ring walk in any way: say so and go on with the other dumps.
             catch (Exception x) when (x is not OutOfMemoryException)
             {
-                e.Problems.Add($"kernel log not readable from {e.DumpFile}: {x.Message}");
+                e.Problems.Add($"kernel log not readable from {e.DumpFile}: {ErrorText.Of(x)}");
             }
         }
         if (e.Panic is null)
@@ -348,7 +348,7 @@ public static partial class DumpCatalog
     /// <summary>Reads only the headers (and notes) of a kdump-compressed, flattened or ELF dump.</summary>
     internal static HeaderFacts ReadHeader(string path)
     {
-        using var f = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        using var f = InputFile.OpenRegular(path);
         long length = RandomAccess.GetLength(f);
         var magic = new byte[16];
         int got = RandomAccess.Read(f, magic, 0);
@@ -448,7 +448,7 @@ public static partial class DumpCatalog
             if (fi.Length > 1 << 20) throw new InvalidDataException("larger than 1 MiB");
             try
             {
-                using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+                using var doc = JsonDocument.Parse(InputFile.ReadText(path, 1 << 20));
                 var root = doc.RootElement;
                 var m = new Manifest
                 {
@@ -471,7 +471,7 @@ public static partial class DumpCatalog
             }
             catch (JsonException x)
             {
-                throw new InvalidDataException($"not valid JSON: {x.Message}");
+                throw new InvalidDataException($"not valid JSON: {ErrorText.Of(x)}");
             }
         }
 

@@ -78,7 +78,7 @@ public static partial class PanicAnalysis
     /// <summary>Reads the tail of a log file (the crash is at its end) and its first line's release.</summary>
     public static PanicReport? AnalyzeFile(string path)
     {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.None);
+        using var f = new FileStream(InputFile.OpenRegular(path), FileAccess.Read, 1);
         long length = f.Length;
         var head = new byte[(int)Math.Min(length, 4096)];
         f.ReadExactly(head);

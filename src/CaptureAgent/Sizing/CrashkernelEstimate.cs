@@ -57,11 +57,12 @@ public static class CrashkernelEstimate
 {
     /// <summary>
     /// The agent's peak RSS in the capture kernel: CaptureInit logs "capture-agent: peak memory N KiB"
-    /// (VmHWM) after every capture, and `estimate --measure` reports it per boot. Measured with the
-    /// Debian 6.1 and 6.12 capture kernels under QEMU at dump level 31, zstd: 14,792-14,844 KiB for a
-    /// 1 GiB guest and 15,056-15,192 KiB for 4 GiB (issue 11); the engine's buffers are fixed
-    /// (README "Memory is bounded"), so it hardly grows with RAM. RSS includes the pages of the
-    /// agent's own binary that it touched.
+    /// (VmHWM of the capture process plus PID 1's own, since PID 1 supervises the capture as a child)
+    /// after every capture, and `estimate --measure` reports it per boot. Measured with the
+    /// Debian 6.1 and 6.12 capture kernels under QEMU at dump level 31, zstd, before the capture ran
+    /// as a child: 14,792-14,844 KiB for a 1 GiB guest and 15,056-15,192 KiB for 4 GiB (issue 11);
+    /// the engine's buffers are fixed (README "Memory is bounded"), so it hardly grows with RAM.
+    /// RSS includes the pages of the agent's own binary that it touched.
     /// </summary>
     public const long AgentPeakBytes = 15 * SizeText.MiB;
 

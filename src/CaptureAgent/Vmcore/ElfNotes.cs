@@ -3,8 +3,12 @@ using System.Text;
 
 namespace CaptureAgent.Vmcore;
 
-/// <summary>One ELF note inside a PT_NOTE blob; offsets are relative to the blob.</summary>
-public readonly record struct ElfNote(string Name, uint Type, int DescOffset, int DescSize);
+/// <summary>One ELF note inside a PT_NOTE blob; offsets are relative to the blob (the note's header at <paramref name="Offset"/>).</summary>
+public readonly record struct ElfNote(string Name, uint Type, int DescOffset, int DescSize, int Offset = 0)
+{
+    /// <summary>One past the note's padded descriptor: where the next note starts.</summary>
+    public int End => DescOffset + (int)((DescSize + 3L) & ~3L);
+}
 
 public static class ElfNotes
 {
@@ -30,11 +34,14 @@ public static class ElfNotes
             var nameBytes = blob.Slice(pos + 12, (int)namesz);
             int nul = nameBytes.IndexOf((byte)0);
             if (nul >= 0) nameBytes = nameBytes[..nul];
-            notes.Add(new ElfNote(Encoding.ASCII.GetString(nameBytes), type, (int)nameEnd, (int)descsz));
+            notes.Add(new ElfNote(Encoding.ASCII.GetString(nameBytes), type, (int)nameEnd, (int)descsz, pos));
             pos = (int)descEnd;
         }
         return notes;
     }
 
     private static long Align4(uint v) => (v + 3L) & ~3L;
+
+    /// <summary>The blob without one of its notes.</summary>
+    public static byte[] Without(ReadOnlySpan<byte> blob, ElfNote note) => [.. blob[..note.Offset], .. blob[Math.Min(note.End, blob.Length)..]];
 }

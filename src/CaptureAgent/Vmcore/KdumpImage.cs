@@ -32,12 +32,12 @@ public sealed class KdumpImage : IVmcoreImage, IPageMap
         _dump = new KdumpFile(path);
         try
         {
-            _file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+            _file = InputFile.OpenRegular(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _dump.Dispose();
-            throw new VmcoreException($"cannot open {path}: {e.Message}");
+            throw new VmcoreException(ErrorText.Of(e));
         }
         foreach (var n in ElfNotes.Parse(NoteBlob))
         {
@@ -54,7 +54,25 @@ public sealed class KdumpImage : IVmcoreImage, IPageMap
 
     public void FillPresent(PfnBitmap bitmap) => ReadBitmap(_dump.Bitmap1Offset, bitmap);
 
-    public void FillStored(PfnBitmap bitmap) => ReadBitmap(_dump.Bitmap2Offset, bitmap);
+    /// <summary>
+    /// The 2nd bitmap, less what the 1st says does not exist: a damaged input whose 2nd bitmap
+    /// claims absent pages must not give a dump that stores pages its own 1st bitmap denies.
+    /// </summary>
+    public void FillStored(PfnBitmap bitmap)
+    {
+        ReadBitmap(_dump.Bitmap2Offset, bitmap);
+        if (bitmap.Start >= MaxPfn || bitmap.Start % 8 != 0) return;
+        int bytes = (int)((Math.Min(bitmap.End, MaxPfn) - bitmap.Start + 7) / 8);
+        Span<byte> present = stackalloc byte[4096];
+        for (int at = 0; at < bytes; at += present.Length)
+        {
+            var chunk = present[..Math.Min(present.Length, bytes - at)];
+            int got = RandomAccess.Read(_file, chunk, _dump.Bitmap1Offset + (long)(bitmap.Start / 8) + at);
+            chunk[Math.Max(got, 0)..].Clear();
+            var stored = bitmap.Bytes.AsSpan(at, chunk.Length);
+            for (int i = 0; i < chunk.Length; i++) stored[i] &= chunk[i];
+        }
+    }
 
     /// <summary>The window's part of a bitmap of the file; bits past max_mapnr (or a short file) stay clear.</summary>
     private void ReadBitmap(long offset, PfnBitmap bitmap)

@@ -163,9 +163,14 @@ public class ConfigCommandTests
         Assert.Empty(again.Errors);
         Assert.Equal(ConfigCommand.Effective(AgentConfig.Parse(File.ReadAllText(dir.File("ok.conf")))), ConfigCommand.Effective(again));
 
+        // No target, or only a broken one: the capture kernel would have nowhere to write. An error.
         File.WriteAllText(dir.File("none.conf"), "dump_level = 1\n");
         (rc, _, stderr) = Run("check", dir.File("none.conf"));
-        Assert.Equal(0, rc);
+        Assert.Equal(1, rc);
         Assert.Contains("names no target", stderr);
+        File.WriteAllText(dir.File("bad.conf"), "target = LABEL=\n");
+        (rc, _, stderr) = Run("check", dir.File("bad.conf"));
+        Assert.Equal(1, rc);
+        Assert.Contains("has no usable target", stderr);
     }
 }

@@ -171,6 +171,30 @@ public class CaptureStoreTests
     }
 
     [Fact]
+    public void ConfigWithErrorsNeverReplacesAWorkingImage()
+    {
+        using var h = Built().Host;
+        string image = Path.Combine(h.Root, "var/lib/capture-agent", K, "initramfs.img");
+        var before = File.ReadAllBytes(image);
+        // The only target mistyped: the image built from it would have nowhere to write.
+        h.Config("target = LABELL=root\npath = /var/crash\n");
+        var log = new List<string>();
+        var r = Again(h, log);
+        Assert.False(r.Rebuilt);
+        Assert.True(r.Usable);
+        Assert.Contains("error", r.Error);
+        Assert.Contains(log, l => l.Contains("the previous image") && l.Contains("stays in use"));
+        Assert.Equal(before, File.ReadAllBytes(image));
+        // What the kernel package hooks run says so by its exit status.
+        Assert.Equal(CaptureAgent.Cli.ExitCodes.Failed, CaptureAgent.Cli.KernelHookCommand.Run(["add", K, "--root", h.Root, "--force"]));
+        Assert.Equal(before, File.ReadAllBytes(image));
+        // A config without any target is refused the same way.
+        h.Config("path = /var/crash\n");
+        Assert.NotNull(Again(h).Error);
+        Assert.Equal(before, File.ReadAllBytes(image));
+    }
+
+    [Fact]
     public void RemoveDeletesTheEntryAndItsPin()
     {
         using var h = Built().Host;

@@ -63,7 +63,7 @@ public class XzDecoderTests
     [InlineData(3_500_000, "--check=crc32 --lzma2=dict=64KiB,lc=0,lp=4,pb=0")]  // position-heavy contexts
     [InlineData(3_500_000, "--check=crc32 --lzma2=dict=96KiB,lc=4,lp=0,pb=4")]  // a 3 * 2^n dictionary
     [InlineData(3_500_000, "-0")]
-    [InlineData(3_500_000, "-9e")]
+    [InlineData(3_500_000, "-6")]                                              // 8 MiB: mkinitramfs' COMPRESS=xz
     [InlineData(3_500_000, "--block-size=700000 --check=sha256")]               // several blocks, sizes in their headers
     [InlineData(600_000, "-T2 --block-size=100000 --check=crc64")]
     public void DecodesWhatTheXzToolWrites(int length, string options)
@@ -73,6 +73,18 @@ public class XzDecoderTests
         var xz = XzCli(dir, input, options);
         Assert.Equal(input, Decode(xz));
         Assert.Equal(input, Decode(xz, readSize: 1));   // byte-at-a-time reads take the same path in tiny steps
+    }
+
+    /// <summary>xz -9e asks for a 64 MiB dictionary: more than the agent's heap; refused by default in words, decoded when allowed.</summary>
+    [Fact]
+    public void LargestPresetNeedsItsDictionaryAllowed()
+    {
+        using var dir = new TempDir();
+        var input = Sample(3_500_000, seed: 9);
+        var xz = XzCli(dir, input, "-9e");
+        var e = Assert.Throws<InvalidDataException>(() => Decode(xz));
+        Assert.Contains("64 MiB dictionary, more than the 16 MiB", e.Message);
+        Assert.Equal(input, Decode(xz, maxDictionary: 64L << 20));
     }
 
     [Fact]

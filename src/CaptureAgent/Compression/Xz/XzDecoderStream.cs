@@ -15,7 +15,9 @@ namespace CaptureAgent.Compression.Xz;
 /// </summary>
 public sealed class XzDecoderStream : Stream
 {
-    public const long DefaultMaxDictionarySize = 64L << 20;
+    // The agent's heap is 32 MiB: a larger dictionary cannot be held. Real inputs need far less
+    // (kernel modules 1 MiB, dracut 1 MiB, mkinitramfs' xz -6 8 MiB).
+    public const long DefaultMaxDictionarySize = 16L << 20;
 
     private static ReadOnlySpan<byte> HeaderMagic => [0xFD, (byte)'7', (byte)'z', (byte)'X', (byte)'Z', 0x00];
     private static ReadOnlySpan<byte> FooterMagic => "YZ"u8;

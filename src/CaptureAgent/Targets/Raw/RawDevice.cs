@@ -40,10 +40,15 @@ public static class RawDevice
             if (!File.Exists(path)) throw new RawDeviceException($"{path} does not exist");
             if (!allowRegularFile) throw new RawDeviceException($"{path} is not a block device");
         }
-        int flags = (writable ? Libc.O_RDWR : Libc.O_RDONLY) | (block ? Libc.O_EXCL : 0);
+        // O_NONBLOCK: a FIFO put where an image was expected must not hang the open or the reads.
+        int flags = (writable ? Libc.O_RDWR : Libc.O_RDONLY) | (block ? Libc.O_EXCL : 0) | Libc.O_NONBLOCK;
         try
         {
-            return Libc.OpenFile(path, flags, 0);
+            var handle = Libc.OpenFile(path, flags, 0);
+            var (type, _) = Libc.Fstat(handle);
+            if (type == Libc.S_IFBLK || (allowRegularFile && type == Libc.S_IFREG)) return handle;
+            handle.Dispose();
+            throw new RawDeviceException($"{path} is {Libc.FileTypeName(type)}, not a block device");
         }
         catch (IOException e) when (e.HResult == Libc.EBUSY)
         {
@@ -51,7 +56,7 @@ public static class RawDevice
         }
         catch (IOException e)
         {
-            throw new RawDeviceException(e.Message);
+            throw new RawDeviceException(ErrorText.Of(e));
         }
     }
 

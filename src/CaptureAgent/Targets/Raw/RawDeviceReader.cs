@@ -48,7 +48,6 @@ public sealed record SavecoreResult(string Device, SavecoreStatus Status, string
 public static class RawDeviceReader
 {
     private const int Chunk = 1 << 20;
-    private const long MaxFileOffset = 1L << 50;   // no kdump file is a PiB: such a record is damage
 
     /// <param name="pathTemplate">Where the dump goes, as the config's <c>path</c> (see <see cref="PathTemplate"/>); the
     /// fixed part before the first placeholder is trusted (and created 0700 if missing), the rest never follows a symlink.</param>
@@ -63,7 +62,7 @@ public static class RawDeviceReader
         }
         catch (RawDeviceException e)
         {
-            return new SavecoreResult(devicePath, SavecoreStatus.Failed, e.Message);
+            return new SavecoreResult(devicePath, SavecoreStatus.Failed, ErrorText.Of(e));
         }
         using (device)
         {
@@ -76,7 +75,7 @@ public static class RawDeviceReader
             }
             catch (IOException e)
             {
-                return new SavecoreResult(devicePath, SavecoreStatus.Failed, $"{devicePath}: {e.Message}");
+                return new SavecoreResult(devicePath, SavecoreStatus.Failed, $"{devicePath}: {ErrorText.Of(e)}");
             }
             switch (found.Content)
             {
@@ -98,7 +97,7 @@ public static class RawDeviceReader
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // Files could not be written: the dump stays on the device, its header untouched.
-                return new SavecoreResult(devicePath, SavecoreStatus.Failed, $"{devicePath}: extracting failed, the dump stays on the device: {e.Message}") { Header = found.Header };
+                return new SavecoreResult(devicePath, SavecoreStatus.Failed, $"{devicePath}: extracting failed, the dump stays on the device: {ErrorText.Of(e)}") { Header = found.Header };
             }
         }
     }
@@ -122,7 +121,7 @@ public static class RawDeviceReader
         }
         catch (IOException e)
         {
-            return new SavecoreResult(devicePath, SavecoreStatus.Failed, e.Message);
+            return new SavecoreResult(devicePath, SavecoreStatus.Failed, ErrorText.Of(e));
         }
     }
 
@@ -297,6 +296,7 @@ public static class RawDeviceReader
             else
             {
                 var buf = new byte[Chunk];
+                var judge = new FlattenedRecords();
                 Span<byte> rec = stackalloc byte[16];
                 while (true)
                 {
@@ -305,23 +305,25 @@ public static class RawDeviceReader
                     long fileOffset = BinaryPrimitives.ReadInt64BigEndian(rec);
                     long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
                     if (fileOffset == -1 && size == -1) { ended = true; break; }
-                    if (fileOffset < 0 || size <= 0 || fileOffset > MaxFileOffset - size)
-                    {
-                        cut = $"the dump stream has a damaged record at byte {at} (offset {fileOffset}, size {size}); the {records} records before it are kept";
-                        break;
-                    }
-                    if (size > reader.Remaining)
+                    if (size > 0 && size > reader.Remaining)
                     {
                         cut = $"the dump stream ends inside its record {records + 1} (cut short); the {records} whole records before it are kept";
                         break;
                     }
-                    while (size > 0)
+                    int first = (int)Math.Clamp(size, 0, buf.Length);
+                    reader.ReadExactly(buf.AsSpan(0, first));
+                    if (judge.Accept(fileOffset, size, buf.AsSpan(0, first)) is { } bad)
                     {
-                        int n = (int)Math.Min(size, buf.Length);
+                        cut = $"the dump stream has a damaged record at byte {at}: {bad}; the {records} records before it are kept";
+                        break;
+                    }
+                    output.Write(fileOffset, buf.AsSpan(0, first));
+                    for (long done = first; done < size;)
+                    {
+                        int n = (int)Math.Min(size - done, buf.Length);
                         reader.ReadExactly(buf.AsSpan(0, n));
-                        output.Write(fileOffset, buf.AsSpan(0, n));
-                        fileOffset += n;
-                        size -= n;
+                        output.Write(fileOffset + done, buf.AsSpan(0, n));
+                        done += n;
                     }
                     records++;
                 }
@@ -363,11 +365,20 @@ public static class RawDeviceReader
                 RandomAccess.FlushToDisk(f);
             }
             if (incomplete) problems.Add("the dump's own header says it is incomplete (the capture stopped before its end)");
+            using (var kd = new KdumpFile(path))
+            {
+                var structure = kd.CheckStructure();
+                if (structure.Count > 0)
+                {
+                    problems.Add($"the extracted dump is damaged: {structure[0]}");
+                    return (false, true);
+                }
+            }
             return (true, incomplete);
         }
         catch (Exception e) when (e is VmcoreException or InvalidDataException or IOException)
         {
-            problems.Add($"the extracted dump is not readable: {e.Message}");
+            problems.Add($"the extracted dump is not readable: {ErrorText.Of(e)}");
             return (false, true);
         }
     }

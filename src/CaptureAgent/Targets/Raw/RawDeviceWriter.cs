@@ -127,9 +127,11 @@ public static class RawDeviceWriter
             try
             {
                 if (source.Kernel is null || source.Info is null) throw new VmcoreException("no usable VMCOREINFO or page tables");
-                new PrintkLog(source.Kernel, source.Info).WriteTo(log);
+                var printk = new PrintkLog(source.Kernel, source.Info);
+                printk.WriteTo(log);
                 log.Sync();
-                header.Flags |= RawDumpHeader.FlagDmesgComplete;
+                if (printk.Problem is not null) problems.Add($"kernel log damaged: {printk.Problem}");
+                else header.Flags |= RawDumpHeader.FlagDmesgComplete;
             }
             catch (Exception e) when (e is VmcoreException or IOException)
             {
@@ -181,6 +183,7 @@ public static class RawDeviceWriter
                     ZstdLevel = options.ZstdLevel,
                     Threads = options.Threads,
                     Progress = options.Progress,
+                    Heartbeat = options.Heartbeat,
                     FallbackLevel = options.FallbackLevel,
                     FreeSpace = () => own.FreeSpace,   // the device's room decides a raised dump level, as a filesystem's would
                 };

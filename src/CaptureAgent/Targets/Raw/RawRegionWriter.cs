@@ -94,7 +94,7 @@ internal sealed class RawStreamSink : IDumpSink
     private readonly Action _checkpoint;
     private readonly long _checkpointBytes;
     private long _nextCheckpoint;
-    private long _reserved, _metadataWritten;
+    private long _reservedStart, _reservedEnd, _metadataWritten;
 
     public RawStreamSink(RawRegionWriter output, Action checkpoint, long checkpointBytes = CheckpointBytes)
     {
@@ -116,7 +116,7 @@ internal sealed class RawStreamSink : IDumpSink
         get
         {
             long room = _out.Room - RecordHeader - (RecordHeader + 4096);
-            long pendingMetadata = Math.Max(0, _reserved - _metadataWritten);
+            long pendingMetadata = Math.Max(0, _reservedEnd - _reservedStart - _metadataWritten);
             return room - pendingMetadata - (64 << 10) - room / 2048;
         }
     }
@@ -128,7 +128,7 @@ internal sealed class RawStreamSink : IDumpSink
         if (RecordHeader + (long)data.Length > _out.Room - RecordHeader)
             throw new IOException($"no room on the raw device for {data.Length} more bytes", Libc.ENOSPC);
         _flat.Write(offset, data);
-        if (offset < _reserved) _metadataWritten += data.Length;
+        if (offset >= _reservedStart && offset < _reservedEnd) _metadataWritten += data.Length;
         if (_out.Written >= _nextCheckpoint)
         {
             _nextCheckpoint = _out.Written + _checkpointBytes;
@@ -137,7 +137,7 @@ internal sealed class RawStreamSink : IDumpSink
     }
 
     /// <summary>Only noted: the descriptors it covers are written later, and the space check counts them.</summary>
-    public void Reserve(long length) => _reserved = length;
+    public void Reserve(long offset, long length) => (_reservedStart, _reservedEnd) = (offset, offset + length);
 
     public void Flush() => _out.Sync();
 

@@ -81,7 +81,12 @@ public static class SshTarget
                 string? logProblem = null;
                 dmesg = steps.Stream($"{dir}/{DmesgName}.tmp", "the kernel log", s =>
                 {
-                    try { new PrintkLog(source.Kernel, source.Info).WriteTo(s); }
+                    try
+                    {
+                        var printk = new PrintkLog(source.Kernel, source.Info);
+                        printk.WriteTo(s);
+                        logProblem = printk.Problem;
+                    }
                     catch (VmcoreException e) { logProblem = e.Message; }   // what was read is kept, as locally
                 });
                 if (logProblem is not null) problems.Add($"kernel log incomplete: {logProblem}");
