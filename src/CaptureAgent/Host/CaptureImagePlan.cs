@@ -117,7 +117,7 @@ internal sealed class CaptureImagePlan
         plan.AddFatCharsets(tree);
         string? nicObstacle = null;
         if (config.NeedsNetwork && !request.NoNic) nicObstacle = plan.AddNic(host, config, tree);
-        plan.JudgeReach(config, nicObstacle, request.TargetDevice is not null || request.Modules.Count > 0);
+        plan.JudgeReach(config, nicObstacle, request.TargetDevice is not null || request.Modules.Count > 0 || config.ExtraModules.Count > 0);
 
         var needs = ConfigContent.For(config, host.Root);
         plan.Notes.AddRange(needs.Notes);
@@ -337,7 +337,9 @@ internal sealed class CaptureImagePlan
 
     /// <summary>
     /// One verdict per target. A target whose device is not attached now counts as unreachable
-    /// unless the request names devices or modules itself (`initramfs build` for another machine).
+    /// unless the request names devices or modules itself (`initramfs build` for another machine)
+    /// or the config's extra_modules does: an admin who lists the drivers of a disk the running
+    /// system does not see (not probed at boot, another controller) tells us the capture kernel will.
     /// </summary>
     private void JudgeReach(AgentConfig config, string? nicObstacle, bool buildsForElsewhere)
     {

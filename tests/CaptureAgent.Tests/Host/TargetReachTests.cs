@@ -76,6 +76,24 @@ public class TargetReachTests
         Assert.DoesNotContain('\n', armed.Explain(r.WouldNotSave));
     }
 
+    /// <summary>
+    /// A disk the running system does not see: unreachable, unless extra_modules names the drivers
+    /// the capture kernel will find it with (ServiceCommandsEndToEndTests' guest: its first kernel
+    /// never loads virtio_blk, its capture kernel does and saves).
+    /// </summary>
+    [Fact]
+    public void AnAbsentDiskIsReachableOnlyWhenExtraModulesNameItsDrivers()
+    {
+        using (var h = Host("target = LABEL=elsewhere\nfstype = ext4\n"))
+            Assert.Contains("LABEL=elsewhere: its device is not on this machine now", CaptureImagePlan.Make(h.Layout, K).WouldNotSave());
+        using (var h = Host("target = LABEL=elsewhere\nfstype = ext4\nextra_modules = virtio_pci virtio_blk\n"))
+        {
+            var plan = CaptureImagePlan.Make(h.Layout, K);
+            Assert.True(Assert.Single(plan.Reach).Reachable);
+            Assert.Null(plan.WouldNotSave());
+        }
+    }
+
     [Fact]
     public void ALaterReachableTargetArmsAndTheSkippedOneIsNamed()
     {
