@@ -92,27 +92,35 @@ public sealed class InitramfsKind : IFuzzKind
             [new(["estimate", "--kernel", _kernel, "--initrd", input, "--memory-size", "1G", "--json"])], image);
     }
 
-    /// <summary>One 8-digit hex field of a newc header (c_mode, c_filesize, c_namesize...) set to another number.</summary>
+    /// <summary>
+    /// One 8-digit hex field of a newc header (c_mode, c_filesize, c_namesize...) set to another number.
+    /// Headers are found only as far as earlier mutations of this case left them readable.
+    /// </summary>
     private static string CpioField(Mutator m, byte[] image)
     {
         var headers = new List<int>();
-        for (int at = 0; at + 110 <= image.Length;)
+        for (int at = 0; at + 110 <= image.Length && image.AsSpan(at, 6).SequenceEqual("070701"u8);)
         {
-            if (!image.AsSpan(at, 6).SequenceEqual("070701"u8)) break;
             headers.Add(at);
-            int nameSize = Convert.ToInt32(Encoding.ASCII.GetString(image, at + 94, 8), 16);
-            int fileSize = Convert.ToInt32(Encoding.ASCII.GetString(image, at + 54, 8), 16);
-            at = Align4(Align4(at + 110 + nameSize) + fileSize);
+            if (HexField(image, at, 12) is not { } nameSize || HexField(image, at, 7) is not { } fileSize) break;
+            long next = Align4(Align4(at + 110 + (long)nameSize) + fileSize);
+            if (next > image.Length) break;
+            at = (int)next;
         }
+        if (headers.Count == 0) return m.Somewhere(image, 0, image.Length, "image (no cpio header left)");
         int h = m.Pick(headers);
         int field = 1 + m.Below(13);   // c_ino .. c_check (c_magic stays)
-        ulong value = m.Value(Convert.ToUInt64(Encoding.ASCII.GetString(image, h + 6 + (field - 1) * 8, 8), 16));
+        ulong value = m.Value(HexField(image, h, field) ?? 0);
         string hex = m.Chance(10) ? "zzzzzzzz" : (value & 0xffffffff).ToString("X8");
         Encoding.ASCII.GetBytes(hex).CopyTo(image, h + 6 + (field - 1) * 8);
         return $"cpio header at {h}, field {field} = {hex}";
     }
 
-    private static int Align4(int v) => (v + 3) & ~3;
+    /// <summary>Field 1..13 of the newc header at <paramref name="header"/>, or null when an earlier mutation made it unreadable.</summary>
+    private static uint? HexField(byte[] image, int header, int field) =>
+        uint.TryParse(image.AsSpan(header + 6 + (field - 1) * 8, 8), System.Globalization.NumberStyles.HexNumber, null, out uint v) ? v : null;
+
+    private static long Align4(long v) => (v + 3) & ~3L;
 }
 
 /// <summary>

@@ -47,13 +47,31 @@ public static class TextMutations
                 case 6: lines[at] = lines[at].Length > 0 ? lines[at][..m.Below(lines[at].Length)] : "="; notes.Add($"line {at + 1} cut"); break;
                 case 7: lines[at] = "\"" + lines[at]; notes.Add($"line {at + 1} with an open quote"); break;
                 case 8:
-                    for (int i = 0, k = 1 + m.Below(20000); i < k; i++) lines.Add(lines[at]);
-                    notes.Add($"line {at + 1} repeated many times");
+                {
+                    // Many copies, but the text stays within MaxText: a long line repeated 20,000 times
+                    // would be gigabytes, which only tests the generator.
+                    int k = Math.Min(1 + m.Below(20000), MaxText / (lines[at].Length + 1));
+                    for (int i = 0; i < k; i++) lines.Add(lines[at]);
+                    notes.Add($"line {at + 1} repeated {k} times");
                     break;
+                }
                 default: lines[at] = lines[at].Replace(' ', '\t'); notes.Add($"line {at + 1} with tabs"); break;
             }
         }
-        return string.Join('\n', lines);
+        return Bounded(lines, notes);
+    }
+
+    /// <summary>The most text a mutation makes: far above the agent's own limit on a config, far below what a test process can hold.</summary>
+    private const int MaxText = 8 << 20;
+
+    /// <summary>Lines joined, dropping lines from the end once the text would pass MaxText (several repeats of long lines add up).</summary>
+    private static string Bounded(List<string> lines, List<string> notes)
+    {
+        long total = 0;
+        int keep = 0;
+        while (keep < lines.Count && total + lines[keep].Length + 1 <= MaxText) total += lines[keep++].Length + 1;
+        if (keep < lines.Count) notes.Add($"cut to {keep} lines");
+        return string.Join('\n', lines.Take(keep));
     }
 
     private static readonly string[] Values =
