@@ -4,7 +4,7 @@ namespace CaptureAgent;
 
 public static class Program
 {
-    private const string Usage = """
+    internal const string Usage = """
         capture-agent: Linux kernel crash capture in one binary
           capture-agent dump [options] VMCORE [DUMPFILE]   filter and compress a vmcore (makedumpfile-style)
           capture-agent dmesg VMCORE|DUMP [OUTFILE]         the crashed kernel's log
@@ -53,6 +53,10 @@ public static class Program
 
     private static int Dispatch(string[] args)
     {
+        if (args.Length > 0 && args[0] is "version" or "--version")
+            return HelpCommand.Version(args[1..]);
+        if (args.Length > 1 && args[0] == "help")
+            return HelpCommand.Run(args[1..]);
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             Console.Out.WriteLine(Usage);

@@ -248,6 +248,7 @@ public static class ConfigCommand
         yield return c.Blacklist.Count > 0 ? $"blacklist = {string.Join(',', c.Blacklist)}" : "# blacklist: none";
         yield return c.KernelCommandLineAppend is { Length: > 0 } k ? $"kernel_cmdline_append = {k}" : "# kernel_cmdline_append: none";
         yield return $"save_raw_copy = {(c.SaveRawCopy ? "yes" : "no")}";
+        yield return $"early_load = {(c.EarlyLoad ? "yes" : "no")}";
     }
 
     /// <summary>Bytes in the largest unit that divides them exactly (the config's own notation).</summary>

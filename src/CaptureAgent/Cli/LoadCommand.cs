@@ -169,6 +169,7 @@ public static class LoadCommand
         {
             using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
             w.WriteStartObject();
+            w.WriteString("capture_agent_version", BuildInfo.Version);
             w.WriteBoolean("armed", s.Loaded);
             w.WriteNumber("reserved_bytes", s.ReservedBytes);
             w.WriteString("crashkernel", s.CrashKernelParameter);

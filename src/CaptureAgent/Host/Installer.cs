@@ -164,18 +164,19 @@ public static class Installer
         else sb.Append("# target = UUID=...   # no usable root filesystem in /etc/fstab: name the target here\n");
         if (fsType is not null) sb.Append($"fstype = {fsType}\n");
         sb.Append($"path = {prefix}/var/crash\n");
-        sb.Append("""
-            # dump_level = 31            # makedumpfile's -d: 31 keeps kernel pages only
-            # compression = zstd         # zstd | zlib | none
-            # keep_dumps = 3             # older dumps removed first (0 = keep all)
-            # min_free = 64M
-            # final_action = reboot      # reboot | halt | poweroff | shell
-            # failure_action = reboot
-            # extra_modules = nvme       # more modules for the capture initramfs
-
-            """);
+        sb.Append("\n# What an absent line means (capture-agent.conf(5) describes every key):\n");
+        foreach (var name in CommentedDefaults)
+        {
+            var key = ConfigKeys.Find(name)!;
+            sb.Append($"# {name} = {key.Default}".PadRight(34)).Append("# ").Append(key.Syntax).Append('\n');
+        }
+        sb.Append('\n');
         return sb.ToString();
     }
+
+    /// <summary>The keys whose defaults the written config shows, commented out (values from <see cref="ConfigKeys"/>).</summary>
+    private static readonly string[] CommentedDefaults =
+        ["dump_level", "compression", "keep_dumps", "keep_size", "min_free", "final_action", "failure_action", "early_load"];
 
     private static string? UuidOf(string node)
     {
