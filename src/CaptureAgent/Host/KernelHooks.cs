@@ -93,6 +93,7 @@ public static class KernelHooks
     public const string ServiceUnit = """
         [Unit]
         Description=Arm the capture kernel for kernel crash dumps (capture-agent)
+        Documentation=man:capture-agent(8) man:capture-agent.conf(5)
         After=local-fs.target
 
         [Service]
@@ -111,6 +112,7 @@ public static class KernelHooks
     public const string SavecoreUnit = """
         [Unit]
         Description=Extract a crash dump left on a raw dump device (capture-agent savecore)
+        Documentation=man:capture-agent(8)
         After=local-fs.target
         # Before the capture kernel is armed again, so a second crash cannot overwrite the first.
         Before=capture-agent.service
