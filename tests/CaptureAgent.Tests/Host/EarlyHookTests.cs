@@ -49,6 +49,8 @@ public class EarlyHookTests
     {
         Assert.True(File.Exists(HookFunctions), $"{HookFunctions} is missing: apt-get install initramfs-tools-core (scripts/test does)");
         Directory.CreateDirectory(destDir);
+        // install puts the hook in only with early_load = yes; the package ships it always.
+        if (!File.Exists(h.Root + EarlyHooks.InitramfsToolsHook)) h.Write(EarlyHooks.InitramfsToolsHook.TrimStart('/'), EarlyHooks.InitramfsToolsHookScript, 0x1ed);
         return Run("/bin/sh", [h.Root + EarlyHooks.InitramfsToolsHook],
             new() { ["DESTDIR"] = destDir, ["version"] = Release, ["verbose"] = "n", [HostLayout.RootVariable] = h.Root });
     }
