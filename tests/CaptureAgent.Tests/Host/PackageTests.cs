@@ -88,6 +88,31 @@ public class PackageTests
         Assert.Equal(File.ReadAllBytes(deb), File.ReadAllBytes(Deb(again.Path)));
     }
 
+    /// <summary>scripts/build-rpm: rpmbuild takes the spec; the RPM holds the install layout minus Debian's hooks.</summary>
+    [Fact]
+    public void BuildRpmMakesAnRpmOfTheInstallLayoutWithoutDebiansHooks()
+    {
+        string agent = StaticAgent();
+        Assert.True(File.Exists("/usr/bin/rpmbuild"), "rpmbuild is missing: apt-get install rpm (scripts/test does)");
+        using var outDir = new TempDir();
+        var build = Fixtures.Exec(Path.Combine(Repo, "scripts/build-rpm"), ["--binary", agent, "--out", outDir.Path], timeoutSeconds: 1200);
+        Assert.True(build.ExitCode == 0, $"build-rpm:\n{build.Stdout}{build.Stderr}");
+        string rpm = Directory.GetFiles(outDir.Path, "capture-agent-*.x86_64.rpm").Single();
+        string version = Fixtures.Exec(agent, ["version"]).Stdout.Trim()["capture-agent ".Length..];
+        Assert.Equal($"{version} 1 MIT kdump-utils", Fixtures.Exec("/usr/bin/rpm", ["-qp", "--qf", "%{VERSION} %{RELEASE} %{LICENSE} [%{CONFLICTS}]", rpm]).Stdout.Trim());
+        var files = Fixtures.Exec("/usr/bin/rpm", ["-qlp", rpm]).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        using var stage = new TempDir();
+        Assert.Equal(0, Fixtures.Exec(agent, ["install", "--stage", "--root", stage.Path, "--binary", agent]).ExitCode);
+        foreach (var f in Directory.EnumerateFiles(stage.Path, "*", SearchOption.AllDirectories).Select(f => "/" + Path.GetRelativePath(stage.Path, f)))
+        {
+            bool debianOnly = f.StartsWith("/etc/kernel/", StringComparison.Ordinal) || f.StartsWith("/usr/share/initramfs-tools/", StringComparison.Ordinal);
+            Assert.True(files.Contains(f) != debianOnly, $"{f}: {(debianOnly ? "Debian's, in the RPM" : "missing from the RPM")}");
+        }
+        Assert.Contains("/etc/capture-agent.conf", files);   // %ghost: made by %post, removed with the package
+        var changelog = Fixtures.Exec("/usr/bin/rpm", ["-qp", "--changelog", rpm]).Stdout;
+        Assert.Contains($" - {version}-1\n", changelog);
+    }
+
     [Fact]
     public void BuildDebRefusesADynamicBinary()
     {
