@@ -373,6 +373,11 @@ public class ImportTests
         AssertNotImported(text, import, "extra_bins /usr/bin/curl", "load --initrd IMAGE");
         AssertNotImported(text, import, "KDUMP_KERNELVER=6.1.0-9-amd64", "capture-agent pin KVER");
         Assert.Contains("systemctl restart capture-agent", text);
+
+        // kdump-tools' retry counts: what capture-agent does instead, with its real numbers.
+        var (deb, debText, _) = Debian("SSH=u@collector\nSSH_KDUMP_RETRY=4\nNFS_MOUNT_RETRY=2\nKDUMP_INITRD=/x\n", Samples.Debian12Fstab);
+        AssertNotImported(debText, deb, "SSH_KDUMP_RETRY=4", $"{CaptureAgent.Targets.Ssh.SshDestination.DefaultRetries} times");
+        AssertNotImported(debText, deb, "NFS_MOUNT_RETRY=2", "mounts once per NFS version");
     }
 
     [Fact]
