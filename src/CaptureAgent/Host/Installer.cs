@@ -301,7 +301,7 @@ public static class Installer
         }
         var sb = new StringBuilder();
         sb.Append("""
-            # capture-agent configuration, written by `capture-agent install`. Check it with
+            # capture-agent configuration, written by `capture-agent install` or the package. Check it with
             # `capture-agent config check`. The capture initramfs carries this file: after a change it
             # is rebuilt when capture-agent.service starts (or now: capture-agent kernel-hook add $(uname -r)).
             #
