@@ -24,6 +24,7 @@ public sealed class CaptureChain
     private readonly Action<string> _report;
     private readonly string _mountBase;
     private readonly string? _bootId;
+    private StorageStacks? _stacks;
     private NetworkLease? _lease;
     private string? _networkError;
 
@@ -33,6 +34,9 @@ public sealed class CaptureChain
     /// <summary>Where the capture kernel's device nodes and sysfs are (tests and manual runs may differ).</summary>
     public string SysRoot { get; init; } = "/sys";
     public string DevRoot { get; init; } = "/dev";
+
+    /// <summary>Assemble md arrays and activate LVM volumes that could hold a local or raw target (off: only what exists is used).</summary>
+    public bool ActivateStorage { get; init; } = true;
 
     /// <summary>False when the system's network is already up (a manual run): the agent leaves it alone.</summary>
     public bool ConfigureNetwork { get; init; } = true;
@@ -107,7 +111,7 @@ public sealed class CaptureChain
 
     private TargetOutcome SaveLocal(TargetEntry target, int index)
     {
-        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
+        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report, Stacks = Stacks() };
         var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
         string? fsType = _config.FilesystemType ?? (match.Volume.IsFilesystem ? match.Volume.Type : null);
         if (fsType is null)
@@ -157,7 +161,7 @@ public sealed class CaptureChain
 
     private TargetOutcome SaveRaw(TargetEntry target)
     {
-        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report };
+        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report, Stacks = Stacks() };
         var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
         using var source = new DumpSource(_vmcore);
         var facts = CaptureJob.Facts(source, _bootId);
@@ -165,6 +169,9 @@ public sealed class CaptureChain
         foreach (var p in result.Problems) _report("capture-agent: " + p);
         return new TargetOutcome(target, result.BytesWritten > 0, result.Complete, match.Node, result.Message);
     }
+
+    /// <summary>md and LVM brought up while waiting for a local or raw target's device; one set for the whole chain.</summary>
+    private StorageStacks? Stacks() => ActivateStorage ? _stacks ??= new StorageStacks(SysRoot, DevRoot) { Report = _report } : null;
 
     private void EnsureNetwork()
     {

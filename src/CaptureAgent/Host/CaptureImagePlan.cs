@@ -125,6 +125,8 @@ internal sealed class CaptureImagePlan
         var chain = BlockDeviceModules.Resolve(name, configFs ?? (volume.IsKnown ? volume.Type : null), builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
         TargetIdentity.Add($"{name} ({volume.Describe()}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
         Notes.AddRange(chain.Notes);
+        foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(name, host.SysRoot, host.DevRoot))
+            Notes.Add($"device {name} cannot work as a target: {refusal}");
         AddChainModules(chain.Modules, tree, $"device {name}");
     }
 
@@ -137,6 +139,11 @@ internal sealed class CaptureImagePlan
             {
                 var locator = new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) };
                 var match = locator.Find(t.Device!, out _);
+                if (match?.Device is null && Targets.Lvm.LvmTargetCheck.Locate(t.Device!, host.SysRoot, host.DevRoot) is { } inactive)
+                {
+                    AddInactiveLv(t, inactive, config, tree, builtIn, host);
+                    continue;
+                }
                 if (match?.Device is null)
                 {
                     TargetIdentity.Add($"{t.Text} -> not found");
@@ -151,6 +158,8 @@ internal sealed class CaptureImagePlan
                 var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
                 TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
                 Notes.AddRange(chain.Notes);
+                foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(match.Device.Name, host.SysRoot, host.DevRoot))
+                    Notes.Add($"target {t.Text} cannot work: {refusal}");
                 AddChainModules(chain.Modules, tree, $"target {t.Text}");
             }
             catch (IOException e)
@@ -159,6 +168,33 @@ internal sealed class CaptureImagePlan
                 Notes.Add($"target {t.Text}: {e.Message}; its drivers are not added");
             }
         }
+    }
+
+    /// <summary>
+    /// A target in an LV the running system has not activated: the capture kernel activates it, so
+    /// the image needs device-mapper, the drivers of the PVs' disks and the filesystem's module.
+    /// </summary>
+    private void AddInactiveLv(TargetEntry t, Targets.Lvm.InactiveLv lv, AgentConfig config, KernelModules? tree, IReadOnlySet<string>? builtIn, HostLayout host)
+    {
+        if (lv.Refusal is not null)
+        {
+            TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} (not active here)");
+            Notes.Add($"target {t.Text} cannot work: {lv.Refusal}");
+            return;
+        }
+        var v = lv.Volume;
+        string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
+        var modules = new List<string>();
+        foreach (var pv in lv.PvDevices)
+        {
+            var chain = BlockDeviceModules.Resolve(pv.Name, null, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+            Notes.AddRange(chain.Notes.Where(n => !Notes.Contains(n)));
+            modules.AddRange(chain.Modules.Where(m => !modules.Contains(m)));
+        }
+        if (builtIn?.Contains("dm_mod") != true) modules.Add("dm_mod");
+        if (fs is not null) modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} on {string.Join('+', lv.PvDevices.Select(d => d.Name))}, not active here ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {string.Join(' ', modules)}");
+        AddChainModules(modules, tree, $"target {t.Text}");
     }
 
     private void AddNic(HostLayout host, AgentConfig config, KernelModules? tree)

@@ -150,7 +150,7 @@ public static class BlockDeviceModules
             else if (uuid.StartsWith("mpath-", StringComparison.Ordinal))
                 yield return ("dm_multipath", null);
             else if (uuid.StartsWith("LVM-", StringComparison.Ordinal))
-                yield return ("dm_mod", $"{d.Name} ({d.DmName}) is an LVM volume: the capture kernel must activate it (linear and striped are in dm_mod; thin, raid and cache need their own modules)");
+                yield return ("dm_mod", $"{d.Name} ({d.DmName}) is an LVM volume: the capture kernel activates it itself (linear and striped LVs, in dm_mod)");
         }
         else if (d.Name.StartsWith("md", StringComparison.Ordinal) && !d.IsPartition)
         {

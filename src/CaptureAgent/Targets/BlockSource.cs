@@ -32,6 +32,23 @@ internal abstract class BlockSource
         return buffer;
     }
 
+    /// <summary>
+    /// Fills <paramref name="destination"/> from <paramref name="offset"/>, whatever its size (the
+    /// caller bounds it: LVM metadata is read whole); false when the source cannot supply it all.
+    /// </summary>
+    public bool ReadExact(long offset, Span<byte> destination)
+    {
+        if (offset < 0 || Length >= 0 && (offset > Length || destination.Length > Length - offset)) return false;
+        int done = 0;
+        while (done < destination.Length)
+        {
+            int got = ReadAt(offset + done, destination[done..]);
+            if (got <= 0) return false;
+            done += got;
+        }
+        return true;
+    }
+
     public static BlockSource FromBytes(ReadOnlyMemory<byte> image) => new MemorySource(image);
 
     public static BlockSource FromHandle(SafeFileHandle handle, long length) => new HandleSource(handle, length);

@@ -66,6 +66,12 @@ public sealed class TargetLocator
     /// <summary>Told what the devices look like each time that changes while waiting (for the console).</summary>
     public Action<string>? Report { get; init; }
 
+    /// <summary>
+    /// Brings up md arrays and LVM volumes that could hold the target while <see cref="WaitFor"/>
+    /// waits (the capture kernel); null on a running system, where only what exists is looked at.
+    /// </summary>
+    public StorageStacks? Stacks { get; init; }
+
     /// <summary>One look: the device matching <paramref name="spec"/>, or null; <paramref name="seen"/> is everything looked at.</summary>
     public TargetMatch? Find(TargetSpec spec, out IReadOnlyList<SeenDevice> seen)
     {
@@ -84,8 +90,7 @@ public sealed class TargetLocator
             {
                 case TargetKind.Path:
                     entry = new SeenDevice(d, null);
-                    hit = d.Node == wantedNode
-                        || spec.DevRelativeName is { } name && name.StartsWith("mapper/", StringComparison.Ordinal) && d.DmName == name["mapper/".Length..];
+                    hit = d.Node == wantedNode || d.DmName is not null && d.DmName == Lvm.LvmNames.DmNameOfPath(spec.DevRelativeName!);
                     break;
                 case TargetKind.Uuid:
                 case TargetKind.Label:
@@ -137,7 +142,9 @@ public sealed class TargetLocator
         {
             var match = Find(spec, out var seen);
             if (match is not null) return match;
-            string described = DescribeSeen(seen, spec);
+            if (Stacks is not null && Stacks.Activate(spec) && (match = Find(spec, out seen)) is not null) return match;
+            if (Stacks?.Refusal is { } refusal) throw new TargetNotFoundException($"{spec}: {refusal}");
+            string described = DescribeSeen(seen, spec) + StackProblems();
             if (Report is not null && described != _lastReport) Report($"waiting for {spec}; seen: {described}");
             _lastReport = described;
             var elapsed = clock.Elapsed;
@@ -168,10 +175,15 @@ public sealed class TargetLocator
         return text.ToString();
     }
 
+    /// <summary>"; lvm: ..." for each reason the storage stacks gave for not bringing something up.</summary>
+    private string StackProblems() =>
+        Stacks is null || Stacks.Problems.Count == 0 ? "" : "; " + string.Join("; ", Stacks.Problems);
+
     /// <summary>/dev/disk/by-id/... and the like are udev's links; nothing makes them in the capture kernel.</summary>
-    private static string UdevHint(TargetSpec spec) =>
-        spec.DevRelativeName is { } rel && rel.Contains('/') && !rel.StartsWith("mapper/", StringComparison.Ordinal)
-            ? $" (no udev here to make /dev/{rel[..rel.IndexOf('/')]}/ links: name the target by UUID= or LABEL=)"
+    private string UdevHint(TargetSpec spec) =>
+        spec.DevRelativeName is { } rel && rel.StartsWith("disk/", StringComparison.Ordinal)
+            || Stacks is null && spec.DevRelativeName is { } r && r.Contains('/') && !r.StartsWith("mapper/", StringComparison.Ordinal)
+            ? $" (no udev here to make /dev/{spec.DevRelativeName![..spec.DevRelativeName.IndexOf('/')]}/ links: name the target by UUID= or LABEL=)"
             : "";
 
     private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);

@@ -112,14 +112,14 @@ public class SpaceAndIntegrityTests
         Assert.Matches(@"incomplete: pages stored up to pfn 0x[0-9a-f]+ \([0-9]+ of [0-9]+\), the target is full", verify.Stdout);
     }
 
-    /// <summary>Where the last page described by a descriptor ends, read without the product's reader.</summary>
-    private static long DataEnd(string dump)
+    /// <summary>Where the last page described by a descriptor (or by the first <paramref name="descriptors"/>) ends, read without the product's reader.</summary>
+    private static long DataEnd(string dump, ulong? descriptors = null)
     {
         var f = KdumpFileFacts.Read(dump);
         long table = (1L + f.SubHeaderBlocks + f.BitmapBlocks) * f.BlockSize, end = 0;
         using var s = File.OpenRead(dump);
         var d = new byte[24];
-        for (ulong i = 0; i < f.Dumpable; i++)
+        for (ulong i = 0; i < (descriptors ?? f.Dumpable); i++)
         {
             s.Position = table + (long)i * 24;
             s.ReadExactly(d);
@@ -153,21 +153,17 @@ public class SpaceAndIntegrityTests
         }
     }
 
-    /// <summary>The file offset where the data of the first dumpable page above <paramref name="pfn"/> starts.</summary>
-    private static long BytesUpToPage(string dump, ulong pfn)
+    /// <summary>
+    /// How many bytes of the file hold the data of every dumpable page up to <paramref name="pfn"/>
+    /// (the largest end among their descriptors: zero pages share one block near the start).
+    /// </summary>
+    private static long BytesThroughPage(string dump, ulong pfn)
     {
-        ulong index = 0;
+        ulong pages = 0;
         using (var kd = new KdumpFile(dump))
             for (ulong p = 0; p <= pfn && p < kd.MaxPfn; p++)
-                if (kd.IsDumpable(p)) index++;
-        var f = KdumpFileFacts.Read(dump);
-        Assert.True(index < f.Dumpable, $"the log ends at the last dumpable page (pfn {pfn:x})");
-        long table = (1L + f.SubHeaderBlocks + f.BitmapBlocks) * f.BlockSize;
-        using var s = File.OpenRead(dump);
-        var d = new byte[24];
-        s.Position = table + (long)index * 24;
-        s.ReadExactly(d);
-        return System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(d);
+                if (kd.IsDumpable(p)) pages++;
+        return DataEnd(dump, pages);
     }
 
     [Theory]
@@ -182,7 +178,8 @@ public class SpaceAndIntegrityTests
         // (crash reads the log from them), halfway into what follows. Where the kernel put its ring
         // depends on the kernel and the guest, so it is measured, not assumed.
         long whole = new FileInfo(dir.File("whole")).Length;
-        long keep = BytesUpToPage(dir.File("whole"), HighestLogPfn(Fixtures.Vmcore(fx)));
+        ulong logPfn = HighestLogPfn(Fixtures.Vmcore(fx));
+        long keep = BytesThroughPage(dir.File("whole"), logPfn);
         Assert.True(whole - keep > (2 << 20), $"the log's pages end {whole - keep} bytes before the end of the dump: no cut keeps them");
         using var fs = new SmallFilesystem("64m", kind);
         fs.LeaveFree(keep + (whole - keep) / 2);
@@ -204,7 +201,8 @@ public class SpaceAndIntegrityTests
         var r = Fixtures.Exec("/usr/bin/crash", ["-s", "--minimal", Fixtures.Vmlinux(fx), cut],
             stdin: $"log\nrd -p 0x{stopped * 4096:x} 2\nquit\n");
         Assert.Contains("This dumpfile is incomplete", r.Stdout + r.Stderr);
-        Assert.Contains("sysrq triggered crash", r.Stdout);
+        Assert.True(r.Stdout.Contains("sysrq triggered crash"),
+            $"crash read no log from a dump cut at pfn {stopped:x} (log up to pfn {logPfn:x}, {keep} of {whole} bytes kept): {r.Stdout}{r.Stderr}");
         Assert.Contains($"page incomplete: physical address: {stopped * 4096:x}", r.Stdout + r.Stderr);
         var drgn = Fixtures.Exec("/usr/bin/drgn", ["-c", cut, "-s", Fixtures.Vmlinux(fx), Fixtures.OracleScript("drgn_check.py")]);
         Assert.Contains("marker CAPTURE-FIXTURE-MARKER " + Fixtures.Marker(fx).Split(' ')[^1], drgn.Stdout);
