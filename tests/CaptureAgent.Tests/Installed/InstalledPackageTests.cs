@@ -26,7 +26,7 @@ public class InstalledPackageTests(ITestOutputHelper log)
         const string layout = "plain-ext4";
         string repo = RepoRoot();
         string outDir = Path.Combine(repo, "artifacts", "installed-package", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-        var r = Fixtures.Exec(Path.Combine(repo, "scripts", "installed-package"), ["--layout", layout, "--out", outDir], timeoutSeconds: 7200);
+        var r = Fixtures.Exec(Path.Combine(repo, "scripts", "installed-package"), ["--layout", layout, "--out", outDir], timeoutSeconds: 14400);
         log.WriteLine(r.Stdout);
         log.WriteLine(r.Stderr);
         string dir = Path.Combine(outDir, layout);
