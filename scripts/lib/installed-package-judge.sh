@@ -14,20 +14,22 @@ console_lines() { tr -d '\r' < "$1" | tr -c '[:print:]\n' '?'; }
 # the kernel or of the initramfs's scripts).
 early_block() {
   console_lines "$1" | awk -v first="$EARLY_LINE" '
+    done { next }
     index($0, first) { on = 1 }
-    on && (/^\[ *[0-9]+\.[0-9]+\]/ || /^Begin: / || /^done\./) && !index($0, first) { exit }
+    on && (/^\[ *[0-9]+\.[0-9]+\]/ || /^Begin: / || /^done\./) && !index($0, first) { done = 1; next }
     on { print }'
 }
 
 # line_of CONSOLE ERE: the number of the first line matching, empty when none.
-line_of() { console_lines "$1" | grep -nE -m1 "$2" | cut -d: -f1; }
+# (awk reads to the end: an early exit would end the writer with SIGPIPE, fatal under pipefail)
+line_of() { console_lines "$1" | awk -v re="$2" '!n && $0 ~ re { n = NR } END { if (n) print n }'; }
 
 # kernel_time_around CONSOLE LINE: the printk times of the last kernel line before LINE and the
 # first one after it ("a-b" seconds): when the early hook ran, by the kernel's clock.
 kernel_time_around() {
   console_lines "$1" | awk -v n="$2" '
     match($0, /^\[ *[0-9]+\.[0-9]+\]/) { t = substr($0, 2, RLENGTH - 2); gsub(/ /, "", t)
-      if (NR < n) before = t; else if (!after) { after = t; exit } }
+      if (NR < n) before = t; else if (after == "") after = t }
     END { printf "%s-%s", before, after }'
 }
 
