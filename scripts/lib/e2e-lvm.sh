@@ -8,6 +8,9 @@
 #                target = UUID= of the ext4 in it
 #   lvm-striped  two disks, LV "dump-striped" striped over both (64 KiB chunks),
 #                target = /dev/mapper/e2e--vg-dump--striped
+#   lvm-md       two whole disks as the members of an md RAID1 (metadata 1.2, superblocks written by
+#                scripts/lib/installed-md.py), the array the PV of LV "dump-md",
+#                target = /dev/e2e-vg/dump-md (the agent assembles the array, then the LV on it)
 #
 # lvm_prepare SCENARIO MIB  sets LVM_CONF (the target lines) and LVM_DRIVES (QEMU -drive options)
 # lvm_gather IMAGE          writes the LV's content to IMAGE (for pull_dump)
@@ -31,7 +34,9 @@ lvm_prepare() {
   [ "$scenario" = lvm-striped ] && { disks=2; layout=(-i 2 -I 64k); mib=$(( mib / 2 + 16 )); }
   lv=dump-${scenario#lvm-}
   LVM_IMAGES=() LVM_LOOPS=() LVM_BASES=()
-  for i in $(seq "$disks"); do
+  if [ "$scenario" = lvm-md ]; then
+    lvm_md_members "$mib"
+  else for i in $(seq "$disks"); do
     img=$BUILD/pv$i.img
     rm -f "$img"; truncate -s "${mib}M" "$img"
     LVM_IMAGES+=("$img")
@@ -45,7 +50,7 @@ lvm_prepare() {
       LVM_LOOPS+=("$(as_root losetup --show -f "$img")")
     fi
     LOOPS+=("${LVM_LOOPS[-1]}")
-  done
+  done; fi
   lvm_run pvcreate -qq "${LVM_LOOPS[@]}"
   lvm_run vgcreate -qq -s 4m "$LVM_VG" "${LVM_LOOPS[@]}"
   lvm_run lvcreate -qq -an -Zn -Wn -y "${layout[@]}" -n "$lv" -l 100%FREE "$LVM_VG"
@@ -68,15 +73,39 @@ lvm_prepare() {
   mkfs.ext4 -q -F -U "$uuid" -L "$label" "$BUILD/lv.img"
   python3 "$SCRIPTS_DIR/lib/lv-image.py" write "$BUILD/lvm.map" "$BUILD/lv.img"
   rm -f "$BUILD/lv.img"
+  [ "$scenario" = lvm-md ] && lvm_md_mirror
 
   if [ "$scenario" = lvm-linear ]; then
     LVM_CONF="target = UUID=$uuid"
+  elif [ "$scenario" = lvm-md ]; then
+    LVM_CONF="target = /dev/$LVM_VG/$lv"
   else
     LVM_CONF="target = /dev/mapper/${LVM_VG//-/--}-${lv//-/--}"
   fi
   LVM_DRIVES=()
-  for img in "${LVM_IMAGES[@]}"; do LVM_DRIVES+=(-drive "file=$img,format=raw,if=virtio"); done
+  for img in "${LVM_IMAGES[@]}" ${LVM_MD_SECOND:+"$LVM_MD_SECOND"}; do LVM_DRIVES+=(-drive "file=$img,format=raw,if=virtio"); done
   LVM_SIZE=$size
+}
+
+# lvm_md_members MIB: the first RAID1 member (a whole disk) with its superblock; the PV is a loop
+# device over its data area. The second member is a copy made by lvm_md_mirror once the LV holds
+# its filesystem (RAID1 members carry the same data; installed-md.py writes them clean).
+lvm_md_members() {
+  local mib=$1 img=$BUILD/md1.img data_off data_size
+  LVM_MD_UUID=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  rm -f "$img"; truncate -s "${mib}M" "$img"
+  read -r data_off data_size < <(python3 "$SCRIPTS_DIR/lib/installed-md.py" "$LVM_MD_UUID" e2e:dump "$img:0:$(( mib << 20 ))") \
+    || die "writing the md superblock failed"
+  LVM_IMAGES=("$img") LVM_BASES=($(( data_off / 512 )))
+  LVM_LOOPS=("$(as_root losetup --show -f -o "$data_off" --sizelimit "$data_size" "$img")")
+  LOOPS+=("${LVM_LOOPS[-1]}")
+  LVM_MD_MIB=$mib LVM_MD_SECOND=$BUILD/md2.img
+}
+
+lvm_md_mirror() {
+  cp --sparse=always "${LVM_IMAGES[0]}" "$LVM_MD_SECOND"
+  python3 "$SCRIPTS_DIR/lib/installed-md.py" "$LVM_MD_UUID" e2e:dump "${LVM_IMAGES[0]}:0:$(( LVM_MD_MIB << 20 ))" \
+    "$LVM_MD_SECOND:0:$(( LVM_MD_MIB << 20 ))" > /dev/null || die "writing the md superblocks failed"
 }
 
 lvm_gather() {

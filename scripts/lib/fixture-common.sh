@@ -4,7 +4,8 @@
 #
 # Cache layout (outside the git tree, reused across runs):
 #   $CACHE/debs/                         downloaded .deb files (kernel image; -dbg is deleted after use)
-#   $CACHE/kernels/<release>/root/       dpkg -x of the kernel package (boot/vmlinuz, lib/modules)
+#   $CACHE/kernels/<release>/root/       dpkg -x of the kernel package (boot/vmlinuz, lib/modules or usr/lib/modules)
+#   $CACHE/kernels/<release>/root-xz/    a derived series' tree (kernel-selection.sh's KERNEL_DERIVED_TABLE)
 #   $CACHE/kernels/<release>/vmlinux     debug vmlinux from the -dbg package (if it could be fetched)
 #   $CACHE/kernels/<release>/package.txt package name and Debian version
 #   $CACHE/build/<release>/              initramfs images (rebuilt on every run; cheap)
@@ -20,7 +21,9 @@ PATH=$PATH:/usr/sbin:/sbin
 
 # The virtio stack the capture kernel needs to see /dev/vda, plus qemu_fw_cfg
 # (lets the guest publish VMCOREINFO to QEMU's -device vmcoreinfo, used by qemu-dump.sh).
-GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk qemu_fw_cfg"
+# A trailing '?' marks a module some kernels lack (virtio_pci_modern_dev exists from 5.14) or
+# build in; ext4 and the crc32c its mount asks for are modules in Debian's generic flavour.
+GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev? virtio_pci_legacy_dev? virtio_pci virtio_blk qemu_fw_cfg crc32c_generic? ext4"
 
 log() { echo "[fixtures] $*" >&2; }
 die() { echo "[fixtures] ERROR: $*" >&2; exit 1; }
@@ -108,7 +111,51 @@ select_kernel() {
   KPKG_VERSION=$(selection_value "$series" version)
   KREL=$(selection_value "$series" release)
   KDIR=$CACHE/kernels/$KREL
-  log "series $series -> $KPKG $KPKG_VERSION (release $KREL)"
+  KROOT=$CACHE/$(selection_value "$series" root)
+  [ "$KROOT" != "$CACHE/" ] || KROOT=$KDIR/root   # a selection written before root= existed
+  KDERIVED=$(derived_row "$series")
+  log "series $series -> $KPKG $KPKG_VERSION (release $KREL, tree $KROOT)"
+}
+
+# module_dir ROOT: where ROOT keeps the modules of $KREL (lib/modules, or usr/lib/modules as
+# in trixie's packages).
+module_dir() {
+  if [ -d "$1/lib/modules/$KREL" ] || [ ! -d "$1/usr/lib/modules/$KREL" ]; then echo "$1/lib/modules/$KREL"
+  else echo "$1/usr/lib/modules/$KREL"; fi
+}
+
+# run_depmod ROOT: depmod of $KREL in ROOT. This host's depmod only knows BASE/lib/modules, so a
+# usr/lib/modules tree is reached through a scratch base whose lib points at ROOT/usr/lib.
+run_depmod() {
+  local root=$1 base rc=0
+  if [ "$(module_dir "$root")" = "$root/lib/modules/$KREL" ]; then depmod -b "$root" "$KREL"; return; fi
+  base=$(mktemp -d)
+  ln -s "$root/usr/lib" "$base/lib"
+  depmod -b "$base" "$KREL" || rc=$?
+  rm -rf "$base"
+  return "$rc"
+}
+
+# derive_module_tree: the tree of a derived series ($KDERIVED "series|base|compression") from
+# its base's, remade when the base was unpacked again. Each module is compressed the way Kbuild
+# does for that compression, and depmod indexes the compressed names.
+derive_module_tree() {
+  local compression tmp moddir
+  [ -n "$KDERIVED" ] || return 0
+  compression=${KDERIVED##*|}
+  [ "$compression" = xz ] || die "derived tree: unknown module compression '$compression'"
+  if [ -f "$KROOT/package.txt" ] && cmp -s "$KROOT/package.txt" "$KDIR/package.txt"; then return 0; fi
+  log "deriving $KROOT: $KREL with xz-compressed modules"
+  tmp=$KROOT.tmp.$$
+  rm -rf "$tmp"
+  cp -a "$KDIR/root" "$tmp"
+  moddir=$(module_dir "$tmp")
+  find "$moddir" -name '*.ko' -print0 | xargs -0 -r -n 64 xz -z --check=crc32 --lzma2=dict=1MiB -T1
+  find "$moddir" -maxdepth 1 -name 'modules.*' ! -name modules.order ! -name modules.builtin ! -name modules.builtin.modinfo -delete
+  run_depmod "$tmp" || die "depmod of the derived tree $tmp failed"
+  grep -q '\.ko\.xz:' "$moddir/modules.dep" || die "derived tree $tmp: modules.dep names no .ko.xz module"
+  cp "$KDIR/package.txt" "$tmp/package.txt"
+  rm -rf "$KROOT"; mv "$tmp" "$KROOT"
 }
 
 # fixture_is_current DIR: the fixture in DIR was made from the selected package and version.
@@ -155,11 +202,11 @@ fetch_kernel() {
     dpkg -x "$deb" "$tmp"
     # depmod here, as the package's postinst would: the cached tree is then the same whichever
     # script or test touched it first (tests wanting dpkg -x's bare tree copy it without depmod's files).
-    depmod -b "$tmp" "$KREL" || die "depmod of $KREL failed"
+    run_depmod "$tmp" || die "depmod of $KREL failed"
     rm -rf "$KDIR/root"; mv "$tmp" "$KDIR/root"
     [ -f "$KDIR/root/boot/vmlinuz-$KREL" ] || die "$deb has no boot/vmlinuz-$KREL"
   fi
-  [ -f "$KDIR/root/lib/modules/$KREL/modules.dep" ] || depmod -b "$KDIR/root" "$KREL" || die "depmod of $KREL failed"
+  [ -f "$(module_dir "$KDIR/root")/modules.dep" ] || run_depmod "$KDIR/root" || die "depmod of $KREL failed"
   printf 'package=%s\nversion=%s\nrelease=%s\n' "$KPKG" "$KPKG_VERSION" "$KREL" > "$KDIR/package.txt"
 
   if [ ! -s "$KDIR/vmlinux" ] && [ "${SKIP_DBG:-0}" != 1 ]; then
@@ -179,6 +226,7 @@ fetch_kernel() {
       log "WARNING: apt-get download $KPKG-dbg failed; continuing without debug vmlinux"
     fi
   fi
+  derive_module_tree
 }
 
 # --- initramfs ------------------------------------------------------------------------------
@@ -186,13 +234,15 @@ fetch_kernel() {
 # Module file for a module name inside the extracted tree (.ko, .ko.xz or .ko.zst).
 # Module names use '_' but file names may use '-', so match both.
 find_module_file() {
-  local name=$1 alt=${1//_/-} moddir=$KDIR/root/lib/modules/$KREL
+  local name=$1 alt=${1//_/-} moddir
+  moddir=$(module_dir "$KROOT")
   find "$moddir" \( -name "$name.ko" -o -name "$name.ko.xz" -o -name "$name.ko.zst" \
                     -o -name "$alt.ko" -o -name "$alt.ko.xz" -o -name "$alt.ko.zst" \) -print -quit
 }
 
 module_is_builtin() {
-  local f=$KDIR/root/lib/modules/$KREL/modules.builtin name=$1
+  local f name=$1
+  f=$(module_dir "$KROOT")/modules.builtin
   [ -f "$f" ] && grep -qE "/(${name}|${name//_/-})\.ko$" "$f"
 }
 
@@ -202,11 +252,13 @@ module_is_builtin() {
 # "depends=" modinfo string.
 MOD_ORDER=()
 add_module() {
-  local tree=$1 name=$2 src dst deps d
+  local tree=$1 name=${2%\?} optional=no src dst deps d
+  [ "$name" != "$2" ] && optional=yes
   case " ${MOD_ORDER[*]} " in *" $name "*) return 0 ;; esac
   src=$(find_module_file "$name")
   if [ -z "$src" ]; then
     if module_is_builtin "$name"; then log "module $name is built into $KREL"; return 0; fi
+    if [ "$optional" = yes ]; then log "module $name is not part of $KREL: left out"; return 0; fi
     die "module $name not found in $KPKG"
   fi
   dst=$tree/lib/modules/$name.ko

@@ -6,7 +6,7 @@
 # archive keeps only the newest ABI of a series (older linux-image-6.1.0-N packages disappear
 # with each point release), so a pinned version would stop resolving within weeks; instead the
 # tests read whatever was picked from the selection file and must hold for any kernel of the
-# series. KERNEL_PKG_<series> (dots as underscores) pins a package by hand; when the archive
+# series. KERNEL_PKG_<series> (dots and dashes as underscores) pins a package by hand; when the archive
 # no longer offers it, the newest of the series is taken and the fallback is said.
 #
 # What was picked is written to $CACHE/selection/<series>.env (series, package, version,
@@ -18,19 +18,39 @@
 # its own state and cache directories. The host's apt sources are never edited.
 
 # series | suite | package name pattern (extended regex) | flavour
+# 5.10 comes from bullseye's security suite (its newest ABI is only there); trixie's generic 6.12
+# keeps ext4, crc32c and friends as modules and its tree under usr/lib/modules.
 KERNEL_SERIES_TABLE='
+5.10|bullseye-security|^linux-image-5\.10\.0-[0-9]+-cloud-amd64$|cloud
 6.1|bookworm|^linux-image-6\.1\.0-[0-9]+-cloud-amd64$|cloud
 6.12|bookworm-security|^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64$|cloud
+6.12-generic|trixie|^linux-image-6\.12\.[0-9]+\+deb13-amd64$|generic
 '
+
+# Trees no package ships as such, derived from a series above: series | base series | module
+# compression. 5.10-xz is the 5.10 tree with every module xz-compressed as Kbuild does it
+# (CONFIG_MODULE_COMPRESS_XZ: --check=crc32, 1 MiB dictionary) and depmod run again: a kernel
+# before 5.17 cannot decompress modules itself (RHEL 8 and 9 ship such trees).
+KERNEL_DERIVED_TABLE='
+5.10-xz|5.10|xz
+'
+
+# derived_row SERIES: the row of a derived series ("" for a packaged one).
+derived_row() { printf '%s\n' "$KERNEL_DERIVED_TABLE" | awk -F'|' -v s="$1" '$1 == s' | head -n1; }
 
 series_row() {
   local row
+  row=$(derived_row "$1" | cut -d'|' -f2)
+  [ -n "$row" ] && { series_row "$row"; return; }
   row=$(printf '%s\n' "$KERNEL_SERIES_TABLE" | awk -F'|' -v s="$1" '$1 == s' | head -n1)
   [ -n "$row" ] || die "unknown kernel series '$1' (known: $(known_series | tr '\n' ' '))"
   printf '%s\n' "$row"
 }
 
-known_series() { printf '%s\n' "$KERNEL_SERIES_TABLE" | awk -F'|' 'NF == 4 {print $1}'; }
+known_series() {
+  printf '%s\n' "$KERNEL_SERIES_TABLE" | awk -F'|' 'NF == 4 {print $1}'
+  printf '%s\n' "$KERNEL_DERIVED_TABLE" | awk -F'|' 'NF == 3 {print $1}'
+}
 
 # --- private apt configuration ------------------------------------------------------------
 
@@ -126,6 +146,8 @@ newest_series_package() {
 # resolve_series SERIES: decides the package afresh and writes $CACHE/selection/SERIES.env.
 resolve_series() {
   local series=$1 row suite re flavour var pkg version picked=newest out
+  row=$(derived_row "$series")
+  if [ -n "$row" ]; then resolve_derived "$row"; return; fi
   row=$(series_row "$series")
   IFS='|' read -r _ suite re flavour <<<"$row"
   out=$CACHE/selection/$series.env
@@ -135,7 +157,7 @@ resolve_series() {
     log "WARNING: apt-get update failed; series $series keeps its last selection ($(sed -n 's/^package=//p' "$out"))"
     return 0
   fi
-  var=KERNEL_PKG_${series//./_}
+  var=KERNEL_PKG_${series//[^A-Za-z0-9]/_}
   if [ -n "${!var:-}" ]; then
     pkg=${!var} picked=pin
     if [ -z "$(private_candidate "$pkg")" ]; then
@@ -155,10 +177,31 @@ release=${pkg#linux-image-}
 suite=$suite
 flavour=$flavour
 picked_by=$picked
+root=kernels/${pkg#linux-image-}/root
+module_compression=package
 resolved=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 EOF
   mv "$out.tmp" "$out"
   log "series $series -> $pkg $version ($picked)"
+}
+
+# resolve_derived ROW: a derived series follows its base's selection (resolved first unless
+# KERNEL_SELECTION=keep already holds one); its tree lives next to the base's (root=, relative
+# to the cache), made by derive_module_tree in fixture-common.sh.
+resolve_derived() {
+  local series base compression out f
+  IFS='|' read -r series base compression <<<"$1"
+  f=$CACHE/selection/$base.env
+  if [ "${KERNEL_SELECTION:-fresh}" != keep ] || [ ! -s "$f" ]; then resolve_series "$base"; fi
+  out=$CACHE/selection/$series.env
+  { sed -e "s/^series=.*/series=$series/" -e '/^root=/d' -e '/^module_compression=/d' -e '/^resolved=/d' "$f"
+    echo "derived_from=$base"
+    echo "root=kernels/$(sed -n 's/^release=//p' "$f")/root-$compression"
+    echo "module_compression=$compression"
+    echo "resolved=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } > "$out.tmp"
+  mv "$out.tmp" "$out"
+  log "series $series -> the tree of $base ($(sed -n 's/^package=//p' "$f")) with $compression-compressed modules"
 }
 
 # selection_value SERIES KEY: a field of the last resolution (resolving first if there is none).

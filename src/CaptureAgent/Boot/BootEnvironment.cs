@@ -1,5 +1,6 @@
 using CaptureAgent.Cli;
 using CaptureAgent.Config;
+using CaptureAgent.Initramfs;
 using CaptureAgent.Native;
 
 namespace CaptureAgent.Boot;
@@ -39,34 +40,18 @@ public static class BootEnvironment
 
     /// <summary>
     /// Loads the modules listed (dependencies first) in lib/modules/RELEASE/capture-agent.modules,
-    /// written by the initramfs builder. Compressed modules are handed to the kernel as they are.
+    /// written by the initramfs builder, with <see cref="ModuleLoader"/>: compressed ones go to the
+    /// kernel as they are where it can decompress them, and are decompressed here otherwise.
     /// </summary>
     public static int LoadModules(string root = "/")
     {
         string release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
         string dir = Path.Combine(root, "lib/modules", release);
-        string list = Path.Combine(dir, "capture-agent.modules");
-        if (!File.Exists(list)) return 0;
-        int loaded = 0;
-        foreach (var line in File.ReadAllLines(list))
-        {
-            var rel = line.Trim();
-            if (rel.Length == 0 || rel.StartsWith('#')) continue;
-            string path = Path.Combine(dir, rel);
-            bool compressed = rel.EndsWith(".xz", StringComparison.Ordinal) || rel.EndsWith(".zst", StringComparison.Ordinal) || rel.EndsWith(".gz", StringComparison.Ordinal);
-            try
-            {
-                using var h = Libc.OpenFile(path, Libc.O_RDONLY, 0);
-                int errno = Libc.FinitModule(h, compressed ? Libc.MODULE_INIT_COMPRESSED_FILE : 0);
-                if (errno == 0) loaded++;
-                else if (errno != Libc.EEXIST) Log.Warn($"loading {rel} failed: errno {errno}");
-            }
-            catch (IOException e)
-            {
-                Log.Warn($"loading {rel} failed: {e.Message}");
-            }
-        }
-        return loaded;
+        string path = Path.Combine(dir, ModuleList.FileName);
+        if (!File.Exists(path)) return 0;
+        var list = ModuleList.Parse(File.ReadAllText(path));
+        using var loader = new ModuleLoader(new KernelModuleCalls(), release, Log.Warn, Log.Info);
+        return loader.LoadAll(dir, list);
     }
 
     /// <summary>Syncs and ends the capture kernel the configured way. Never returns unless the kernel refuses.</summary>
@@ -119,13 +104,24 @@ public static class BootEnvironment
     }
 
     /// <summary>Peak resident memory of this process so far, in KiB (VmHWM).</summary>
-    public static long PeakRssKiB()
+    public static long PeakRssKiB() => StatusKiB("VmHWM:");
+
+    /// <summary>
+    /// "R KiB resident (anon A, file F, shmem S)": in the capture kernel the binary's own pages are
+    /// shmem (the initramfs lives in the page cache whether they are mapped or not); the anonymous
+    /// part is what the agent takes from the reservation on top of that.
+    /// </summary>
+    public static string MemoryNow() =>
+        $"{StatusKiB("VmRSS:")} KiB resident (anon {StatusKiB("RssAnon:")}, file {StatusKiB("RssFile:")}, shmem {StatusKiB("RssShmem:")})";
+
+    /// <summary>A "Key:   N kB" line of /proc/self/status, or -1.</summary>
+    private static long StatusKiB(string key)
     {
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line[6..].Trim().Split(' ')[0]);
+                if (line.StartsWith(key, StringComparison.Ordinal))
+                    return long.TryParse(line[key.Length..].Trim().Split(' ')[0], out long kib) ? kib : -1;
         }
         catch (IOException) { }
         return -1;

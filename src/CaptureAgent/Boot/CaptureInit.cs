@@ -41,7 +41,7 @@ public static class CaptureInit
                 ProgressFactory = () => Log.Progress("capture-agent: saving vmcore"),
             };
             var outcomes = chain.Run();
-            Log.Info($"capture-agent: peak memory {BootEnvironment.PeakRssKiB()} KiB");
+            Log.Info($"capture-agent: peak memory {BootEnvironment.PeakRssKiB()} KiB (at the end: {BootEnvironment.MemoryNow()})");
             if (outcomes[^1].Complete) action = config.FinalAction;
             else Log.Error(outcomes.Any(o => o.Saved) ? "capture incomplete: no target holds a complete dump" : "capture failed: no target could save the dump");
         }

@@ -34,6 +34,7 @@ public sealed class CaptureChain
     /// <summary>Where the capture kernel's device nodes and sysfs are (tests and manual runs may differ).</summary>
     public string SysRoot { get; init; } = "/sys";
     public string DevRoot { get; init; } = "/dev";
+    public string ProcRoot { get; init; } = "/proc";
 
     /// <summary>Assemble md arrays and activate LVM volumes that could hold a local or raw target (off: only what exists is used).</summary>
     public bool ActivateStorage { get; init; } = true;
@@ -99,6 +100,7 @@ public sealed class CaptureChain
         {
             Level = _config.DumpLevel,
             Codec = _config.Compression,
+            AutoCodec = _config.AutoCompression,
             Progress = ProgressFactory?.Invoke(),
         },
         FallbackLevel = _config.FallbackDumpLevel,
@@ -109,10 +111,19 @@ public sealed class CaptureChain
         BootId = _bootId,
     };
 
-    private TargetOutcome SaveLocal(TargetEntry target, int index)
+    /// <summary>Finds a local or raw target's device, bringing up md arrays and LVM volumes it may sit on while waiting.</summary>
+    private TargetMatch WaitForDevice(TargetEntry target)
     {
         var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report, Stacks = Stacks() };
-        var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+        return locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+    }
+
+    private TargetOutcome SaveLocal(TargetEntry target, int index)
+    {
+        var match = WaitForDevice(target);
+        // Named by its own UUID or node, the container itself: what is inside cannot be reached here.
+        if (match.Volume.Usage == VolumeUsage.Crypto)
+            throw new IOException($"{match.Node} is an encrypted volume (LUKS{match.Volume.Version}): {StackReach.EncryptedAdvice}");
         string? fsType = _config.FilesystemType ?? (match.Volume.IsFilesystem ? match.Volume.Type : null);
         if (fsType is null)
             throw new IOException($"{match.Node} holds {match.Volume.Describe()}, not a filesystem to write a dump into (set fstype = ... if it is one)");
@@ -133,6 +144,9 @@ public sealed class CaptureChain
 
     private TargetOutcome SaveToDirectory(TargetEntry target, string mountPoint)
     {
+        // Where the agent's memory stands once the target is found (md, LVM, probes done): the peak
+        // comes during the dump, and this says how much of it finding the target left.
+        _report($"capture-agent: memory before the dump: peak {Boot.BootEnvironment.PeakRssKiB()} KiB, {Boot.BootEnvironment.MemoryNow()}");
         try
         {
             var result = CaptureJob.Run(_vmcore, mountPoint, Settings(), _report);
@@ -161,8 +175,7 @@ public sealed class CaptureChain
 
     private TargetOutcome SaveRaw(TargetEntry target)
     {
-        var locator = new TargetLocator(SysRoot, DevRoot) { Report = _report, Stacks = Stacks() };
-        var match = locator.WaitFor(target.Device!, _config.DeviceTimeout, TimeSpan.FromMilliseconds(250));
+        var match = WaitForDevice(target);
         using var source = new DumpSource(_vmcore);
         var facts = CaptureJob.Facts(source, _bootId);
         var result = RawDeviceWriter.Save(match.Node, source, Settings().Dump, facts, _report);
@@ -171,7 +184,9 @@ public sealed class CaptureChain
     }
 
     /// <summary>md and LVM brought up while waiting for a local or raw target's device; one set for the whole chain.</summary>
-    private StorageStacks? Stacks() => ActivateStorage ? _stacks ??= new StorageStacks(SysRoot, DevRoot) { Report = _report } : null;
+    /// <summary>One orchestrator for the whole capture: md remembers what it started and refused across targets.</summary>
+    private StorageStacks? Stacks() => !ActivateStorage ? null : _stacks ??=
+        new StorageStacks(SysRoot, DevRoot, StorageStacks.Standard(SysRoot, DevRoot, ProcRoot, _config.DeviceTimeout, _report)) { Report = _report };
 
     private void EnsureNetwork()
     {

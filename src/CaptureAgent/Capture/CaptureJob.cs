@@ -78,7 +78,7 @@ public static class CaptureJob
             KernelRelease = facts.KernelRelease,
             CrashTime = facts.CrashTime,
             DumpLevel = (int)settings.Dump.Level,
-            Compression = settings.Dump.Codec.ToString().ToLowerInvariant(),
+            Compression = settings.Dump.AutoCodec ? "auto" : Compression.PageCompressors.Name(settings.Dump.Codec),
             Format = "kdump-compressed",
             DumpablePages = estimate.Pages,
             Problems = problems,
@@ -91,6 +91,7 @@ public static class CaptureJob
         {
             Level = settings.Dump.Level,
             Codec = settings.Dump.Codec,
+            AutoCodec = settings.Dump.AutoCodec,
             Format = settings.Dump.Format,
             WindowPfns = settings.Dump.WindowPfns,
             ZstdLevel = settings.Dump.ZstdLevel,
@@ -103,6 +104,7 @@ public static class CaptureJob
         using (var sink = FileSink.Create(incomplete))
             result = new KdumpCompressedWriter(source, sink, options).Write();   // fsyncs before it returns
         problems.AddRange(result.Problems);
+        if (result.CodecChoice is { } why) report($"capture-agent: {why}");
         string saved = incomplete;
         if (!result.Incomplete)
         {
@@ -135,6 +137,7 @@ public static class CaptureJob
         manifest.DumpLevel = (int)level;
         manifest.RequestedDumpLevel = result.LevelRaisedTo is null ? null : (int)settings.Dump.Level;
         manifest.DumpablePages = result.DumpablePages;
+        manifest.Compression = Compression.PageCompressors.Name(result.Codec);
         try
         {
             foreach (var f in new[] { dmesgPath, saved, Path.Combine(dir, "vmcore.raw") })

@@ -258,6 +258,8 @@ public static class ConfigCommand
             return ExitCodes.Failed;
         }
         if (c.Targets.Count == 0) stderr.WriteLine($"capture-agent: warning: {path} names no target: the capture kernel will have nowhere to save the dump");
+        foreach (var (target, obstacle) in Host.CaptureImagePlan.StackObstacles(new Host.HostLayout(Host.HostLayout.DefaultRoot()), c))
+            stderr.WriteLine($"capture-agent: warning: target {target.Text}: {obstacle}");
         foreach (var line in Effective(c)) stdout.WriteLine(line);
         return ExitCodes.Ok;
     }
@@ -270,7 +272,7 @@ public static class ConfigCommand
         yield return $"path = {c.Path}";
         yield return $"dump_level = {(int)c.DumpLevel}";
         yield return $"fallback_dump_level = {(int)c.FallbackDumpLevel}";
-        yield return $"compression = {c.Compression.ToString().ToLowerInvariant()}";
+        yield return $"compression = {(c.AutoCompression ? "auto" : Compression.PageCompressors.Name(c.Compression))}";
         yield return $"keep_dumps = {c.KeepDumps}";
         yield return $"keep_size = {Size(c.KeepBytes)}";
         yield return $"min_free = {Size(c.MinFreeBytes)}";

@@ -113,8 +113,8 @@ public static class CrashkernelCommand
         }
         var (ram, ranges) = CrashkernelEstimate.SystemRam();
         var est = CrashkernelEstimate.Compute(kernel, initrd, ram, ranges);
-        Console.Out.WriteLine($"auto: crashkernel={est.Recommended} (capture-agent estimate: {SizeText.Mib(est.SumBytes)} + {(int)(CrashkernelEstimate.MarginFraction * 100)}% margin, rounded up)");
-        return est.Recommended;
+        Console.Out.WriteLine($"auto: crashkernel={est.Reserve} (capture-agent estimate: floor {est.Recommended}, the larger of the boot and capture phases, + max(16 MiB, 20%))");
+        return est.Reserve;
     }
 
     private static string Display(string root, string path) =>

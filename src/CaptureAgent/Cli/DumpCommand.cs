@@ -11,13 +11,16 @@ namespace CaptureAgent.Cli;
 public static class DumpCommand
 {
     public const string Usage = """
-        usage: capture-agent dump [-d LEVEL] [-z | -c | --no-compress] [-E] [-F] [--message-level N] VMCORE [DUMPFILE]
+        usage: capture-agent dump [-d LEVEL] [-z | -l | -p | -c | --no-compress] [-E] [-F] [--message-level N] VMCORE|DUMP [DUMPFILE]
           -d LEVEL        pages to leave out, makedumpfile's bits: 1 zero, 2 cache, 4 cache+private,
                           8 user data, 16 free (default 31)
-          -z              zstd per page (default; --zstd-level N, default 1, negative = faster);  -c  zlib per page;  --no-compress  raw pages
-          -l, -p          lzo/snappy are not built in: zstd is used instead (with a warning)
+          -z              zstd per page (default; --zstd-level N, default 1, negative = faster)
+          -l, -p, -c      lzo, snappy, zlib per page (as makedumpfile);  --no-compress  raw pages
+          --compression auto  the codec that finishes first: the target's speed and each codec's, measured
           -E              ELF output instead of kdump-compressed (no compression)
           -F              makedumpfile's flattened stream to standard output (DUMPFILE omitted)
+                          the input may be a kdump-compressed dump: it is filtered again (its dump level
+                          is kept as a minimum) and rewritten with the codec asked for
           --threads N     compression threads (default: the CPUs available, at most 8)
           --message-level N  0 errors, 1 +warnings, 2 +summary (default), 3 +details;  -q = 0, -v = 3
         exit status: 0 done, 1 failed, 2 usage, 3 written but the input was damaged or filtering degraded
@@ -27,6 +30,7 @@ public static class DumpCommand
     {
         var level = DumpLevel.All;
         var codec = PageCodec.Zstd;
+        bool autoCodec = false;
         var format = DumpFormat.KdumpCompressed;
         bool flattened = false;
         ulong window = DumpOptions.DefaultWindowPfns;
@@ -45,10 +49,13 @@ public static class DumpCommand
                     break;
                 case "-z": codec = PageCodec.Zstd; break;
                 case "-c": codec = PageCodec.Zlib; break;
-                case "-l":
-                case "-p":
-                    Log.Warn($"{a} ({(a == "-l" ? "lzo" : "snappy")}) is not built in; writing zstd pages instead");
-                    codec = PageCodec.Zstd;
+                case "-l": codec = PageCodec.Lzo; break;
+                case "-p": codec = PageCodec.Snappy; break;
+                case "--compression":
+                    if (++i >= args.Length) return UsageError("--compression takes zstd, lzo, snappy, zlib, none or auto");
+                    if (args[i] == "auto") { autoCodec = true; codec = PageCodec.Zstd; break; }
+                    if (PageCompressors.Parse(args[i]) is not PageCodec named) return UsageError("--compression takes zstd, lzo, snappy, zlib, none or auto");
+                    codec = named;
                     break;
                 case "--no-compress": codec = PageCodec.None; break;
                 case "-E": format = DumpFormat.Elf; break;
@@ -78,8 +85,8 @@ public static class DumpCommand
                     break;
             }
         }
-        if (format == DumpFormat.Elf && codec != PageCodec.None && args.Any(x => x is "-c" or "-z"))
-            return UsageError("-E writes ELF, which has no per-page compression; drop -c/-z");
+        if (format == DumpFormat.Elf && codec != PageCodec.None && args.Any(x => x is "-c" or "-z" or "-l" or "-p" or "--compression"))
+            return UsageError("-E writes ELF, which has no per-page compression; drop -c/-z/-l/-p");
         if (format == DumpFormat.Elf) codec = PageCodec.None;
         if (flattened ? positional.Count != 1 : positional.Count != 2)
             return UsageError(flattened ? "-F needs VMCORE only (the stream goes to stdout)" : "need VMCORE and DUMPFILE");
@@ -88,6 +95,7 @@ public static class DumpCommand
         {
             Level = level,
             Codec = codec,
+            AutoCodec = autoCodec && format == DumpFormat.KdumpCompressed,
             Format = format,
             WindowPfns = window,
             Threads = threads,
@@ -112,6 +120,13 @@ public static class DumpCommand
         }
         using (source)
         {
+            if (options.Format == DumpFormat.Elf && source.Vmcore is not ElfVmcore)
+            {
+                Log.Error($"{vmcorePath} is a kdump-compressed dump: -E needs an ELF vmcore as input (as with makedumpfile)");
+                return ExitCodes.Failed;
+            }
+            if ((source.InputLevel & ~options.Level) != 0)
+                Log.Info($"dump level {(int)(options.Level | source.InputLevel)} used: {vmcorePath} was made at dump level {(int)source.InputLevel}, whose pages are not in it");
             IDumpSink sink;
             try
             {
@@ -138,6 +153,7 @@ public static class DumpCommand
                 }
             }
             foreach (var p in result.Problems) Log.Warn(p);
+            if (result.CodecChoice is { } why) Log.Info(why);
             Report(source, result, options, clock.Elapsed);
             return result.Problems.Count > 0 ? ExitCodes.Degraded : ExitCodes.Ok;
         }
@@ -153,7 +169,7 @@ public static class DumpCommand
             Log.Detail($"Excluding pages: {r.FilterSeconds:0.000} s; copying pages: {r.CopySeconds:0.000} s");
         }
         Log.Info($"The dumpfile is {(r.Incomplete ? "INCOMPLETE" : "saved")}: {r.DumpablePages} pages selected ({r.StoredPages} stored, {r.ZeroPages} zero) " +
-                 $"at dump level {(int)(r.LevelRaisedTo ?? o.Level)}, {r.BytesWritten} bytes, {o.Codec.ToString().ToLowerInvariant()}, in {elapsed.TotalSeconds:0.00} s " +
+                 $"at dump level {(int)(r.LevelRaisedTo ?? o.Level)}, {r.BytesWritten} bytes, {PageCompressors.Name(o.Format == DumpFormat.Elf ? PageCodec.None : r.Codec)}, in {elapsed.TotalSeconds:0.00} s " +
                  $"[{source.Info?.OsRelease ?? "unknown kernel"}]");
     }
 

@@ -94,13 +94,14 @@ public static class EstimateCommand
         long mem = memory ?? ram;
         var est = CrashkernelEstimate.Compute(kernel, initrd, mem, ranges);
         var reservation = CrashkernelEstimate.ReadReservation();
-        bool enough = reservation.Bytes >= est.RecommendedBytes;
+        bool enough = reservation.Bytes >= est.ReserveBytes;
         if (json)
         {
             var sb = new StringBuilder($"{{\"capture_agent_version\":{LoadCommand.Json(BuildInfo.Version)},\"terms\":[");
-            sb.AppendJoin(',', est.Terms.Select(t => $"{{\"name\":{LoadCommand.Json(t.Name)},\"bytes\":{t.Bytes},\"why\":{LoadCommand.Json(t.Why)}}}"));
-            sb.Append($"],\"sum_bytes\":{est.SumBytes},\"margin_bytes\":{est.MarginBytes},\"recommended_bytes\":{est.RecommendedBytes},");
-            sb.Append($"\"crashkernel\":{LoadCommand.Json(est.Recommended)},\"memory_bytes\":{est.MemoryBytes},");
+            sb.AppendJoin(',', est.Terms.Select(t => $"{{\"name\":{LoadCommand.Json(t.Name)},\"bytes\":{t.Bytes},\"phase\":{LoadCommand.Json(PhaseName(t.Phase))},\"why\":{LoadCommand.Json(t.Why)}}}"));
+            sb.Append($"],\"boot_bytes\":{est.BootBytes},\"capture_bytes\":{est.CaptureBytes},");
+            sb.Append($"\"sum_bytes\":{est.SumBytes},\"margin_bytes\":{est.MarginBytes},\"recommended_bytes\":{est.RecommendedBytes},");
+            sb.Append($"\"crashkernel\":{LoadCommand.Json(est.Recommended)},\"reserve_bytes\":{est.ReserveBytes},\"reserve\":{LoadCommand.Json(est.Reserve)},\"memory_bytes\":{est.MemoryBytes},");
             sb.Append($"\"reserved_bytes\":{reservation.Bytes},\"enough\":{(enough ? "true" : "false")},");
             sb.Append("\"notes\":[").AppendJoin(',', est.Notes.Select(LoadCommand.Json)).Append("]}");
             Console.Out.WriteLine(sb.ToString());
@@ -108,15 +109,24 @@ public static class EstimateCommand
         else
         {
             Console.Out.WriteLine($"crashkernel estimate for {kernel}{(initrd is null ? "" : " + " + initrd)} (crashed machine RAM {SizeText.Mib(mem)})");
-            foreach (var t in est.Terms) Console.Out.WriteLine($"  {t.Name,-24} {SizeText.Mib(t.Bytes),12}  {t.Why}");
-            Console.Out.WriteLine($"  {"sum",-24} {SizeText.Mib(est.SumBytes),12}");
-            Console.Out.WriteLine($"  {"margin",-24} {SizeText.Mib(est.MarginBytes),12}  {(int)(CrashkernelEstimate.MarginFraction * 100)}% safety margin");
-            Console.Out.WriteLine($"recommended: crashkernel={est.Recommended} (rounded up to {CrashkernelEstimate.Step >> 20} MiB steps; `estimate --measure` finds the real floor)");
+            foreach (var t in est.Terms) Console.Out.WriteLine($"  {t.Name,-24} {SizeText.Mib(t.Bytes),12}  {PhaseName(t.Phase),-7}  {t.Why}");
+            Console.Out.WriteLine($"  {"boot phase",-24} {SizeText.Mib(est.BootBytes),12}  while the initramfs unpacks");
+            Console.Out.WriteLine($"  {"capture phase",-24} {SizeText.Mib(est.CaptureBytes),12}  while the agent saves the dump");
+            Console.Out.WriteLine($"  {"larger + memmap",-24} {SizeText.Mib(est.SumBytes),12}");
+            Console.Out.WriteLine($"estimated floor: crashkernel={est.Recommended} (rounded up to {CrashkernelEstimate.Step >> 20} MiB; `estimate --measure` finds the real floor)");
+            Console.Out.WriteLine($"to reserve: crashkernel={est.Reserve} (the floor + max(16 MiB, 20%) for real hardware and kernel updates, in 16 MiB steps)");
             foreach (var n in est.Notes) Console.Out.WriteLine($"note: {n}");
-            Console.Out.WriteLine(ReservationLine(reservation, est.RecommendedBytes));
+            Console.Out.WriteLine(ReservationLine(reservation, est.ReserveBytes));
         }
         return ExitCodes.Ok;
     }
+
+    private static string PhaseName(EstimatePhase p) => p switch
+    {
+        EstimatePhase.Boot => "boot",
+        EstimatePhase.Capture => "capture",
+        _ => "both",
+    };
 
     /// <summary>One line on the reservation in place now and whether it covers the recommendation.</summary>
     public static string ReservationLine(CrashReservation r, long recommended)

@@ -12,7 +12,9 @@ public static class InitramfsCommand
                  [--compress zstd|gzip|none] [--executable PATH]... [--file SRC:/DEST[:MODE]]...
           --target-device  a block device of THIS machine (vda1): its driver chain and filesystem
                            module go into the image (read from /sys)
-          --module         an extra module (dependencies are added); --blacklist leaves one out
+          --modules-root   where DIR/lib/modules/KVER or DIR/usr/lib/modules/KVER is (an unpacked package)
+          --module         an extra module or alias (dependencies, soft dependencies and what aliases
+                           name are added); --blacklist leaves one out
           --executable     a program of this machine (/usr/bin/ssh) with its loader and libraries
           --file           a file of this machine copied into the image (mode octal, default 0600)
           --no-nic         do not add this machine's NIC driver for network targets (give --module instead)

@@ -67,6 +67,7 @@ public static class LoadCommand
             Log.Info("early arming from the initramfs");
         }
         // --auto (the service): the pinned or running kernel, its capture initramfs rebuilt if stale.
+        string? wouldNotSave = null;
         if (auto)
         {
             var choice = Host.CaptureStore.Choose(host, Host.HostLayout.RunningRelease());
@@ -79,6 +80,16 @@ public static class LoadCommand
             }
             kernel = choice.KernelPath;
             initrd = choice.InitramfsPath;
+            wouldNotSave = store.WouldNotSave;
+        }
+        else if (!early && !dryRun && Host.HostLayout.IsValidRelease(release) && File.Exists(configPath))
+        {
+            // A hand-picked image: the plan of the host's config still says whether its targets can be reached.
+            // Not from the host initramfs (--early): its devices are still being probed, and the service's
+            // `load --auto` after boot says it with the real ones.
+            var verdict = Host.CaptureStore.Inspect(host, release, checkStoredImage: false);
+            wouldNotSave = verdict.WouldNotSave;
+            foreach (var line in verdict.Skipped) if (wouldNotSave is null) Log.Warn($"target {line}: the capture kernel will pass it over");
         }
         // The config's capture-kernel settings apply to every load (kernel_cmdline_append, blacklist).
         if (File.Exists(configPath))
@@ -127,7 +138,13 @@ public static class LoadCommand
         }
         WarnIfEarlyDiffered(cmdline);
         RecordLoaded(kernel, initrd, cmdline, early);
-        Log.Info(CrashKernelState.Read().Explain());
+        var armed = CrashKernelState.Read();
+        if (armed.Loaded && wouldNotSave is not null)
+        {
+            Log.Error(armed.Explain(wouldNotSave));
+            return ExitCodes.ArmedWontSave;
+        }
+        Log.Info(armed.Explain());
         return ExitCodes.Ok;
     }
 
@@ -196,18 +213,24 @@ public static class LoadCommand
         var dumps = new List<Report.DumpEntry>();
         try { dumps = Report.DumpCatalog.Scan(dumpDir, limit: 3, readVmcoreLog: false); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-        var store = StoreStatus();
+        var store = StoreStatus(loaded.GetValueOrDefault("initrd"));
+        string? wouldNotSave = store.WouldNotSave;
         if (args.Contains("--json"))
         {
             using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
             w.WriteStartObject();
             w.WriteString("capture_agent_version", BuildInfo.Version);
             w.WriteBoolean("armed", s.Loaded);
+            w.WriteString("state", !s.Loaded ? "not_armed" : wouldNotSave is null ? "armed" : "armed_but_would_not_save");
+            w.WriteString("would_not_save", wouldNotSave);
+            w.WriteStartArray("skipped_targets");
+            foreach (var line in store.Skipped) w.WriteStringValue(line);
+            w.WriteEndArray();
             w.WriteNumber("reserved_bytes", s.ReservedBytes);
             w.WriteString("crashkernel", s.CrashKernelParameter);
             w.WriteBoolean("kexec_disabled", s.KexecDisabled);
             w.WriteString("lockdown", s.Lockdown);
-            w.WriteString("explanation", s.Explain());
+            w.WriteString("explanation", s.Explain(wouldNotSave));
             w.WriteString("capture_kernel", loaded.GetValueOrDefault("kernel"));
             w.WriteString("capture_initramfs", loaded.GetValueOrDefault("initrd"));
             w.WriteString("capture_cmdline", loaded.GetValueOrDefault("cmdline"));
@@ -238,7 +261,11 @@ public static class LoadCommand
         }
         else
         {
-            Console.Out.WriteLine(s.Explain());
+            Console.Out.WriteLine(s.Explain(wouldNotSave));
+            if (!s.Loaded && wouldNotSave is not null)
+                Console.Out.WriteLine($"even once armed, the dump would not be saved: {wouldNotSave}");
+            else if (wouldNotSave is null)
+                foreach (var line in store.Skipped) Console.Out.WriteLine($"target {line}: the capture kernel will pass it over");
             if (loaded.Count > 0)
                 Console.Out.WriteLine($"capture kernel: {loaded.GetValueOrDefault("kernel")}, initramfs: {loaded.GetValueOrDefault("initrd")}, loaded {loaded.GetValueOrDefault("loaded_at")}");
             if (store.Choice is { } c)
@@ -250,26 +277,32 @@ public static class LoadCommand
             foreach (var d in dumps)
                 Console.Out.WriteLine($"  {d.CrashTime?.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z  {d.KernelRelease ?? "?"}  {d.Status.ToString().ToLowerInvariant()}  {d.Directory}");
         }
-        return s.Loaded ? ExitCodes.Ok : ExitCodes.Failed;
+        return !s.Loaded ? ExitCodes.Failed : wouldNotSave is null ? ExitCodes.Ok : ExitCodes.ArmedWontSave;
     }
 
     /// <summary>The per-kernel store of the host (or $CAPTURE_AGENT_ROOT): what load --auto would arm, whether that image is stale, every stored image.</summary>
-    private static (Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries) StoreStatus()
+    private sealed record StoreView(Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries,
+        string? WouldNotSave, IReadOnlyList<string> Skipped);
+
+    /// <param name="loadedInitrd">The image armed now (from the load record), if known: the stored image is judged only when it is the one armed.</param>
+    private static StoreView StoreStatus(string? loadedInitrd)
     {
         var host = new Host.HostLayout(Host.HostLayout.DefaultRoot());
         try
         {
             var entries = Host.CaptureStore.List(host);
             string running = Host.HostLayout.RunningRelease();
-            if (!Host.HostLayout.IsValidRelease(running)) return (null, [], entries);
+            if (!Host.HostLayout.IsValidRelease(running)) return new StoreView(null, [], entries, null, []);
             var choice = Host.CaptureStore.Choose(host, running);
-            var changes = Host.CaptureStore.Check(host, choice.Release);
-            return (choice, changes, entries);
+            bool armedFromStore = loadedInitrd is not { Length: > 0 } || Path.GetFullPath(loadedInitrd) == Path.GetFullPath(choice.InitramfsPath)
+                                  || Path.GetFileName(loadedInitrd) == $"initramfs-{choice.Release}.img";
+            var verdict = Host.CaptureStore.Inspect(host, choice.Release, armedFromStore);
+            return new StoreView(choice, verdict.Changes, entries, verdict.WouldNotSave, verdict.Skipped);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
             Log.Warn($"status: the capture initramfs store cannot be read: {e.Message}");
-            return (null, [], []);
+            return new StoreView(null, [], [], null, []);
         }
     }
 

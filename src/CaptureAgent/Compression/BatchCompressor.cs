@@ -1,38 +1,75 @@
 namespace CaptureAgent.Compression;
 
+/// <summary>What a page of a batch turned out to be once read.</summary>
+public enum PageKind : byte { Data, Zero, Unreadable }
+
 /// <summary>
-/// Compresses a batch of pages on all CPUs the process may use (one in a capture kernel booted
-/// with nr_cpus=1, where it runs inline). Helper threads live as long as the compressor and are
-/// handed work without allocating, so memory stays flat however long the dump runs.
-/// Each worker owns its compressor; results keep page order.
+/// A batch of pages on its way to the dump: read into <see cref="Pages"/>, compressed into
+/// <see cref="Output"/>, then written. Two of them let reading the next batch overlap with
+/// compressing this one.
+/// </summary>
+public sealed class PageBatch
+{
+    public int PageSize { get; }
+    public int Capacity { get; }
+    public int Slot { get; }
+    public byte[] Pages { get; }
+    public PageKind[] Kinds { get; }
+    /// <summary>Slots whose page is to be compressed, in order.</summary>
+    public int[] ToCompress { get; }
+    /// <summary>Compressed size per slot; -1: store the page raw.</summary>
+    public int[] Sizes { get; }
+    public byte[] Output { get; }
+    public int Count, CompressCount;
+    /// <summary>The codec the batch was compressed with.</summary>
+    public PageCodec Codec;
+
+    public PageBatch(int capacity, int pageSize, int slot)
+    {
+        PageSize = pageSize;
+        Capacity = capacity;
+        Slot = slot;
+        Pages = new byte[capacity * pageSize];
+        Kinds = new PageKind[capacity];
+        ToCompress = new int[capacity];
+        Sizes = new int[capacity];
+        Output = new byte[capacity * slot];
+    }
+
+    public void Clear() => Count = CompressCount = 0;
+
+    public Span<byte> Page(int slot) => Pages.AsSpan(slot * PageSize, PageSize);
+
+    public ReadOnlySpan<byte> Compressed(int slot) => Output.AsSpan(slot * Slot, Sizes[slot]);
+}
+
+/// <summary>
+/// Compresses batches of pages on the CPUs the process may use (one in a capture kernel booted
+/// with nr_cpus=1, where it all runs inline in <see cref="Finish"/>). <see cref="Start"/> hands a
+/// batch to the helper threads and returns at once, so the caller reads the next batch and
+/// writes the previous one meanwhile; <see cref="Finish"/> has the caller claim pages too until
+/// the batch is done. Pages are claimed a few at a time, so no thread idles while another has a
+/// backlog. Helper threads live as long as the compressor and are handed work without
+/// allocating, so memory stays flat however long the dump runs. Each worker owns its compressor.
 /// </summary>
 public sealed class BatchCompressor : IDisposable
 {
+    private const int Claim = 4;   // pages a worker takes at a time
     private readonly IPageCompressor?[] _compressors;
-    private readonly byte[] _out;
-    private readonly int _slot;
-    private readonly int _pageSize;
     private readonly Thread[] _helpers;
     private readonly SemaphoreSlim[] _go;
     private readonly CountdownEvent _done;
     private volatile bool _stopping;
     // The batch being worked on, visible to the helpers between a Release and the countdown.
-    private byte[] _pages = [];
-    private int[] _indices = [];
-    private int _count, _workers;
+    private PageBatch? _batch;
+    private int _next, _helpersBusy;
 
-    public int Capacity { get; }
-    public int[] Sizes { get; }
     public PageCodec Codec { get; }
+    public int Threads => _compressors.Length;
 
-    public BatchCompressor(PageCodec codec, int pageSize, int capacity, int threads, int zstdLevel = ZstdPageCompressor.DefaultLevel)
+    public BatchCompressor(PageCodec codec, int pageSize, int threads, int zstdLevel = ZstdPageCompressor.DefaultLevel)
     {
-        _pageSize = pageSize;
-        Capacity = capacity;
         Codec = codec;
-        _slot = pageSize * 2 + 512;
-        _out = new byte[_slot * capacity];
-        Sizes = new int[capacity];
         int n = codec == PageCodec.None ? 1 : Math.Max(1, threads);
         _compressors = new IPageCompressor?[n];
         for (int i = 0; i < n; i++) _compressors[i] = PageCompressors.Create(codec, pageSize, zstdLevel);
@@ -50,25 +87,41 @@ public sealed class BatchCompressor : IDisposable
 
     public static int DefaultThreads => Math.Min(Environment.ProcessorCount, 8);
 
-    /// <summary>Compresses pages[indices[0..count)] (page-sized slots); Sizes[i] is -1 for a page to store raw.</summary>
-    public void Compress(byte[] pages, int[] indices, int count)
+    /// <summary>Output room per page slot a batch needs for this codec.</summary>
+    public static int SlotSize(PageCodec codec, int pageSize) => (PageCompressors.MaxCompressedLength(codec, pageSize) + 63) / 64 * 64;
+
+    /// <summary>Begins compressing the batch's pages on the helper threads; the caller must <see cref="Finish"/> it.</summary>
+    public void Start(PageBatch batch)
     {
+        if (_batch is not null) throw new InvalidOperationException("a batch is already being compressed");
+        _batch = batch;
+        batch.Codec = Codec;
+        _next = 0;
         if (_compressors[0] is null)
         {
-            for (int k = 0; k < count; k++) Sizes[indices[k]] = -1;
+            for (int k = 0; k < batch.CompressCount; k++) batch.Sizes[batch.ToCompress[k]] = -1;
             return;
         }
-        _pages = pages;
-        _indices = indices;
-        _count = count;
-        _workers = Math.Min(_compressors.Length, Math.Max(1, count / 8));
-        if (_workers > 1)
-        {
-            _done.Reset(_workers - 1);
-            for (int w = 1; w < _workers; w++) _go[w - 1].Release();
-        }
-        Work(0);
-        if (_workers > 1) _done.Wait();
+        _helpersBusy = batch.CompressCount >= 2 * Claim ? _helpers.Length : 0;
+        if (_helpersBusy == 0) return;
+        _done.Reset(_helpersBusy);
+        for (int w = 0; w < _helpersBusy; w++) _go[w].Release();
+    }
+
+    /// <summary>Compresses what the helpers have not claimed yet, then waits for them.</summary>
+    public void Finish()
+    {
+        if (_batch is null) return;
+        if (_compressors[0] is not null) Work(0);
+        if (_helpersBusy > 0) _done.Wait();
+        _batch = null;
+    }
+
+    /// <summary>Start and Finish in one: the whole batch compressed before returning.</summary>
+    public void Compress(PageBatch batch)
+    {
+        Start(batch);
+        Finish();
     }
 
     private void HelperLoop(int worker)
@@ -86,14 +139,19 @@ public sealed class BatchCompressor : IDisposable
     private void Work(int worker)
     {
         var c = _compressors[worker]!;
-        for (int k = worker; k < _count; k += _workers)
+        var b = _batch!;
+        while (true)
         {
-            int i = _indices[k];
-            Sizes[i] = c.Compress(_pages.AsSpan(i * _pageSize, _pageSize), _out.AsSpan(i * _slot, _slot));
+            int first = Interlocked.Add(ref _next, Claim) - Claim;
+            if (first >= b.CompressCount) return;
+            int last = Math.Min(first + Claim, b.CompressCount);
+            for (int k = first; k < last; k++)
+            {
+                int i = b.ToCompress[k];
+                b.Sizes[i] = c.Compress(b.Page(i), b.Output.AsSpan(i * b.Slot, b.Slot));
+            }
         }
     }
-
-    public ReadOnlySpan<byte> Output(int index) => _out.AsSpan(index * _slot, Sizes[index]);
 
     public void Dispose()
     {

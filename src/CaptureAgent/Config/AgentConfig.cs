@@ -26,6 +26,8 @@ public sealed class AgentConfig
     /// <summary>The level used instead when the dump will not fit on the target.</summary>
     public DumpLevel FallbackDumpLevel { get; private set; } = DumpLevel.All;
     public PageCodec Compression { get; private set; } = PageCodec.Zstd;
+    /// <summary>compression = auto: the codec is chosen at capture time from measured speeds.</summary>
+    public bool AutoCompression { get; private set; }
     public int KeepDumps { get; private set; }
     public long KeepBytes { get; private set; }
     public long MinFreeBytes { get; private set; } = 64L << 20;
@@ -110,13 +112,16 @@ public sealed class AgentConfig
                 if (key == "dump_level") DumpLevel = (DumpLevel)d; else FallbackDumpLevel = (DumpLevel)d;
                 return null;
             case "compression":
-                switch (value.ToLowerInvariant())
+                string codecName = value.ToLowerInvariant();
+                if (codecName == "auto")
                 {
-                    case "zstd": Compression = PageCodec.Zstd; return null;
-                    case "zlib": Compression = PageCodec.Zlib; return null;
-                    case "none": Compression = PageCodec.None; return null;
-                    default: return $"compression must be zstd, zlib or none, got '{value}'";
+                    (Compression, AutoCompression) = (PageCodec.Zstd, true);
+                    return null;
                 }
+                if (PageCompressors.Parse(codecName) is not PageCodec codec)
+                    return $"compression must be zstd, lzo, snappy, zlib, none or auto, got '{value}'";
+                (Compression, AutoCompression) = (codec, false);
+                return null;
             case "keep_dumps":
                 if (!int.TryParse(value, out int keep) || keep is < 0 or > 10000) return $"keep_dumps must be 0 (keep all) to 10000, got '{value}'";
                 KeepDumps = keep; return null;

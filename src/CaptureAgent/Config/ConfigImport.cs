@@ -249,7 +249,6 @@ public sealed class CollectorSettings
             s.Unknown = true;
             return s;
         }
-        bool lzo = false, snappy = false;
         for (int i = 1; i < words.Count; i++)
         {
             string w = words[i];
@@ -299,8 +298,8 @@ public sealed class CollectorSettings
                 {
                     case 'c': s.Compression = "zlib"; break;
                     case 'z': s.Compression = "zstd"; break;
-                    case 'l': s.Compression = "zstd"; lzo = true; break;
-                    case 'p': s.Compression = "zstd"; snappy = true; break;
+                    case 'l': s.Compression = "lzo"; break;
+                    case 'p': s.Compression = "snappy"; break;
                     case 'F': s.Remarks.Add(("compression", "-F: capture-agent writes the flattened format by itself where it is needed (ssh and raw targets)")); break;
                     case 'E': s.Unmapped.Add(("-E", "capture-agent saves kdump-compressed dumps; ELF only by `capture-agent dump -E` run by hand")); break;
                     case 'e': s.Unmapped.Add(("-e", "excluding unused vmemmap pages is not supported")); break;
@@ -310,8 +309,6 @@ public sealed class CollectorSettings
                 }
             }
         }
-        if (lzo) s.Remarks.Add(("compression", "-l (lzo) is not built into capture-agent: zstd instead, which crash, drgn and libkdumpfile read"));
-        if (snappy) s.Remarks.Add(("compression", "-p (snappy) is not built into capture-agent: zstd instead, which crash, drgn and libkdumpfile read"));
         return s;
     }
 

@@ -154,7 +154,7 @@ public static class KdumpToolsImporter
                 "KDUMP_INITRD" => "capture-agent arms its own capture initramfs, kept for each kernel in /var/lib/capture-agent by the kernel hooks "
                                   + "(`capture-agent load --initrd IMAGE` arms another by hand)",
                 "KDUMP_SYSCTL" => "capture-agent does not set sysctls: put kernel.panic_on_oops=1 and the like in /etc/sysctl.d",
-                "KDUMP_COMPRESSION" => "capture-agent compresses each page (compression = zstd|zlib); whole-file bzip2/gzip/lz4/xz is not supported",
+                "KDUMP_COMPRESSION" => "capture-agent compresses each page (compression = zstd|lzo|snappy|zlib|auto); whole-file bzip2/gzip/lz4/xz is not supported",
                 "NFS_MOUNT_RETRY" => "capture-agent mounts once per NFS version (4.2 down to 3); retransmissions are the kernel's, by nfs_options' timeo and retrans; a failed mount goes on to the next target",
                 "SSH_KDUMP_RETRY" => $"capture-agent tries an ssh connection that does not come up {Targets.Ssh.SshDestination.DefaultRetries} times, {(int)Targets.Ssh.SshDestination.DefaultRetryPause.TotalSeconds} s apart (kdump-tools' default), each for up to network_timeout; the count is not configurable",
                 "FTP" or "FTP_USER" or "FTP_PASSWORD" or "FTP_PORT" or "FTP_PATH" => "FTP targets are not supported (use nfs: or ssh:)",

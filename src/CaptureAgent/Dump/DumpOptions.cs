@@ -9,6 +9,12 @@ public sealed class DumpOptions
 {
     public DumpLevel Level { get; init; } = DumpLevel.All;
     public PageCodec Codec { get; init; } = PageCodec.Zstd;
+
+    /// <summary>
+    /// Let the writer pick the codec that finishes first, from each codec's measured speed and size
+    /// and the target's measured speed (<see cref="Codec"/> is used while measuring).
+    /// </summary>
+    public bool AutoCodec { get; init; }
     public DumpFormat Format { get; init; } = DumpFormat.KdumpCompressed;
 
     /// <summary>Pfns per filtering window; bounds the bitmap memory (2 bits per pfn at most in flight).</summary>
@@ -22,6 +28,9 @@ public sealed class DumpOptions
 
     /// <summary>Compression threads; the capture kernel usually has one CPU.</summary>
     public int Threads { get; init; } = Compression.BatchCompressor.DefaultThreads;
+
+    /// <summary>compression = auto: bytes written to the target before its speed is judged (or 2 s, whichever comes first).</summary>
+    public long ProbeBytes { get; init; } = 4 << 20;
 
     /// <summary>Called now and then with (pages done, pages to do).</summary>
     public Action<ulong, ulong>? Progress { get; init; }
@@ -50,6 +59,10 @@ public sealed class DumpResult
     public Filtering.FilterStats? Filter;
     /// <summary>The expected file size, from the page count and a compressed sample of pages.</summary>
     public long EstimatedBytes;
+    /// <summary>The codec of the dump's header: the one asked for, or what compression = auto chose.</summary>
+    public Compression.PageCodec Codec;
+    /// <summary>compression = auto: what was measured and why the codec was chosen.</summary>
+    public string? CodecChoice;
     /// <summary>Set when space made the writer exclude more than asked, from then on.</summary>
     public DumpLevel? LevelRaisedTo;
     /// <summary>The target filled up (or failed) mid-dump: the file holds the pages up to where it stopped.</summary>

@@ -18,7 +18,7 @@ public sealed class PageFilter
     private readonly StructPageLayout? _layout;
     private readonly MemMap? _memMap;
     private readonly DumpLevel _level;
-    private readonly (ulong Start, ulong End)[] _present;
+    private readonly IPageMap _pages;
     private readonly byte[] _batch;
     private readonly bool _scan;
     // A multi-page exclusion that ran past the end of the previous window.
@@ -33,13 +33,17 @@ public sealed class PageFilter
 
     public PageFilter(IReadOnlyList<LoadSegment> segments, int pageSize, ulong maxPfn,
         KernelMemory? kmem, StructPageLayout? layout, MemMap? memMap, DumpLevel level)
+        : this(new SegmentPageMap(segments, (ulong)pageSize, maxPfn), maxPfn, kmem, layout, memMap, level) { }
+
+    /// <summary>Filters what <paramref name="pages"/> holds: a vmcore's segments, or an existing dump's bitmaps.</summary>
+    public PageFilter(IPageMap pages, ulong maxPfn, KernelMemory? kmem, StructPageLayout? layout, MemMap? memMap, DumpLevel level)
     {
         _kmem = kmem;
         _layout = layout;
         _memMap = memMap;
         _level = level;
         MaxPfn = maxPfn;
-        _present = PresentRanges(segments, (ulong)pageSize, maxPfn);
+        _pages = pages;
         bool haveKernel = kmem is not null && layout is not null && memMap is not null;
         _scan = haveKernel && (
             (level & (DumpLevel.CacheWithoutPrivate | DumpLevel.CacheWithPrivate | DumpLevel.User)) != 0 ||
@@ -51,24 +55,6 @@ public sealed class PageFilter
         _batch = new byte[(layout?.PageStructSize ?? 64) * Batch];
     }
 
-    /// <summary>PT_LOAD pfn ranges, merged and sorted: [floor(start), floor(end)) as makedumpfile's 1st bitmap.</summary>
-    private static (ulong, ulong)[] PresentRanges(IReadOnlyList<LoadSegment> segments, ulong pageSize, ulong maxPfn)
-    {
-        var ranges = segments
-            .Select(s => (Start: s.PhysStart / pageSize, End: Math.Min(s.PhysEnd / pageSize, maxPfn)))
-            .Where(r => r.End > r.Start)
-            .OrderBy(r => r.Start)
-            .ToList();
-        var merged = new List<(ulong, ulong)>();
-        foreach (var r in ranges)
-        {
-            if (merged.Count > 0 && r.Start <= merged[^1].Item2)
-                merged[^1] = (merged[^1].Item1, Math.Max(merged[^1].Item2, r.End));
-            else merged.Add((r.Start, r.End));
-        }
-        return merged.ToArray();
-    }
-
     /// <summary>Call before each pass over the windows, which must then come in ascending order.</summary>
     public void BeginPass()
     {
@@ -78,33 +64,12 @@ public sealed class PageFilter
     }
 
     /// <summary>The 1st bitmap for the window: pages that exist in the vmcore.</summary>
-    public void FillPresent(PfnBitmap bitmap)
-    {
-        foreach (var (s, e) in _present)
-        {
-            if (e <= bitmap.Start) continue;
-            if (s >= bitmap.End) break;
-            bitmap.SetRange(s, e);
-        }
-    }
-
-    private bool InSegments(ulong pfn)
-    {
-        int lo = 0, hi = _present.Length - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            if (pfn < _present[mid].Start) hi = mid - 1;
-            else if (pfn >= _present[mid].End) lo = mid + 1;
-            else return true;
-        }
-        return false;
-    }
+    public void FillPresent(PfnBitmap bitmap) => _pages.FillPresent(bitmap);
 
     /// <summary>Fills the 2nd bitmap of the window (zero pages are decided later, while copying).</summary>
     public void FillDumpable(PfnBitmap bitmap)
     {
-        FillPresent(bitmap);
+        _pages.FillStored(bitmap);
         Stats.Present += bitmap.PopCount();
         if (!_scan) return;
 
@@ -139,7 +104,7 @@ public sealed class PageFilter
 
         for (ulong pfn = from; pfn < to; pfn++)
         {
-            if (!InSegments(pfn)) continue;
+            if (!_pages.IsPresent(pfn)) continue;
             ulong indexInBatch = pfn % Batch;
             if (pfn < readStart || readEnd < pfn)
             {
@@ -242,4 +207,52 @@ public sealed class PageFilter
     private static bool TestBit(int nr, ulong flags) => ((long)(1 << (nr & 0x1f)) & (long)flags) != 0;
 
     private static ulong RoundUp(ulong v, ulong m) => (v + m - 1) / m * m;
+}
+
+/// <summary>The pages of a vmcore's PT_LOAD segments: [floor(start), floor(end)) as makedumpfile's 1st bitmap.</summary>
+public sealed class SegmentPageMap : IPageMap
+{
+    private readonly (ulong Start, ulong End)[] _present;
+
+    public SegmentPageMap(IReadOnlyList<LoadSegment> segments, ulong pageSize, ulong maxPfn)
+    {
+        var ranges = segments
+            .Select(s => (Start: s.PhysStart / pageSize, End: Math.Min(s.PhysEnd / pageSize, maxPfn)))
+            .Where(r => r.End > r.Start)
+            .OrderBy(r => r.Start)
+            .ToList();
+        var merged = new List<(ulong, ulong)>();
+        foreach (var r in ranges)
+        {
+            if (merged.Count > 0 && r.Start <= merged[^1].Item2)
+                merged[^1] = (merged[^1].Item1, Math.Max(merged[^1].Item2, r.End));
+            else merged.Add((r.Start, r.End));
+        }
+        _present = merged.ToArray();
+    }
+
+    public void FillPresent(PfnBitmap bitmap)
+    {
+        foreach (var (s, e) in _present)
+        {
+            if (e <= bitmap.Start) continue;
+            if (s >= bitmap.End) break;
+            bitmap.SetRange(s, e);
+        }
+    }
+
+    public void FillStored(PfnBitmap bitmap) => FillPresent(bitmap);
+
+    public bool IsPresent(ulong pfn)
+    {
+        int lo = 0, hi = _present.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (pfn < _present[mid].Start) hi = mid - 1;
+            else if (pfn >= _present[mid].End) lo = mid + 1;
+            else return true;
+        }
+        return false;
+    }
 }

@@ -34,6 +34,12 @@ public sealed record ImageRequest
     };
 }
 
+/// <summary>Whether the capture kernel can reach one target of the chain, and if not, why (one line).</summary>
+public sealed record TargetReach(TargetEntry Target, string? Obstacle)
+{
+    public bool Reachable => Obstacle is null;
+}
+
 /// <summary>
 /// What the capture initramfs of one kernel release must hold on this host: the sysfs driver chain
 /// of each local or raw target as it is attached now, what the config's targets need (NFS client,
@@ -60,8 +66,15 @@ internal sealed class CaptureImagePlan
     /// <summary>The driver chain modules of the targets and the NIC, before dependency resolution.</summary>
     public List<string> ChainModules { get; } = new();
     public List<string> Notes { get; } = new();
+    /// <summary>Each configured target, in chain order, with what stops the capture kernel from reaching it.</summary>
+    public List<TargetReach> Reach { get; } = new();
+    /// <summary>Chain modules that must be loadable files in the image (not built into the release).</summary>
+    public List<string> LoadableChainModules { get; } = new();
+    /// <summary>The filesystem types of the targets (for what their mounts load beyond the driver).</summary>
+    private readonly HashSet<string> _filesystems = new(StringComparer.Ordinal);
 
-    public string ModuleDirectory => Path.Combine(ModulesRoot, "lib", "modules", Release);
+    /// <summary>The release's module directory: lib/modules/KVER, or usr/lib/modules/KVER when only that exists (merged /usr unpacked).</summary>
+    public string ModuleDirectory => KernelModules.FindDirectory(ModulesRoot, Release) ?? Path.Combine(ModulesRoot, "lib", "modules", Release);
 
     public static CaptureImagePlan Make(HostLayout host, string release) => Make(host, release, ImageRequest.ForHost(host));
 
@@ -94,7 +107,10 @@ internal sealed class CaptureImagePlan
 
         if (request.TargetDevice is not null) plan.AddDeviceChain(host, request.TargetDevice, config.FilesystemType, tree, builtIn);
         plan.AddTargetChains(host, config, tree, builtIn);
-        if (config.NeedsNetwork && !request.NoNic) plan.AddNic(host, config, tree);
+        plan.AddFatCharsets(tree);
+        string? nicObstacle = null;
+        if (config.NeedsNetwork && !request.NoNic) nicObstacle = plan.AddNic(host, config, tree);
+        plan.JudgeReach(config, nicObstacle, request.TargetDevice is not null || request.Modules.Count > 0);
 
         var needs = ConfigContent.For(config, host.Root);
         plan.Notes.AddRange(needs.Notes);
@@ -122,7 +138,9 @@ internal sealed class CaptureImagePlan
     {
         string name = device.StartsWith("/dev/", StringComparison.Ordinal) ? device[5..] : device;
         var volume = SuperblockProbe.ProbePath(Path.Combine(host.DevRoot, name));
-        var chain = BlockDeviceModules.Resolve(name, configFs ?? (volume.IsKnown ? volume.Type : null), builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+        string? fs = configFs ?? (volume.IsKnown ? volume.Type : null);
+        if (fs is not null) _filesystems.Add(fs);
+        var chain = BlockDeviceModules.Resolve(name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
         TargetIdentity.Add($"{name} ({volume.Describe()}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
         Notes.AddRange(chain.Notes);
         foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(name, host.SysRoot, host.DevRoot))
@@ -130,15 +148,41 @@ internal sealed class CaptureImagePlan
         AddChainModules(chain.Modules, tree, $"device {name}");
     }
 
+    /// <summary>
+    /// The local and raw targets of <paramref name="config"/> that are on this machine now but on a
+    /// stack the capture kernel cannot bring up (LUKS, external-metadata md...): `config check`'s
+    /// warnings, judged by the same <see cref="StackReach"/> as the plan.
+    /// </summary>
+    public static IEnumerable<(TargetEntry Target, string Obstacle)> StackObstacles(HostLayout host, AgentConfig config)
+    {
+        foreach (var t in config.Targets.Where(t => t.Type is TargetType.Local or TargetType.Raw && t.Device is not null))
+        {
+            string? obstacle;
+            try
+            {
+                var match = Locate(host, t);
+                obstacle = match?.Device is null ? null : StackReach.Obstacle(match.Device.Name, host.SysRoot, host.DevRoot);
+            }
+            catch (IOException) { obstacle = null; }   // unreadable: the plan says so when the image is built
+            if (obstacle is not null) yield return (t, obstacle);
+        }
+    }
+
+    private static TargetMatch? Locate(HostLayout host, TargetEntry t) =>
+        new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) }.Find(t.Device!, out _);
+
     /// <summary>The sysfs driver chain of each local or raw target as it is attached now.</summary>
     private void AddTargetChains(HostLayout host, AgentConfig config, KernelModules? tree, IReadOnlySet<string>? builtIn)
     {
         foreach (var t in config.Targets.Where(t => t.Type is TargetType.Local or TargetType.Raw && t.Device is not null))
         {
+            // The filesystem driver does not depend on where the disk is attached: the config's
+            // fstype, else what the device holds now, else the type fstab gives it.
+            string? fs = t.Type == TargetType.Local ? config.FilesystemType : null;
+            bool chainAdded = false;
             try
             {
-                var locator = new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) };
-                var match = locator.Find(t.Device!, out _);
+                var match = Locate(host, t);
                 if (match?.Device is null && Targets.Lvm.LvmTargetCheck.Locate(t.Device!, host.SysRoot, host.DevRoot) is { } inactive)
                 {
                     AddInactiveLv(t, inactive, config, tree, builtIn, host);
@@ -146,27 +190,37 @@ internal sealed class CaptureImagePlan
                 }
                 if (match?.Device is null)
                 {
+                    _obstacles[t] = "its device is not on this machine now";
                     TargetIdentity.Add($"{t.Text} -> not found");
                     Notes.Add($"target {t.Text} is not on this machine now: its disk drivers are not added (the capture kernel finds it only if they are built in, or with extra_modules)");
-                    // The filesystem driver does not depend on where the disk is: the config's fstype says which.
-                    if (t.Type == TargetType.Local && config.FilesystemType is { } fsType)
-                        AddChainModules(BlockDeviceModules.FilesystemModules(fsType).Where(m => builtIn?.Contains(m) != true), tree, $"target {t.Text} ({fsType})");
-                    continue;
                 }
-                var v = match.Volume;
-                string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
-                var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
-                TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
-                Notes.AddRange(chain.Notes);
-                foreach (var refusal in Targets.Lvm.LvmTargetCheck.Problems(match.Device.Name, host.SysRoot, host.DevRoot))
-                    Notes.Add($"target {t.Text} cannot work: {refusal}");
-                AddChainModules(chain.Modules, tree, $"target {t.Text}");
+                else
+                {
+                    var v = match.Volume;
+                    if (t.Type == TargetType.Local) fs ??= v.IsKnown ? v.Type : FstabType(host, t.Device!);
+                    if (fs is not null) _filesystems.Add(fs);
+                    var chain = BlockDeviceModules.Resolve(match.Device.Name, fs, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+                    TargetIdentity.Add($"{t.Text} -> {match.Device.Name} ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {(chain.Modules.Count == 0 ? "nothing" : string.Join(' ', chain.Modules))}");
+                    Notes.AddRange(chain.Notes);
+                    var lvmRefusals = Targets.Lvm.LvmTargetCheck.Problems(match.Device.Name, host.SysRoot, host.DevRoot);
+                    foreach (var refusal in lvmRefusals)
+                        Notes.Add($"target {t.Text} cannot work: {refusal}");
+                    var missing = AddChainModules(chain.Modules, tree, $"target {t.Text}");
+                    // An LV the capture kernel refuses to activate is as unreachable as a LUKS volume.
+                    string? obstacle = StackReach.Obstacle(match.Device.Name, host.SysRoot, host.DevRoot)
+                        ?? lvmRefusals.FirstOrDefault()
+                        ?? (missing.Count > 0 ? $"{string.Join(", ", missing)} (needed to reach {match.Device.Name}) {(missing.Count == 1 ? "is" : "are")} not in {Release}'s modules" : null);
+                    if (obstacle is not null) _obstacles[t] = obstacle;
+                    chainAdded = true;
+                }
             }
             catch (IOException e)
             {
+                _obstacles[t] = e.Message;
                 TargetIdentity.Add($"{t.Text} -> unreadable");
-                Notes.Add($"target {t.Text}: {e.Message}; its drivers are not added");
+                Notes.Add($"target {t.Text}: {e.Message}; its disk drivers are not added");
             }
+            if (t.Type == TargetType.Local && !chainAdded) AddFilesystem(host, t, fs ?? FstabType(host, t.Device!), tree, builtIn);
         }
     }
 
@@ -180,10 +234,11 @@ internal sealed class CaptureImagePlan
         {
             TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} (not active here)");
             Notes.Add($"target {t.Text} cannot work: {lv.Refusal}");
+            _obstacles[t] = lv.Refusal;
             return;
         }
         var v = lv.Volume;
-        string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null);
+        string? fs = t.Type == TargetType.Raw ? null : config.FilesystemType ?? (v.IsKnown ? v.Type : null) ?? FstabType(host, t.Device!);
         var modules = new List<string>();
         foreach (var pv in lv.PvDevices)
         {
@@ -192,36 +247,136 @@ internal sealed class CaptureImagePlan
             modules.AddRange(chain.Modules.Where(m => !modules.Contains(m)));
         }
         if (builtIn?.Contains("dm_mod") != true) modules.Add("dm_mod");
-        if (fs is not null) modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        if (fs is not null)
+        {
+            _filesystems.Add(fs);
+            modules.AddRange(BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true && !modules.Contains(m)));
+        }
         TargetIdentity.Add($"{t.Text} -> LVM {lv.Name} on {string.Join('+', lv.PvDevices.Select(d => d.Name))}, not active here ({v.Type}{(v.Uuid is null ? "" : " UUID=" + v.Uuid)}) needs {string.Join(' ', modules)}");
-        AddChainModules(modules, tree, $"target {t.Text}");
+        var missing = AddChainModules(modules, tree, $"target {t.Text}");
+        if (missing.Count > 0)
+            _obstacles[t] = $"{string.Join(", ", missing)} (needed to reach LVM {lv.Name}) {(missing.Count == 1 ? "is" : "are")} not in {Release}'s modules";
     }
 
-    private void AddNic(HostLayout host, AgentConfig config, KernelModules? tree)
+    /// <summary>The filesystem module of a target whose device could not be walked: it is needed wherever the disk turns up.</summary>
+    private void AddFilesystem(HostLayout host, TargetEntry t, string? fs, KernelModules? tree, IReadOnlySet<string>? builtIn)
+    {
+        if (fs is null)
+        {
+            Notes.Add($"the filesystem type of target {t.Text} is unknown (not on this machine, not in {Path.Combine(host.Root, "etc/fstab")}): set fstype = in the config, or the capture kernel can mount it only if its driver is built in");
+            return;
+        }
+        _filesystems.Add(fs);
+        var modules = BlockDeviceModules.FilesystemModules(fs).Where(m => builtIn?.Contains(m) != true).ToList();
+        TargetIdentity.Add($"{t.Text} filesystem {fs} needs {(modules.Count == 0 ? "nothing" : string.Join(' ', modules))}");
+        AddChainModules(modules, tree, $"target {t.Text} ({fs})");
+    }
+
+    /// <summary>
+    /// vfat loads two NLS tables at mount: the codepage and the iocharset the kernel was built to
+    /// default to (Debian: cp437 and "ascii"; upstream's default iso8859-1). Without modprobe in
+    /// the capture kernel a missing one fails the mount ("IO charset ascii not found"), so both go
+    /// in, named by the capture kernel's build config.
+    /// </summary>
+    private void AddFatCharsets(KernelModules? tree)
+    {
+        if (!_filesystems.Contains("vfat")) return;
+        KernelConfig? kconfig = null;
+        try { kconfig = KernelConfig.Find(ModulesRoot, Release, ModuleDirectory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Notes.Add($"the kernel config of {Release} cannot be read: {e.Message}"); }
+        string codepage = kconfig?.Value("CONFIG_FAT_DEFAULT_CODEPAGE") ?? "437";
+        string iocharset = kconfig?.Value("CONFIG_FAT_DEFAULT_IOCHARSET") ?? "iso8859-1";
+        if (kconfig is null) Notes.Add($"no kernel config for {Release}: vfat's default codepage 437 and iocharset iso8859-1 assumed");
+        var tables = new[] { "nls_cp" + codepage, "nls_" + iocharset }.Select(BlockDeviceModules.Normalize).Distinct()
+            .Where(m => tree?.IsBuiltin(m) != true).ToList();
+        TargetIdentity.Add($"vfat charsets (codepage {codepage}, iocharset {iocharset}) need {(tables.Count == 0 ? "nothing" : string.Join(' ', tables))}");
+        AddChainModules(tables, tree, "vfat");
+    }
+
+    /// <summary>The type /etc/fstab gives the filesystem a target names (same UUID=, LABEL=, PARTUUID=, PARTLABEL= or path); null when absent or "auto".</summary>
+    internal static string? FstabType(HostLayout host, TargetSpec target)
+    {
+        List<FstabEntry> entries;
+        try { entries = Fstab.Load(host.Root); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        foreach (var e in entries)
+        {
+            if (e.Type is "auto" or "swap" || !TargetSpec.TryParse(e.Spec, out var spec, out _)) continue;
+            if (spec.Kind == target.Kind && target.ValueMatches(spec.Value)) return e.Type;
+        }
+        return null;
+    }
+
+    /// <returns>Why network targets cannot be reached (no NIC driver), or null.</returns>
+    private string? AddNic(HostLayout host, AgentConfig config, KernelModules? tree)
     {
         try
         {
             var nic = Net.NetworkSetup.NicModuleChain(config.NetworkInterface, host.SysRoot);
             Notes.AddRange(nic.Notes);
             TargetIdentity.Add($"network {config.NetworkInterface} needs {(nic.Modules.Count == 0 ? "nothing" : string.Join(' ', nic.Modules))}");
-            AddChainModules(nic.Modules, tree, $"network interface {config.NetworkInterface}");
+            var missing = AddChainModules(nic.Modules, tree, $"network interface {config.NetworkInterface}");
+            return missing.Count > 0 ? $"the network driver {string.Join(", ", missing)} is not in {Release}'s modules" : null;
         }
         catch (IOException e)
         {
             TargetIdentity.Add($"network {config.NetworkInterface} -> not found");
             Notes.Add($"the NIC driver for network targets was not found ({e.Message}); add it with extra_modules");
+            return config.ExtraModules.Count > 0 ? null : $"no network interface driver was found ({e.Message})";
         }
     }
 
-    /// <summary>sysfs names drivers of the running kernel; one the capture kernel lacks is worth a note, not a failure.</summary>
-    private void AddChainModules(IEnumerable<string> modules, KernelModules? tree, string forWhat)
+    private readonly Dictionary<TargetEntry, string> _obstacles = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// One verdict per target. A target whose device is not attached now counts as unreachable
+    /// unless the request names devices or modules itself (`initramfs build` for another machine).
+    /// </summary>
+    private void JudgeReach(AgentConfig config, string? nicObstacle, bool buildsForElsewhere)
     {
+        foreach (var t in config.Targets)
+        {
+            string? obstacle = t.NeedsNetwork ? nicObstacle : _obstacles.GetValueOrDefault(t);
+            if (buildsForElsewhere && obstacle == "its device is not on this machine now") obstacle = null;
+            Reach.Add(new TargetReach(t, obstacle));
+        }
+    }
+
+    /// <summary>
+    /// Why a crash would not be saved with this image: every target has an obstacle (each named,
+    /// in chain order), or there is no target. Null when at least one target can be reached.
+    /// </summary>
+    public string? WouldNotSave()
+    {
+        if (Reach.Count == 0) return ConfigPath is null ? "the capture initramfs carries no config" : "the config names no target";
+        if (Reach.Any(r => r.Reachable)) return null;
+        return string.Join("; ", Reach.Select(r => $"{r.Target.Text}: {r.Obstacle}"));
+    }
+
+    /// <summary>Targets the chain passes over before the first reachable one ("LABEL=x: reason").</summary>
+    public IEnumerable<string> SkippedTargets() =>
+        Reach.TakeWhile(r => !r.Reachable).Select(r => $"{r.Target.Text}: {r.Obstacle}");
+
+    /// <summary>sysfs names drivers of the running kernel; one the capture kernel lacks is worth a note, not a failure.</summary>
+    /// <returns>The modules that are neither in the tree nor built in (the target cannot be reached without them).</returns>
+    private List<string> AddChainModules(IEnumerable<string> modules, KernelModules? tree, string forWhat)
+    {
+        var missing = new List<string>();
         foreach (var m in modules)
         {
             if (ChainModules.Contains(m)) continue;
-            if (tree is not null && (tree.Exists(m) || tree.IsBuiltin(m))) ChainModules.Add(m);
-            else Notes.Add($"module {m} of {forWhat} is not in {Release}'s module tree");
+            if (tree is not null && (tree.Exists(m) || tree.IsBuiltin(m)))
+            {
+                ChainModules.Add(m);
+                if (!tree.IsBuiltin(m)) LoadableChainModules.Add(m);
+            }
+            else
+            {
+                Notes.Add($"module {m} of {forWhat} is not in {Release}'s module tree");
+                missing.Add(m);
+            }
         }
+        return missing;
     }
 
     /// <summary>

@@ -22,7 +22,14 @@ public sealed record CaptureKernelChoice(string Release, string KernelPath, stri
 public sealed record StoreResult(string Release, string ImagePath, bool Rebuilt, IReadOnlyList<string> Changes, string? Error)
 {
     public bool Usable => File.Exists(ImagePath);
+    /// <summary>Why a crash would not be saved with this image (every target out of reach), or null (<see cref="CaptureImagePlan.WouldNotSave"/>).</summary>
+    public string? WouldNotSave { get; init; }
+    /// <summary>Targets the capture chain will pass over, each with its reason.</summary>
+    public IReadOnlyList<string> Skipped { get; init; } = [];
 }
+
+/// <summary>What `status` learns from the store about one release: is its image stale, and would it save a dump.</summary>
+public sealed record StoreVerdict(IReadOnlyList<string> Changes, string? WouldNotSave, IReadOnlyList<string> Skipped);
 
 /// <summary>One stored capture initramfs.</summary>
 public sealed record StoreEntry(string Release, string ImagePath, long ImageBytes, DateTimeOffset? BuiltAt, bool Pinned, bool KernelPresent);
@@ -126,10 +133,14 @@ public static class CaptureStore
             return Failed(host, release, [], e.Message, report);
         }
         foreach (var note in plan.Notes) report(note);
+        string? wouldNotSave = plan.WouldNotSave();
+        var skipped = plan.SkippedTargets().ToList();
+        if (wouldNotSave is not null) report($"the dump would not be saved: {wouldNotSave}");
+        else foreach (var line in skipped) report($"target {line}: the capture kernel will pass it over");
         if (changes.Count == 0 && !force)
         {
             report($"capture initramfs of {release} is current ({image})");
-            return new StoreResult(release, image, false, changes, null);
+            return new StoreResult(release, image, false, changes, null) { WouldNotSave = wouldNotSave, Skipped = skipped };
         }
         if (changes.Count == 0) changes.Add("rebuild requested");
         report($"building the capture initramfs of {release}: {string.Join(", ", changes)}");
@@ -145,11 +156,11 @@ public static class CaptureStore
                 .Write(host.StampPath(release));
             LinkForPlainLoad(host, release, report);
             report($"{image}: {built.CompressedBytes} bytes, modules: {(built.Modules.Count == 0 ? "none" : string.Join(' ', built.Modules.Select(m => m.Name)))}");
-            return new StoreResult(release, image, true, changes, null);
+            return new StoreResult(release, image, true, changes, null) { WouldNotSave = wouldNotSave, Skipped = skipped };
         }
         catch (Exception e) when (IsBuildFailure(e))
         {
-            return Failed(host, release, changes, e.Message, report);
+            return Failed(host, release, changes, e.Message, report) with { WouldNotSave = wouldNotSave, Skipped = skipped };
         }
     }
 
@@ -170,6 +181,34 @@ public static class CaptureStore
     {
         try { return Changes(host, release, RebuildStamp.From(CaptureImagePlan.Make(host, release))); }
         catch (Exception e) when (IsBuildFailure(e)) { return [$"cannot be built: {e.Message}"]; }
+    }
+
+    /// <summary>
+    /// `status`'s view of a release: what would make it rebuild, and whether the image now stored
+    /// would save a dump: a target reachable by the plan, and the driver modules that reach it in
+    /// the stored image (one built before the target moved onto md may lack them).
+    /// </summary>
+    /// <param name="checkStoredImage">False when the image armed is not the stored one (`load --initrd`): only the plan is judged.</param>
+    public static StoreVerdict Inspect(HostLayout host, string release, bool checkStoredImage = true)
+    {
+        CaptureImagePlan plan;
+        try { plan = CaptureImagePlan.Make(host, release); }
+        catch (Exception e) when (IsBuildFailure(e))
+        {
+            // Not knowing is not a verdict: the image armed may well reach its target.
+            return new StoreVerdict([$"cannot be built: {e.Message}"], null, []);
+        }
+        var changes = Changes(host, release, RebuildStamp.From(plan));
+        string? why = plan.WouldNotSave();
+        if (why is null && checkStoredImage && RebuildStamp.Read(host.StampPath(release), out _) is { } stored
+            && stored.Parts.TryGetValue(RebuildStamp.ModuleSet, out var set))
+        {
+            var inImage = set.Items.Select(i => i.Split(' ')[0]).ToHashSet(StringComparer.Ordinal);
+            var lacking = plan.LoadableChainModules.Where(m => !inImage.Contains(m)).ToList();
+            if (lacking.Count > 0)
+                why = $"the stored capture initramfs of {release} lacks {string.Join(", ", lacking)} (built before the targets' devices changed; capture-agent load --auto rebuilds it)";
+        }
+        return new StoreVerdict(changes, why, plan.SkippedTargets().ToList());
     }
 
     private static List<string> Changes(HostLayout host, string release, RebuildStamp current)

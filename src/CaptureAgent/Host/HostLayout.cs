@@ -56,7 +56,9 @@ public sealed class HostLayout
     public string EntryDirectory(string release) => Path.Combine(Store, CheckRelease(release));
     public string ImagePath(string release) => Path.Combine(EntryDirectory(release), ImageName);
     public string StampPath(string release) => Path.Combine(EntryDirectory(release), StampName);
-    public string ModuleDirectory(string release) => Under("/lib/modules/" + CheckRelease(release));
+    /// <summary>/lib/modules/KVER, or /usr/lib/modules/KVER when only that exists (merged /usr without the /lib link).</summary>
+    public string ModuleDirectory(string release) =>
+        Initramfs.KernelModules.FindDirectory(Under("/"), CheckRelease(release)) ?? Under("/lib/modules/" + release);
 
     /// <summary>
     /// Where the kernel image of a release is: Debian's /boot/vmlinuz-KVER, else the copy that

@@ -57,14 +57,21 @@ public sealed record InitramfsReport(long CompressedBytes, long ArchiveBytes, Li
 /// </summary>
 public static class InitramfsBuilder
 {
-    public const string ModuleListName = "capture-agent.modules";
+    public const string ModuleListName = ModuleList.FileName;
 
     /// <summary>
-    /// zstd level 19 with an 8 MiB window: the kernel's initramfs decompressor (lib/decompress_unzstd.c)
-    /// allocates the frame's window, so it is pinned rather than left to the level's defaults.
+    /// zstd level 19 with a 1 MiB window. The capture kernel unpacks the image inside the
+    /// reservation, and its decompressor (lib/decompress_unzstd.c, streaming mode) allocates a
+    /// workspace of the frame's window plus about 400 KiB, next to the compressed image and the
+    /// rootfs being filled: that moment is the capture kernel's first memory peak. Measured with the
+    /// Debian 6.1 cloud kernel, a 4 GiB guest and the static agent: the same image with an 8 MiB
+    /// window (level 19's own) ran out of memory while unpacking at crashkernel=84M; with 1 MiB it
+    /// is captured at 80M (1 and 4 GiB guests; 76M fails while unpacking). On the agent alone
+    /// (6.9 MB), windows of 8, 2, 1 and 0.25 MiB give 2.728, 2.730, 2.740 and 2.775 MB, so below
+    /// 1 MiB the image grows faster than the workspace shrinks. Levels above 19 gain nothing here.
     /// </summary>
     public const int ZstdLevel = 19;
-    public const int ZstdWindowLog = 23;
+    public const int ZstdWindowLog = 20;
 
     public static InitramfsReport Build(InitramfsSpec spec, Stream output)
     {
@@ -121,16 +128,48 @@ public static class InitramfsBuilder
                 {
                     string dest = $"{modDir}/{m.RelativePath}";
                     Dir(Path.GetDirectoryName(dest)!);
-                    using var f = File.OpenRead(Path.Combine(spec.ModulesRoot, "lib", "modules", spec.KernelRelease, m.RelativePath));
+                    using var f = File.OpenRead(Path.Combine(tree.Directory, m.RelativePath));
                     cpio.WriteFile(dest, 0x1a4, f);
                 }
-                cpio.WriteFile($"{modDir}/{ModuleListName}", 0x1a4, System.Text.Encoding.ASCII.GetBytes(string.Concat(modules.Select(m => m.RelativePath + "\n"))));
+                var list = new ModuleList(modules.Select(m => m.RelativePath).ToList(), KernelDecompression(spec, tree, modules, notes));
+                cpio.WriteFile($"{modDir}/{ModuleListName}", 0x1a4, System.Text.Encoding.ASCII.GetBytes(list.Format()));
             }
             cpio.Finish();
             archiveBytes = cpio.BytesWritten;
         }
         if (!ReferenceEquals(compressed, counting)) compressed.Dispose();
         return new InitramfsReport(counting.Count, archiveBytes, modules, notes);
+    }
+
+    /// <summary>
+    /// Which of the image's compressed module formats the capture kernel decompresses itself, from
+    /// its build config (null when there is none to read: the agent then finds out at run time).
+    /// The agent decompresses the others in memory and loads them with init_module, so modules
+    /// stay compressed in the image either way (less rootfs memory for the whole capture).
+    /// </summary>
+    private static IReadOnlySet<ModuleCodec>? KernelDecompression(InitramfsSpec spec, KernelModules tree, List<ModuleFile> modules, List<string> notes)
+    {
+        var codecs = modules.Select(m => m.Codec).Where(c => c != ModuleCodec.None).ToHashSet();
+        KernelConfig? config;
+        try { config = KernelConfig.Find(spec.ModulesRoot, spec.KernelRelease, tree.Directory); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            notes.Add($"the kernel config of {spec.KernelRelease} cannot be read ({e.Message})");
+            config = null;
+        }
+        if (config is null)
+        {
+            if (codecs.Count > 0)
+                notes.Add($"no kernel config for {spec.KernelRelease} ({string.Join(", ", KernelConfig.Candidates(spec.ModulesRoot, spec.KernelRelease, tree.Directory))}): " +
+                          "the capture kernel is asked to decompress the modules itself when it is 5.17 or later, and the agent decompresses them if it refuses");
+            return null;
+        }
+        var kernel = codecs.Where(config.KernelDecompresses).ToHashSet();
+        foreach (var c in codecs.Order())
+            notes.Add(kernel.Contains(c)
+                ? $"{c.ToString().ToLowerInvariant()} modules: the kernel decompresses them itself ({config.Source}: CONFIG_MODULE_DECOMPRESS, CONFIG_MODULE_COMPRESS_{ModuleCompression.ConfigName(c)})"
+                : $"{c.ToString().ToLowerInvariant()} modules: the kernel cannot decompress them ({config.Source}); the agent decompresses them in memory and loads them with init_module");
+        return kernel;
     }
 
     /// <summary>

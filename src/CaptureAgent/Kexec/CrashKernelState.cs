@@ -20,8 +20,10 @@ public sealed record CrashKernelState(bool Loaded, long ReservedBytes, string? C
     }
 
     /// <summary>One line saying whether a crash would be captured, and if not, why.</summary>
-    public string Explain()
+    /// <param name="wouldNotSave">Why the armed capture kernel could not save the dump anywhere (no target reachable), or null.</param>
+    public string Explain(string? wouldNotSave = null)
     {
+        if (Loaded && wouldNotSave is not null) return $"armed, but the dump would not be saved: {wouldNotSave}";
         if (Loaded) return $"armed: a capture kernel is loaded in a {ReservedBytes >> 20} MiB reservation";
         if (ReservedBytes == 0)
             return CrashKernelParameter is null

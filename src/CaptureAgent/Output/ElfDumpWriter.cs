@@ -16,6 +16,7 @@ public sealed class ElfDumpWriter
     private const int EhdrSize = 64, PhdrSize = 56, ShdrSize = 64;
 
     private readonly DumpSource _src;
+    private readonly ElfVmcore _elf;
     private readonly IDumpSink _sink;
     private readonly DumpOptions _opt;
     private readonly int _ps;
@@ -25,6 +26,8 @@ public sealed class ElfDumpWriter
     public ElfDumpWriter(DumpSource source, IDumpSink sink, DumpOptions options)
     {
         _src = source;
+        _elf = source.Vmcore as ElfVmcore
+            ?? throw new VmcoreException($"{source.Vmcore.Path} is a kdump-compressed dump: -E needs an ELF vmcore as input (as with makedumpfile)");
         _sink = sink;
         _opt = options;
         _ps = source.PageSize;
@@ -107,7 +110,7 @@ public sealed class ElfDumpWriter
         var page = new byte[_ps];
         bool dropZero = (_opt.Level & DumpLevel.Zero) != 0;
         ulong index = 0, zero = 0;
-        foreach (var seg in _src.Vmcore.Segments)
+        foreach (var seg in _elf.Segments)
         {
             ulong s0 = seg.PhysStart / ps;
             ulong s1 = Math.Min(seg.PhysEnd / ps, maxMapnr);

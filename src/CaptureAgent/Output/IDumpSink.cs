@@ -141,3 +141,44 @@ public sealed class FlattenedSink : IDumpSink
         output.Complete();
     }
 }
+
+/// <summary>Passes everything on, counting the bytes and the time spent waiting on the target.</summary>
+public sealed class TimedSink(IDumpSink inner) : IDumpSink
+{
+    private long _ticks;
+
+    public long Bytes { get; private set; }
+    public double Seconds => (double)_ticks / System.Diagnostics.Stopwatch.Frequency;
+
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            inner.Write(offset, data);
+        }
+        finally
+        {
+            _ticks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        }
+        Bytes += data.Length;
+    }
+
+    public void Flush()
+    {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            inner.Flush();
+        }
+        finally
+        {
+            _ticks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        }
+    }
+
+    public void Complete() => inner.Complete();
+    public void Reserve(long length) => inner.Reserve(length);
+    public long Length => inner.Length;
+    public void Dispose() { }
+}

@@ -20,11 +20,12 @@ public sealed class KdumpCompressedWriter
     private const int DataBufferBytes = 1 << 20;
     private const int BatchPages = 256;             // 1 MiB of input per batch
 
-    private enum PageKind : byte { Data, Zero, Unreadable }
-
     private readonly DumpSource _src;
     private readonly DumpOptions _opt;
     private readonly IDumpSink _sink;
+    /// <summary>compression = auto: the sink's speed is measured through this wrapper.</summary>
+    private readonly TimedSink? _timed;
+    private readonly CodecChoice? _choice;
     private readonly int _ps;
 
     private readonly byte[] _desc = new byte[DescriptorBatch * DescriptorSize];
@@ -45,14 +46,20 @@ public sealed class KdumpCompressedWriter
     public KdumpCompressedWriter(DumpSource source, IDumpSink sink, DumpOptions options)
     {
         _src = source;
-        _sink = sink;
         _opt = options;
         _ps = source.PageSize;
+        if (options.AutoCodec)
+        {
+            _sink = _timed = new TimedSink(sink);
+            _choice = new CodecChoice(_ps, options.ZstdLevel);
+        }
+        else _sink = sink;
     }
 
     public DumpResult Write()
     {
         var (filter, result) = _src.BeginDump(_opt.Level);
+        result.Codec = _opt.Codec;
         ulong maxMapnr = _src.MaxMapnr;
         ulong window = Math.Max(32768, (_opt.WindowPfns + 32767) / 32768 * 32768);
         var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
@@ -60,7 +67,7 @@ public sealed class KdumpCompressedWriter
 
         // Pass 1: count what goes in, so the descriptor table can be placed.
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var sample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel);
+        var sample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel, _choice);
         ulong dumpable = CountDumpable(filter, bitmap, window, maxMapnr, sample);
         var header = BuildHeader(maxMapnr);
         long estimate = Estimate(header, dumpable, sample);
@@ -115,105 +122,16 @@ public sealed class KdumpCompressedWriter
             _dataFileOffset += _ps;
         }
 
-        using var batch = new BatchCompressor(_opt.Codec, _ps, BatchPages, _opt.Threads, _opt.ZstdLevel);
-        var pages = new byte[BatchPages * _ps];
-        var kinds = new PageKind[BatchPages];
-        var toCompress = new int[BatchPages];
-        ulong done = 0, stored = 0;
-        long storedBytes = 0;
         _nextSpaceCheck = _dataFileOffset + SpaceCheckBytes;
         _opt.Progress?.Invoke(0, dumpable);
+        var pass = new CopyPass(this, filter, bitmap, window, maxMapnr, header, singleWindow, zeroShared, dataStart, result)
+        {
+            Dumpable = dumpable,
+            Fallback = fallback,
+        };
         try
         {
-
-            // Pass 2: the 2nd bitmap and the pages, window by window, a batch of pages at a time.
-            if (!singleWindow) filter.BeginPass();
-            for (ulong start = 0; start < maxMapnr; start += window)
-            {
-                if (!singleWindow)
-                {
-                    bitmap.Reset(start, Math.Min(window, maxMapnr - start));
-                    filter.FillDumpable(bitmap);
-                }
-                _sink.Write(header.Bitmap2Offset + (long)(start / 8), bitmap.Bytes.AsSpan(0, bitmap.ByteLength));
-
-                ulong pfn = bitmap.NextSet(bitmap.Start);
-                while (pfn < bitmap.End)
-                {
-                    // Fill a batch from runs of consecutive selected pages, one pread per run piece.
-                    int count = 0, compressCount = 0;
-                    while (count < BatchPages && pfn < bitmap.End)
-                    {
-                        ulong runEnd = Math.Min(bitmap.NextClear(pfn), pfn + (ulong)(BatchPages - count));
-                        int n = (int)(runEnd - pfn);
-                        var chunk = pages.AsSpan(count * _ps, n * _ps);
-                        bool chunkOk = _src.Vmcore.TryRead(pfn * (ulong)_ps, chunk);
-                        for (int i = 0; i < n; i++)
-                        {
-                            var page = chunk.Slice(i * _ps, _ps);
-                            int slot = count + i;
-                            if (!chunkOk && !_src.Vmcore.TryRead((pfn + (ulong)i) * (ulong)_ps, page)) kinds[slot] = PageKind.Unreadable;
-                            else if (zeroShared && page.IndexOfAnyExcept((byte)0) < 0) kinds[slot] = PageKind.Zero;
-                            else { kinds[slot] = PageKind.Data; toCompress[compressCount++] = slot; }
-                        }
-                        count += n;
-                        pfn = bitmap.NextSet(runEnd);
-                    }
-
-                    batch.Compress(pages, toCompress, compressCount);
-                    long before = _dataFileOffset + _dataLen;
-                    for (int slot = 0; slot < count; slot++)
-                    {
-                        switch (kinds[slot])
-                        {
-                            case PageKind.Unreadable:
-                                // A zero descriptor: readers report the page as missing rather than wrong.
-                                result.UnreadablePages++;
-                                AddDescriptor(0, 0, 0);
-                                break;
-                            case PageKind.Zero:
-                                result.ZeroPages++;
-                                AddDescriptor(dataStart, (uint)_ps, 0);
-                                break;
-                            default:
-                                int csize = batch.Sizes[slot];
-                                if (csize > 0) AddPage(batch.Output(slot), (uint)batch.Codec);
-                                else AddPage(pages.AsSpan(slot * _ps, _ps), 0);
-                                result.StoredPages++;
-                                break;
-                        }
-                    }
-                    done += (ulong)count;
-                    stored += (ulong)count;
-                    storedBytes += _dataFileOffset + _dataLen - before;
-                    _opt.Progress?.Invoke(done, dumpable);
-
-                    if (_dataFileOffset + _dataLen < _nextSpaceCheck) continue;
-                    // Every 32 MiB: make what is written durable (an NFS server reports a full
-                    // export at the commit, not at the write), then see whether the rest fits.
-                    Checkpoint();
-                    _nextSpaceCheck = _dataFileOffset + SpaceCheckBytes;
-                    // Running out of room: exclude more for the pages still to come, and go on.
-                    if (fallback is not null && _opt.FreeSpace is not null)
-                    {
-                        long room = _opt.FreeSpace();
-                        double perPage = stored > 0 ? (double)storedBytes / stored : _ps;
-                        long need = (long)(perPage * (dumpable - Math.Min(done, dumpable)));
-                        if (need > room)
-                        {
-                            var raised = _src.BeginDump(fallback.Value).Filter;
-                            ulong cleared = Raise(raised, bitmap, pfn, header);
-                            result.Problems.Add($"the target was running out of room (about {need >> 20} MiB still to write, {Math.Max(room, 0) >> 20} MiB free): " +
-                                                $"dump level {(int)fallback.Value} used from pfn 0x{pfn:x} on");
-                            result.LevelRaisedTo = fallback;
-                            filter = raised;
-                            fallback = null;
-                            dumpable -= Math.Min(cleared, dumpable - done);
-                            pfn = bitmap.NextSet(pfn);
-                        }
-                    }
-                }
-            }
+            pass.Run();
             Checkpoint();
         }
         catch (TargetFullException e)
@@ -221,8 +139,15 @@ public sealed class KdumpCompressedWriter
             result.Incomplete = true;
             result.IncompleteReason = e.Message;
             long saved = (_descFileOffset - header.DescriptorsOffset) / DescriptorSize;
-            result.Problems.Add($"the dump is incomplete: {e.Message}; it holds {saved} of {dumpable} pages, up to where it stopped");
+            result.Problems.Add($"the dump is incomplete: {e.Message}; it holds {saved} of {pass.Dumpable} pages, up to where it stopped");
         }
+        finally
+        {
+            pass.Dispose();
+        }
+        filter = pass.Filter;
+        dumpable = pass.Dumpable;
+        _choice?.Dispose();
         result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
         result.Filter = filter.Stats;
@@ -234,7 +159,7 @@ public sealed class KdumpCompressedWriter
             result.Problems.Add($"struct page of {filter.Stats.UnreadableStructPages} pages could not be read; those pages were kept");
         // Everything the header vouches for is on disk (the last checkpoint) before it stops saying
         // "incomplete". An incomplete dump gets its header rewritten too, for the level it used.
-        header.Status = (uint)_opt.Codec | (result.Incomplete ? KdumpHeader.StatusIncomplete : 0);
+        header.Status = (uint)result.Codec | (result.Incomplete ? KdumpHeader.StatusIncomplete : 0);
         try
         {
             _sink.Write(0, header.BuildMainHeader());
@@ -265,6 +190,7 @@ public sealed class KdumpCompressedWriter
         var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
         var sample = new SizeSample(options.Codec, source.PageSize, options.ZstdLevel);
         ulong pages = w.CountDumpable(filter, bitmap, window, maxMapnr, sample);
+        w._choice?.Dispose();
         return (pages, w.Estimate(w.BuildHeader(maxMapnr), pages, sample));
     }
 
@@ -319,13 +245,232 @@ public sealed class KdumpCompressedWriter
     }
 
     /// <summary>
+    /// Pass 2: the 2nd bitmap and the pages, window by window, a batch of pages at a time. Two
+    /// batches take turns: while the helper threads compress one, this thread reads the next and
+    /// then writes the one before, so reading, compressing and writing overlap.
+    /// </summary>
+    private sealed class CopyPass : IDisposable
+    {
+        private const long ProbeSeconds = 2;
+        private readonly KdumpCompressedWriter _w;
+        private readonly PfnBitmap _bitmap;
+        private readonly ulong _window, _maxMapnr;
+        private readonly KdumpHeader _header;
+        private readonly bool _singleWindow, _zeroShared;
+        private readonly long _dataStart;
+        private readonly DumpResult _result;
+        private readonly PageBatch[] _batches;
+        private BatchCompressor _compressor;
+        private PageCodec? _switchTo;
+        private bool _windowOpen, _decided;
+        private ulong _pfn, _done, _stored;
+        private long _storedBytes;
+        private readonly long _probeStart = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        public PageFilter Filter;
+        public ulong Dumpable;
+        public DumpLevel? Fallback;
+
+        public CopyPass(KdumpCompressedWriter writer, PageFilter filter, PfnBitmap bitmap, ulong window, ulong maxMapnr,
+            KdumpHeader header, bool singleWindow, bool zeroShared, long dataStart, DumpResult result)
+        {
+            (_w, Filter, _bitmap, _window, _maxMapnr, _header) = (writer, filter, bitmap, window, maxMapnr, header);
+            (_singleWindow, _zeroShared, _dataStart, _result) = (singleWindow, zeroShared, dataStart, result);
+            var opt = writer._opt;
+            int slot = opt.AutoCodec
+                ? CodecChoice.Candidates.Max(c => BatchCompressor.SlotSize(c, writer._ps))
+                : BatchCompressor.SlotSize(opt.Codec, writer._ps);
+            _compressor = new BatchCompressor(opt.Codec, writer._ps, opt.Threads, opt.ZstdLevel);
+            // A second batch only pays when helper threads compress one while the next is read; with
+            // one thread (the capture kernel runs with nr_cpus=1) it would be 2 MiB of reservation for nothing.
+            _batches = _compressor.Threads > 1
+                ? [new PageBatch(BatchPages, writer._ps, slot), new PageBatch(BatchPages, writer._ps, slot)]
+                : [new PageBatch(BatchPages, writer._ps, slot)];
+            _decided = !opt.AutoCodec;
+            if (!singleWindow) Filter.BeginPass();
+        }
+
+        public void Run()
+        {
+            if (_batches.Length == 1)
+            {
+                RunInSeries(_batches[0]);
+                return;
+            }
+            var current = _batches[0];
+            if (!Fill(current)) return;
+            _compressor.Start(current);
+            for (int which = 0; ; which ^= 1)
+            {
+                var next = _batches[which ^ 1];
+                bool more = Fill(next);
+                _compressor.Finish();
+                if (_switchTo is PageCodec codec) SwitchCodec(codec);
+                if (more) _compressor.Start(next);
+                Emit(current);
+                AfterBatch();
+                if (!more) return;
+                current = next;
+            }
+        }
+
+        /// <summary>One batch at a time: read, compress, write.</summary>
+        private void RunInSeries(PageBatch batch)
+        {
+            while (Fill(batch))
+            {
+                _compressor.Compress(batch);
+                if (_switchTo is PageCodec codec) SwitchCodec(codec);
+                Emit(batch);
+                AfterBatch();
+            }
+        }
+
+        /// <summary>Reads the next selected pages into the batch (one pread per run of consecutive pages); false when none are left.</summary>
+        private bool Fill(PageBatch b)
+        {
+            b.Clear();
+            var vm = _w._src.Vmcore;
+            int ps = _w._ps;
+            while (b.Count < b.Capacity)
+            {
+                if (!_windowOpen || _pfn >= _bitmap.End)
+                {
+                    if (!NextWindow()) break;
+                    continue;
+                }
+                ulong runEnd = Math.Min(_bitmap.NextClear(_pfn), _pfn + (ulong)(b.Capacity - b.Count));
+                int n = (int)(runEnd - _pfn);
+                var chunk = b.Pages.AsSpan(b.Count * ps, n * ps);
+                bool chunkOk = vm.TryRead(_pfn * (ulong)ps, chunk);
+                for (int i = 0; i < n; i++)
+                {
+                    int slot = b.Count + i;
+                    var page = b.Page(slot);
+                    if (!chunkOk && !vm.TryRead((_pfn + (ulong)i) * (ulong)ps, page)) b.Kinds[slot] = PageKind.Unreadable;
+                    else if (_zeroShared && page.IndexOfAnyExcept((byte)0) < 0) b.Kinds[slot] = PageKind.Zero;
+                    else { b.Kinds[slot] = PageKind.Data; b.ToCompress[b.CompressCount++] = slot; }
+                }
+                b.Count += n;
+                _pfn = _bitmap.NextSet(runEnd);
+            }
+            return b.Count > 0;
+        }
+
+        /// <summary>Filters the next window (unless the single one is still there from pass 1) and writes its 2nd bitmap.</summary>
+        private bool NextWindow()
+        {
+            ulong start = _windowOpen ? _bitmap.Start + _window : 0;
+            if (start >= _maxMapnr) return false;
+            if (!_singleWindow)
+            {
+                _bitmap.Reset(start, Math.Min(_window, _maxMapnr - start));
+                Filter.FillDumpable(_bitmap);
+            }
+            _w._sink.Write(_header.Bitmap2Offset + (long)(start / 8), _bitmap.Bytes.AsSpan(0, _bitmap.ByteLength));
+            _windowOpen = true;
+            _pfn = _bitmap.NextSet(_bitmap.Start);
+            return true;
+        }
+
+        /// <summary>Descriptors and data of a compressed batch, in pfn order.</summary>
+        private void Emit(PageBatch b)
+        {
+            long before = _w._dataFileOffset + _w._dataLen;
+            for (int slot = 0; slot < b.Count; slot++)
+            {
+                switch (b.Kinds[slot])
+                {
+                    case PageKind.Unreadable:
+                        // A zero descriptor: readers report the page as missing rather than wrong.
+                        _result.UnreadablePages++;
+                        _w.AddDescriptor(0, 0, 0);
+                        break;
+                    case PageKind.Zero:
+                        _result.ZeroPages++;
+                        _w.AddDescriptor(_dataStart, (uint)_w._ps, 0);
+                        break;
+                    default:
+                        if (b.Sizes[slot] > 0) _w.AddPage(b.Compressed(slot), (uint)b.Codec);
+                        else _w.AddPage(b.Page(slot), 0);
+                        _result.StoredPages++;
+                        break;
+                }
+            }
+            _done += (ulong)b.Count;
+            _stored += (ulong)b.Count;
+            _storedBytes += _w._dataFileOffset + _w._dataLen - before;
+            _w._opt.Progress?.Invoke(_done, Dumpable);
+        }
+
+        private void AfterBatch()
+        {
+            if (!_decided) Probe();
+            if (_w._dataFileOffset + _w._dataLen < _w._nextSpaceCheck) return;
+            // Every 32 MiB: make what is written durable (an NFS server reports a full
+            // export at the commit, not at the write), then see whether the rest fits.
+            _w.Checkpoint();
+            _w._nextSpaceCheck = _w._dataFileOffset + SpaceCheckBytes;
+            if (Fallback is null || _w._opt.FreeSpace is null) return;
+            // Running out of room: exclude more for the pages still to come, and go on.
+            long room = _w._opt.FreeSpace();
+            double perPage = _stored > 0 ? (double)_storedBytes / _stored : _w._ps;
+            long need = (long)(perPage * (Dumpable - Math.Min(_done, Dumpable)));
+            if (need <= room) return;
+            var raised = _w._src.BeginDump(Fallback.Value).Filter;
+            ulong cleared = _w.Raise(raised, _bitmap, _pfn, _header);
+            _result.Problems.Add($"the target was running out of room (about {need >> 20} MiB still to write, {Math.Max(room, 0) >> 20} MiB free): " +
+                                 $"dump level {(int)Fallback.Value} used from pfn 0x{_pfn:x} on");
+            _result.LevelRaisedTo = Fallback;
+            Filter = raised;
+            Fallback = null;
+            Dumpable -= Math.Min(cleared, Dumpable - _done);
+            _pfn = _bitmap.NextSet(_pfn);
+        }
+
+        /// <summary>
+        /// compression = auto: once the first megabytes reached the target (and were synced, so
+        /// the device's own time counts), its speed decides the codec for the rest.
+        /// </summary>
+        private void Probe()
+        {
+            var timed = _w._timed!;
+            bool enough = timed.Bytes >= _w._opt.ProbeBytes
+                || System.Diagnostics.Stopwatch.GetElapsedTime(_probeStart).TotalSeconds >= ProbeSeconds;
+            if (!enough && _done < Dumpable) return;
+            _w.Checkpoint();
+            _decided = true;
+            ulong left = Dumpable - Math.Min(_done, Dumpable);
+            if (left == 0 || timed.Bytes == 0) return;
+            double bytesPerSecond = timed.Bytes / Math.Max(timed.Seconds, 1e-6);
+            long? room = _w._opt.FreeSpace?.Invoke();
+            var (codec, reason) = _w._choice!.Choose(left, bytesPerSecond, _compressor.Threads, room);
+            _result.CodecChoice = $"compression auto chose {PageCompressors.Name(codec)} after {_done} pages: {reason}";
+            if (codec != _compressor.Codec) _switchTo = codec;
+        }
+
+        private void SwitchCodec(PageCodec codec)
+        {
+            var opt = _w._opt;
+            _compressor.Dispose();
+            _compressor = new BatchCompressor(codec, _w._ps, opt.Threads, opt.ZstdLevel);
+            _result.Codec = codec;
+            _switchTo = null;
+        }
+
+        public void Dispose() => _compressor.Dispose();
+    }
+
+    /// <summary>
     /// Compressed sizes of a few dumpable pages per window, spread over it: enough to foresee the
     /// file size within some percent, for a few hundred page reads.
     /// </summary>
-    private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel)
+    private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel, CodecChoice? choice = null)
     {
+        // compression = auto times every candidate on the sample: a few more pages make that steadier.
+        private readonly ulong _perWindow = choice is null ? SamplePagesPerWindow : 4UL * SamplePagesPerWindow;
         private readonly byte[] _page = new byte[pageSize];
-        private readonly byte[] _out = new byte[pageSize * 2 + 64];
+        private readonly byte[] _out = new byte[PageCompressors.MaxCompressedLength(codec, pageSize)];
         private long _bytes;
         private long _pages;
 
@@ -335,7 +480,7 @@ public sealed class KdumpCompressedWriter
         {
             if (setBits == 0) return;
             using var compressor = PageCompressors.Create(codec, pageSize, zstdLevel);
-            ulong stride = Math.Max(1, setBits / SamplePagesPerWindow), index = 0;
+            ulong stride = Math.Max(1, setBits / _perWindow), index = 0;
             for (ulong pfn = bitmap.NextSet(bitmap.Start); pfn < bitmap.End; pfn = bitmap.NextSet(pfn + 1), index++)
             {
                 if (index % stride != 0) continue;
@@ -344,6 +489,7 @@ public sealed class KdumpCompressedWriter
                 if (zeroExcluded && _page.AsSpan().IndexOfAnyExcept((byte)0) < 0) continue;
                 int n = compressor?.Compress(_page, _out) ?? -1;
                 _bytes += n > 0 ? n : pageSize;
+                choice?.Measure(_page);
             }
         }
     }

@@ -31,11 +31,16 @@ public static partial class ScratchDisk
 
     /// <summary>
     /// The plan for <paramref name="target"/>. <paramref name="realVolume"/> is what the real target
-    /// holds now (its type when the config does not say); <paramref name="imageModules"/> and
-    /// <paramref name="builtIn"/> tell which disk controllers the capture kernel can drive.
+    /// holds now (its type when the config does not say); <paramref name="hostController"/> is the
+    /// controller the real target is on (<see cref="HostController"/>): the scratch disk goes
+    /// there, so a driver the image lacks fails the rehearsal as it would fail the real capture.
+    /// Without it (the target is not on this machine, or on a controller QEMU does not emulate),
+    /// <paramref name="imageModules"/> and <paramref name="builtIn"/> tell which controllers the
+    /// capture kernel can drive, and one of those is used.
     /// </summary>
     public static ScratchDiskPlan Plan(TargetEntry target, string? configFsType, VolumeIdentity? realVolume,
-                                       IReadOnlyCollection<string> imageModules, IReadOnlySet<string>? builtIn, List<string> notes)
+                                       IReadOnlyCollection<string> imageModules, IReadOnlySet<string>? builtIn, List<string> notes,
+                                       DiskController? hostController = null)
     {
         if (target.Type != TargetType.Local || target.Device is null)
             throw new ArgumentException($"target {target.Text} is not a local filesystem: only local targets are rehearsed on a scratch disk");
@@ -73,7 +78,9 @@ public static partial class ScratchDisk
             label ??= spec.Kind == TargetKind.Uuid ? realVolume.Label : null;
             uuid ??= spec.Kind == TargetKind.Label ? realVolume.Uuid : null;
         }
-        var controller = ChooseController(imageModules, builtIn, spec.Kind == TargetKind.Path, notes);
+        var controller = hostController ?? ChooseController(imageModules, builtIn, spec.Kind == TargetKind.Path, notes);
+        if (hostController is { } hc && !DriverModules(hc).All(m => imageModules.Contains(m) || builtIn?.Contains(m) == true))
+            notes.Add($"the capture initramfs lacks the driver of the target's {hc} controller ({string.Join(' ', DriverModules(hc))}): the rehearsal shows what a real crash would do without it");
         if (spec.Kind == TargetKind.Path && controller != DiskController.Virtio)
             throw new ArgumentException($"target {spec.Value} needs virtio_blk in the capture initramfs");
         return new ScratchDiskPlan(target, fs, label, uuid, partUuid, partLabel, partitioned, controller);
@@ -101,6 +108,40 @@ public static partial class ScratchDisk
         notes.Add($"the capture initramfs has no disk driver QEMU emulates (virtio_blk, nvme, virtio_scsi, ahci; it has {(imageModules.Count == 0 ? "no modules" : string.Join(' ', imageModules))}): " +
                   "a virtio disk is attached, and the capture kernel finds it only if virtio_blk is built in");
         return DiskController.Virtio;
+    }
+
+    /// <summary>The modules the capture kernel needs to see a disk on the controller (their own dependencies aside).</summary>
+    public static IReadOnlyList<string> DriverModules(DiskController c) => c switch
+    {
+        DiskController.Nvme => ["nvme"],
+        DiskController.VirtioScsi => ["virtio_scsi", "sd_mod"],
+        DiskController.Ahci => ["ahci", "sd_mod"],
+        _ => ["virtio_blk"],
+    };
+
+    /// <summary>
+    /// The controller QEMU emulates for the lowest driver of a device's chain that has one
+    /// (virtio_blk, nvme, virtio_scsi, ahci; a dm or md device's first member decides), or null
+    /// with the driver QEMU has no match for (xen-blkfront, hv_storvsc, megaraid_sas...).
+    /// </summary>
+    public static DiskController? HostController(IEnumerable<DriverLevel> levels, out string? unmatched)
+    {
+        unmatched = null;
+        foreach (var level in levels)
+        {
+            DiskController? c = level.Driver switch
+            {
+                "virtio_blk" => DiskController.Virtio,
+                "nvme" => DiskController.Nvme,
+                "virtio_scsi" => DiskController.VirtioScsi,
+                "ahci" => DiskController.Ahci,
+                _ => null,
+            };
+            if (c is not null) return c;
+            // The disk's own upper drivers (sd, scsi hosts) say nothing; the first bus-level one that is not emulated is named.
+            if (level.Driver is not ("sd" or "virtio-pci" or "pcieport")) unmatched ??= level.Driver;
+        }
+        return null;
     }
 
     /// <summary>The mkfs call for the plan's filesystem with its identity; null when the tool is not installed.</summary>

@@ -87,8 +87,9 @@ public static class SelfTest
 
         string builtinList = Path.Combine(host.ModuleDirectory(release), "modules.builtin");
         var builtIn = File.Exists(builtinList) ? BlockDeviceModules.ReadModulesBuiltin(builtinList) : null;
-        var real = RealVolume(host, target, notes);
-        var disk = ScratchDisk.Plan(target, config.FilesystemType, real, ScratchDisk.ImageModules(facts), builtIn, notes);
+        var (real, device) = RealVolume(host, target, notes);
+        var controller = device is null ? null : HostController(host, device, builtIn, notes);
+        var disk = ScratchDisk.Plan(target, config.FilesystemType, real, ScratchDisk.ImageModules(facts), builtIn, notes, controller);
 
         long crashkernel = o.Crashkernel ?? Reservation(host, notes);
         long memory = o.GuestMemory ?? Math.Max(1L << 30, SizeText.RoundUp(4 * crashkernel, 256 * SizeText.MiB));
@@ -230,19 +231,44 @@ public static class SelfTest
         return HostLayout.IsValidRelease(r) ? r : throw new IOException("cannot read the running kernel's release: give --kernel-version");
     }
 
-    /// <summary>What the target device holds now on a live host (its filesystem type and identity); null elsewhere.</summary>
-    private static VolumeIdentity? RealVolume(HostLayout host, TargetEntry target, List<string> notes)
+    /// <summary>What the target device holds now on a live host (its filesystem type and identity) and its kernel name; nulls elsewhere.</summary>
+    private static (VolumeIdentity? Volume, string? Device) RealVolume(HostLayout host, TargetEntry target, List<string> notes)
     {
-        if (!host.IsLiveRoot || target.Device is null) return null;
+        if (!host.IsLiveRoot || target.Device is null) return (null, null);
         try
         {
             var match = new TargetLocator(host.SysRoot, host.DevRoot) { ProbeTimeout = TimeSpan.FromSeconds(10) }.Find(target.Device, out _);
             if (match is null) notes.Add($"{target.Text} is not on this machine now: the scratch disk follows the config alone");
-            return match?.Volume;
+            return (match?.Volume, match?.Device?.Name);
         }
         catch (IOException e)
         {
             notes.Add($"{target.Text}: {e.Message}");
+            return (null, null);
+        }
+    }
+
+    /// <summary>
+    /// The controller the real target hangs off (its sysfs driver chain), so the rehearsal runs
+    /// on the driver a real crash needs rather than on whatever disk driver the image happens to
+    /// carry. Null, with a note, when QEMU has no such controller.
+    /// </summary>
+    internal static DiskController? HostController(HostLayout host, string device, IReadOnlySet<string>? builtIn, List<string> notes)
+    {
+        try
+        {
+            var chain = BlockDeviceModules.Resolve(device, null, builtIn, host.SysRoot, host.DevRoot, host.ProcRoot);
+            var controller = ScratchDisk.HostController(chain.Levels, out string? unmatched);
+            if (controller is null)
+                notes.Add($"the target's disk {device} is on {unmatched ?? "a controller without a driver in sysfs"}, which the VM cannot emulate: " +
+                          "the scratch disk goes on a controller the image has a driver for, so the target's own driver is not rehearsed");
+            else
+                notes.Add($"the target's disk {device} is on {controller} ({string.Join(" <- ", chain.Levels.Select(l => l.Driver))}): the scratch disk goes there too");
+            return controller;
+        }
+        catch (IOException e)
+        {
+            notes.Add($"the driver chain of {device} cannot be read ({e.Message}): the scratch disk goes on a controller the image has a driver for");
             return null;
         }
     }

@@ -3,8 +3,11 @@ using CaptureAgent.Kexec;
 
 namespace CaptureAgent.Sizing;
 
+/// <summary>When an addend of the estimate is held: while the initramfs unpacks, while the agent captures, or all along.</summary>
+public enum EstimatePhase { Both, Boot, Capture }
+
 /// <summary>One addend of the estimate, with where the number comes from.</summary>
-public sealed record EstimateTerm(string Name, long Bytes, string Why);
+public sealed record EstimateTerm(string Name, long Bytes, string Why, EstimatePhase Phase = EstimatePhase.Both);
 
 public sealed record CrashkernelEstimateResult(
     IReadOnlyList<EstimateTerm> Terms,
@@ -14,8 +17,20 @@ public sealed record CrashkernelEstimateResult(
     long MemoryBytes,
     IReadOnlyList<string> Notes)
 {
-    /// <summary>The value to put on the command line, e.g. "128M".</summary>
+    /// <summary>The estimated floor as a crashkernel= size, e.g. "84M".</summary>
     public string Recommended => SizeText.Format(RecommendedBytes);
+
+    /// <summary>What to reserve: the floor with the margin real machines need (<see cref="CrashkernelEstimate.WithMargin"/>).</summary>
+    public long ReserveBytes => CrashkernelEstimate.WithMargin(RecommendedBytes);
+    public string Reserve => SizeText.Format(ReserveBytes);
+
+    /// <summary>What the boot phase (the initramfs unpacking) holds at its peak, memmap aside.</summary>
+    public long BootBytes => Terms.Where(t => t.Phase is EstimatePhase.Both or EstimatePhase.Boot && t.Name != MemmapTerm).Sum(t => t.Bytes);
+
+    /// <summary>What the capture phase (the agent saving the dump) holds at its peak, memmap aside.</summary>
+    public long CaptureBytes => Terms.Where(t => t.Phase is EstimatePhase.Both or EstimatePhase.Capture && t.Name != MemmapTerm).Sum(t => t.Bytes);
+
+    internal const string MemmapTerm = "memmap";
 }
 
 /// <summary>The current reservation: /sys/kernel/kexec_crash_size and the "Crash kernel" ranges of /proc/iomem.</summary>
@@ -28,29 +43,45 @@ public sealed record CrashReservation(long SysfsBytes, IReadOnlyList<(ulong Star
 
 /// <summary>
 /// crashkernel= from the real inputs: the capture kernel's bzImage, the capture initramfs (read
-/// entry by entry), the agent's measured peak and the kernel's own overhead. It sums the phases
-/// instead of taking their maximum (boot-time buffers are freed before the agent runs), so it is
-/// an upper bound; `estimate --measure` finds the real floor by booting the pair in QEMU.
+/// entry by entry), the agent's measured peak and the kernel's own overhead, in two phases whose
+/// larger one decides: the boot, while the kernel unpacks the initramfs (the compressed image, the
+/// decompressor's workspace and the growing rootfs are all held at once), and the capture, after
+/// the kernel freed its init sections and the compressed image (rootfs, modules, the agent,
+/// write-back). The two runtime allowances are fitted to floors measured with `estimate --measure`
+/// (Debian 6.1 and 6.12 cloud kernels, 1 and 4 GiB guests, static agent, ext4 target): the
+/// estimate lands on the floor to 8 MiB above it there. Other kernels allocate differently at
+/// boot (6.1 held twice the slab of 6.12 while unpacking), so `estimate --measure` remains the
+/// word on a new kernel.
 /// </summary>
 public static class CrashkernelEstimate
 {
     /// <summary>
     /// The agent's peak RSS in the capture kernel: CaptureInit logs "capture-agent: peak memory N KiB"
     /// (VmHWM) after every capture, and `estimate --measure` reports it per boot. Measured with the
-    /// Debian 6.1 capture kernel under QEMU at dump level 31, zstd: 13,980-13,988 KiB for a 1 GiB
-    /// guest and 14,372-14,432 KiB for 4 GiB (CrashkernelMeasureEndToEndTests, issue 5); the
-    /// engine's buffers are fixed (README "Memory is bounded"), so it hardly grows with RAM.
-    /// RSS includes the pages of the agent's own binary that it touched.
+    /// Debian 6.1 and 6.12 capture kernels under QEMU at dump level 31, zstd: 14,792-14,844 KiB for a
+    /// 1 GiB guest and 15,056-15,192 KiB for 4 GiB (issue 11); the engine's buffers are fixed
+    /// (README "Memory is bounded"), so it hardly grows with RAM. RSS includes the pages of the
+    /// agent's own binary that it touched.
     /// </summary>
     public const long AgentPeakBytes = 15 * SizeText.MiB;
 
     /// <summary>
-    /// What the capture kernel itself allocates besides its image: slab, per-CPU areas (nr_cpus=1),
-    /// kernel stacks, page tables, reserved early allocations. From the lab's Debian 6.1 probes
-    /// (shared/reference/lab-notes.md §3): crashkernel=72M left 9.4 MiB free at /init with a 51.5 MiB
-    /// init_size and a 1.1 MB initramfs (about 3 MiB unpacked): 72 − 9.4 − 51.5 − 1.1 − 3 ≈ 7 MiB.
+    /// What the capture kernel allocates while it boots and unpacks the initramfs, besides its image
+    /// and the initramfs itself: slab (sysfs, the device model, dentries), kernel stacks, per-CPU
+    /// areas (nr_cpus=1), page tables, early reservations. Fitted: Debian 6.1 cloud unpacking a
+    /// 2.7 MB image into 6.9 MiB failed at 76M and worked at 80M, Debian 6.12 cloud failed at 72M and
+    /// worked at 76M (issue 11); 14.5 MiB puts both estimates within 8 MiB above those floors.
+    /// The 6.1 kernel's out-of-memory report at 76M shows 12.9 MB of slab, the 6.12 one at 72M 6.5 MB.
     /// </summary>
-    public const long KernelRuntimeBytes = 8 * SizeText.MiB;
+    public const long BootRuntimeBytes = 29 * SizeText.MiB / 2;
+
+    /// <summary>
+    /// What the capture kernel itself allocates once booted: slab, stacks, page tables, per-CPU.
+    /// From the lab's Debian 6.1 probes (shared/reference/lab-notes.md §3): crashkernel=72M left
+    /// 9.4 MiB free at /init with a 51.5 MiB init_size and a 1.1 MB initramfs (about 3 MiB
+    /// unpacked): 72 − 9.4 − 51.5 − 1.1 − 3 ≈ 7 MiB.
+    /// </summary>
+    public const long KernelRuntimeBytes = 7 * SizeText.MiB;
 
     /// <summary>
     /// Dirty page cache and in-flight I/O while the dump is written. The agent fsyncs as it goes and
@@ -70,14 +101,22 @@ public static class CrashkernelEstimate
     /// and the ELF core header (one 56-byte program header per RAM range, held in the reservation and
     /// copied by the capture kernel's /proc/vmcore). The capture kernel maps old memory page by page
     /// (copy_oldmem_page), and its struct pages cover only the reservation: that is the memmap term.
+    /// Measured: 1 and 4 GiB guests have the same floor (80M on Debian 6.1).
     /// </summary>
     public const long SectionBytes = 128 * SizeText.MiB;
 
     /// <summary>struct page per 4 KiB page of the capture kernel's own memory (64 B on x86_64).</summary>
     private const int StructPageBytes = 64;
 
-    public const double MarginFraction = 0.10;
-    public const long Step = 16 * SizeText.MiB;
+    /// <summary>The recommendation is rounded up to this: the fitted phases are the margin, the step only makes a tidy size.</summary>
+    public const long Step = 4 * SizeText.MiB;
+
+    /// <summary>
+    /// A floor (estimated or measured under QEMU) plus room for what the measurement does not have:
+    /// real hardware's drivers and their slab, more CPUs' worth of per-CPU data before nr_cpus=1
+    /// takes effect, a kernel update. max(16 MiB, 20%), in 16 MiB steps.
+    /// </summary>
+    public static long WithMargin(long floor) => SizeText.RoundUp(floor + Math.Max(16 * SizeText.MiB, floor / 5), 16 * SizeText.MiB);
 
     public static CrashkernelEstimateResult Compute(string kernel, string? initrd, long memoryBytes, int ramRanges = 8)
     {
@@ -99,36 +138,37 @@ public static class CrashkernelEstimate
             var facts = InitramfsScan.Scan(initrd);
             notes.AddRange(facts.Notes);
             initBytes = facts.InitBytes;
-            terms.Add(new("initramfs image", facts.CompressedBytes, $"{initrd} as loaded into the reservation ({facts.Compression}); freed after unpacking"));
+            terms.Add(new("initramfs image", facts.CompressedBytes, $"{initrd} as loaded into the reservation ({facts.Compression}); freed after unpacking", EstimatePhase.Boot));
             terms.Add(new("initramfs unpacked", facts.UnpackedBytes, $"{facts.Entries} entries in rootfs: file data in whole pages + ~1 KiB inode/dentry each (the agent /init is {SizeText.Mib(facts.InitBytes)})"));
             if (facts.DecompressorBytes > 0)
-                terms.Add(new("initramfs decompressor", facts.DecompressorBytes, $"{facts.Compression} window the kernel allocates while unpacking"));
+                terms.Add(new("initramfs decompressor", facts.DecompressorBytes, $"{facts.Compression} window the kernel allocates while unpacking", EstimatePhase.Boot));
             long modules = facts.Modules.Sum(m => m.ElfBytes);
             var largest = facts.Modules.OrderByDescending(m => m.ElfBytes).Take(3).Select(m => $"{Path.GetFileName(m.Path)} {SizeText.Mib(m.ElfBytes)}");
             terms.Add(new("kernel modules", modules, facts.Modules.Count == 0
                 ? "no modules in the initramfs"
-                : $"{facts.Modules.Count} modules, decompressed ELF (finit_module reads each whole); largest: {string.Join(", ", largest)}"));
+                : $"{facts.Modules.Count} modules, decompressed ELF (the kernel reads each whole to load it); largest: {string.Join(", ", largest)}", EstimatePhase.Capture));
         }
         else notes.Add("no capture initramfs given: its image, unpacked files and modules are not counted");
 
+        terms.Add(new("boot runtime", BootRuntimeBytes, "slab, stacks, per-CPU, page tables, early reservations while the initramfs unpacks: fitted to Debian 6.1 and 6.12 floors", EstimatePhase.Boot));
         // RSS counts the agent's mapped binary, whose pages already sit in rootfs (counted above).
         long overlap = Math.Min(initBytes, AgentPeakBytes / 2);
-        terms.Add(new("capture agent", AgentPeakBytes - overlap, "measured peak RSS (VmHWM) of the agent in the capture kernel: 13.7 MiB (1 GiB guest) to 14.1 MiB (4 GiB) at -d 31" +
-            (overlap > 0 ? $", less {SizeText.Mib(overlap)} of its own binary already counted in rootfs" : "")));
-        terms.Add(new("kernel runtime", KernelRuntimeBytes, "slab, stacks, page tables, per-CPU (nr_cpus=1): lab probes of Debian 6.1 at 72M"));
-        terms.Add(new("write-back", WritebackBytes, "dirty page cache and in-flight I/O while writing the dump"));
+        terms.Add(new("capture agent", AgentPeakBytes - overlap, "measured peak RSS (VmHWM) of the agent in the capture kernel: 14.4 MiB (1 GiB guest) to 14.8 MiB (4 GiB) at -d 31" +
+            (overlap > 0 ? $", less {SizeText.Mib(overlap)} of its own binary already counted in rootfs" : ""), EstimatePhase.Capture));
+        terms.Add(new("kernel runtime", KernelRuntimeBytes, "slab, stacks, page tables, per-CPU (nr_cpus=1) once booted: lab probes of Debian 6.1 at 72M", EstimatePhase.Capture));
+        terms.Add(new("write-back", WritebackBytes, "dirty page cache and in-flight I/O while writing the dump", EstimatePhase.Capture));
         long sections = (memoryBytes + SectionBytes - 1) / SectionBytes;
         long ramTerm = sections * 8 + 2L * ramRanges * 56;
-        terms.Add(new("crashed RAM", ramTerm, $"{SizeText.Mib(memoryBytes)} of RAM: 8 B per 128 MiB section (agent) + ELF headers for {ramRanges} ranges (x2: reservation and /proc/vmcore)"));
+        terms.Add(new("crashed RAM", ramTerm, $"{SizeText.Mib(memoryBytes)} of RAM: 8 B per 128 MiB section (agent) + ELF headers for {ramRanges} ranges (x2: reservation and /proc/vmcore)", EstimatePhase.Capture));
 
-        long sum = terms.Sum(t => t.Bytes);
-        // The capture kernel's own struct pages cover the whole reservation: solve total = sum + total/64.
-        long memmap = (long)Math.Ceiling(sum / (1.0 - StructPageBytes / 4096.0)) - sum;
-        terms.Add(new("memmap", memmap, "struct page (64 B) for every 4 KiB of the reservation itself"));
-        sum += memmap;
-        long margin = (long)Math.Ceiling(sum * MarginFraction);
-        long recommended = SizeText.RoundUp(sum + margin, Step);
-        return new CrashkernelEstimateResult(terms, sum, margin, recommended, memoryBytes, notes);
+        var partial = new CrashkernelEstimateResult(terms, 0, 0, 0, memoryBytes, notes);
+        long peak = Math.Max(partial.BootBytes, partial.CaptureBytes);
+        // The capture kernel's own struct pages cover the whole reservation: solve total = peak + total/64.
+        long memmap = (long)Math.Ceiling(peak / (1.0 - StructPageBytes / 4096.0)) - peak;
+        terms.Add(new(CrashkernelEstimateResult.MemmapTerm, memmap, "struct page (64 B) for every 4 KiB of the reservation itself"));
+        long sum = peak + memmap;
+        long recommended = SizeText.RoundUp(sum, Step);
+        return new CrashkernelEstimateResult(terms, sum, recommended - sum, recommended, memoryBytes, notes);
     }
 
     /// <summary>Total System RAM: the sum of /proc/iomem "System RAM" ranges (as kdump-utils does), else MemTotal.</summary>

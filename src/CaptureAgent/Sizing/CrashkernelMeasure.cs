@@ -14,6 +14,8 @@ public sealed record MeasureOptions
     public long From { get; init; } = 256 * SizeText.MiB;
     public long DownTo { get; init; } = 64 * SizeText.MiB;
     public long Step { get; init; } = 16 * SizeText.MiB;
+    /// <summary>After the first failure, the gap to the last working size is halved down to this.</summary>
+    public long Resolution { get; init; } = 4 * SizeText.MiB;
     public long GuestMemory { get; init; } = 1L << 30;
     public int TimeoutSeconds { get; init; } = 900;
     public string? WorkDir { get; init; }
@@ -30,7 +32,8 @@ public sealed record MeasureResult(IReadOnlyList<MeasureAttempt> Attempts, long?
 /// kernel as a first kernel with crashkernel=SIZE and a tiny initramfs whose /init is the agent in
 /// the "measure-guest" role (arm the capture kernel + capture initramfs with kexec_file_load, then
 /// crash through sysrq); the capture kernel then runs the real capture initramfs. A size works when
-/// the agent reports a complete dump on the console. Sizes go down by a step until one fails.
+/// the agent reports a complete dump on the console. Sizes go down by a step until one fails, then
+/// the gap to the last working size is halved down to the resolution (4 MiB).
 /// The dump target is emulated as a virtio disk with the configured LABEL=/UUID=, so the capture
 /// initramfs must contain virtio_pci and virtio_blk; without a LABEL/UUID target (or mkfs.ext4) the
 /// run only shows whether the capture kernel gets the agent started.
@@ -74,17 +77,34 @@ public static class CrashkernelMeasure
         string first = Path.Combine(work, "first.cpio");
         CrashVm.WriteFirstInitramfs(first, agent, o.Kernel, o.Initrd);
         var attempts = new List<MeasureAttempt>();
-        for (long size = o.From; size >= o.DownTo; size -= o.Step)
+        MeasureAttempt Try(long size)
         {
             log($"measure: booting with crashkernel={SizeText.Format(size)} (-m {o.GuestMemory >> 20}, TCG)...");
             var a = Boot(o, first, diskArguments, size, work);
+            if (!a.Works && FirstKernelFailed(a.Outcome))
+            {
+                // The VM's first kernel fell over before arming (TCG hiccups happen): that says nothing about the size.
+                log($"measure: crashkernel={SizeText.Format(size)}: {a.Outcome}; booting once more");
+                a = Boot(o, first, diskArguments, size, work);
+            }
             attempts.Add(a);
             log($"measure: crashkernel={SizeText.Format(size)}: {(a.Works ? "works" : "fails")}: {a.Outcome} ({a.Seconds:0} s)");
-            if (!a.Works) break;
+            return a;
         }
+        long? failed = null;
+        for (long size = o.From; size >= o.DownTo; size -= o.Step)
+            if (!Try(size).Works) { failed = size; break; }
+        // Between the last size that worked and the first that failed, halve the gap down to the resolution.
         long? smallest = attempts.Where(a => a.Works).Select(a => (long?)a.Crashkernel).Min();
+        while (failed is long f && smallest is long w && w - f > o.Resolution)
+        {
+            long mid = SizeText.RoundUp(f + (w - f) / 2, o.Resolution);
+            if (mid >= w) mid = w - o.Resolution;
+            if (Try(mid).Works) smallest = mid;
+            else failed = mid;
+        }
         // The floor holds for this RAM size and this TCG guest; a margin covers real devices and more RAM.
-        long? recommended = smallest is long s ? SizeText.RoundUp(s + Math.Max(16 * SizeText.MiB, s / 5), 16 * SizeText.MiB) : null;
+        long? recommended = smallest is long s ? CrashkernelEstimate.WithMargin(s) : null;
         return new MeasureResult(attempts, smallest, recommended, disk is not null, notes);
     }
 
@@ -100,6 +120,10 @@ public static class CrashkernelMeasure
         var (works, outcome) = Classify(r.Console, diskArguments.Count > 0, r.TimedOut);
         return new MeasureAttempt(size, works, outcome, r.Seconds, Find(r.Console, "capture-agent: MemTotal"), PeakKiB(r.Console), r.ConsoleLog);
     }
+
+    /// <summary>Outcomes in which the VM's first kernel never got to the crash: no verdict on the reservation size.</summary>
+    private static bool FirstKernelFailed(string outcome) =>
+        outcome.StartsWith("the first kernel never armed", StringComparison.Ordinal) || outcome.StartsWith("timed out before the first kernel", StringComparison.Ordinal);
 
     /// <summary>Reads a console log: did the capture kernel get a complete dump saved, and if not, where did it stop?</summary>
     public static (bool Works, string Outcome) Classify(string console, bool diskTarget, bool timedOut)

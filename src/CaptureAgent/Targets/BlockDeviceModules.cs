@@ -45,8 +45,12 @@ public static class BlockDeviceModules
             foreach (var m in fsModules)
                 Add(m, builtIn is not null ? builtIn.Contains(Normalize(m)) : IsBuiltInHere(m) || m == fsModules[0] && FilesystemBuiltInHere(fs, m));
         }
-        if (filesystemType is "vfat")
-            notes.Add("vfat also needs the NLS module of the kernel's default iocharset (CONFIG_FAT_DEFAULT_IOCHARSET)");
+        if (filesystemType is "linux_raid_member")
+            foreach (var (m, note) in RaidMemberModules(name, sysRoot, devRoot))
+            {
+                Add(m, builtIn is not null ? builtIn.Contains(m) : IsBuiltInHere(m));
+                if (note is not null && !notes.Contains(note)) notes.Add(note);
+            }
         return new ModuleChain(modules, levels, notes);
 
         void Add(string module, bool isBuiltIn)
@@ -135,6 +139,29 @@ public static class BlockDeviceModules
         "LVM2_member" => ["dm_mod"],
         _ => [Normalize(filesystemType)],
     };
+
+    /// <summary>
+    /// A member of an md array that is not assembled here (a disk moved in, an array stopped): the
+    /// personality comes from the member's own superblock, as the capture kernel will see it.
+    /// </summary>
+    private static IEnumerable<(string Module, string? Note)> RaidMemberModules(string name, string sysRoot, string devRoot)
+    {
+        var d = SysfsBlockDevices.Get(name, sysRoot, devRoot);
+        if (d is null) yield break;
+        List<Md.MdSuperblock> found;
+        try
+        {
+            using var handle = File.OpenHandle(d.Node, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            found = Md.MdSuperblock.ReadAll(BlockSource.FromHandle(handle, d.SizeBytes), d.SizeBytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { found = []; }
+        var sb = found.OrderByDescending(s => s.MajorVersion).FirstOrDefault();
+        if (sb is null) yield break;
+        if (Md.MdSuperblock.PersonalityModule(sb.Level) is { } personality)
+            yield return (personality, null);
+        else
+            yield return ("md_mod", $"{name} is a member of {sb.LevelName} md array {sb.ArrayUuid}: {sb.UnsupportedReason()}");
+    }
 
     /// <summary>Module names use '_' where file names may use '-'.</summary>
     public static string Normalize(string module) => module.Replace('-', '_');

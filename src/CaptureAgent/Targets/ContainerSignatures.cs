@@ -4,13 +4,12 @@ using System.Text;
 namespace CaptureAgent.Targets;
 
 /// <summary>
-/// Volumes that hold other volumes: LUKS, md RAID (superblock 1.1 and 1.2) and LVM physical
+/// Volumes that hold other volumes: LUKS, md RAID (superblocks 0.90 and 1.x) and LVM physical
 /// volumes. Named so a "seen" list explains why a filesystem label is not visible there; nothing
 /// inside them is read.
 /// </summary>
 internal static class ContainerSignatures
 {
-    private const uint MdMagic = 0xA92B4EFC;
     private static ReadOnlySpan<byte> LuksMagic => [(byte)'L', (byte)'U', (byte)'K', (byte)'S', 0xBA, 0xBE];
 
     public static VolumeIdentity? Luks(BlockSource source)
@@ -24,15 +23,19 @@ internal static class ContainerSignatures
         return new VolumeIdentity("crypto_LUKS", uuid, label) { Usage = VolumeUsage.Crypto, Version = version.ToString() };
     }
 
+    /// <summary>
+    /// An md member: superblock 1.1 and 1.2 at the start, 1.0 and 0.90 at the end (read only when
+    /// the device's length is known). UUID and LABEL as blkid gives them: the array's.
+    /// </summary>
     public static VolumeIdentity? MdRaid(BlockSource source)
     {
-        foreach (long at in (long[])[0, 4096])
-        {
-            var sb = source.Read(at, 8);
-            if (sb is not null && BinaryPrimitives.ReadUInt32LittleEndian(sb) == MdMagic && BinaryPrimitives.ReadUInt32LittleEndian(sb.AsSpan(4)) == 1)
-                return new VolumeIdentity("linux_raid_member") { Usage = VolumeUsage.Raid };
-        }
-        return null;
+        var found = Md.MdSuperblock.ReadAll(source, source.Length);
+        if (found.Count == 0) return null;
+        var sb = found.OrderByDescending(s => s.MajorVersion).First();
+        // mdadm's 8:8:8:8 digits regrouped as blkid prints them (0.90's four words in value order too).
+        string hex = sb.ArrayUuid.Replace(":", "");
+        string uuid = $"{hex[..8]}-{hex[8..12]}-{hex[12..16]}-{hex[16..20]}-{hex[20..]}";
+        return new VolumeIdentity("linux_raid_member", uuid, sb.Name) { Usage = VolumeUsage.Raid, Version = sb.MajorVersion == 0 ? "0.90.0" : sb.Version };
     }
 
     public static VolumeIdentity? Lvm2(BlockSource source)

@@ -12,6 +12,12 @@ public sealed record StackStep
     /// <summary>The target itself can never be brought up here (an LVM thin volume): waiting will not help.</summary>
     public string? Refusal { get; init; }
 
+    /// <summary>
+    /// Something waits on time rather than on new devices (a degraded md array's grace for its
+    /// missing members): run again at the next look even when the block devices did not change.
+    /// </summary>
+    public bool Waiting { get; init; }
+
     public static StackStep Nothing { get; } = new();
 }
 
@@ -31,7 +37,9 @@ public interface IStorageStackActivator
 /// <summary>
 /// Runs the stack activators in order, round after round while a round brings up something new
 /// (LVM on md needs md first; a PV on a freshly assembled array shows up in the next round), at
-/// most <see cref="MaxRounds"/> rounds. Nothing runs again until the set of block devices changes.
+/// most <see cref="MaxRounds"/> rounds. Nothing runs again for the same target until the set of
+/// block devices changes; the chain's next target gets a run of its own (what to bring up, and
+/// what is refused, depends on the target).
 /// A round runs on a thread of its own under a time limit: a disk that stops answering leaves
 /// that thread blocked in the kernel, not the capture.
 /// </summary>
@@ -42,18 +50,23 @@ public sealed class StorageStacks
     private readonly string _sysRoot, _devRoot;
     private readonly IReadOnlyList<IStorageStackActivator> _activators;
     private string? _lastDevices;
+    private string? _target;   // what Problems, Refusal and _lastDevices are about
     private Task<RunResult>? _pending;
 
-    public StorageStacks(string sysRoot, string devRoot, IReadOnlyList<IStorageStackActivator>? activators = null)
+    public StorageStacks(string sysRoot, string devRoot, IReadOnlyList<IStorageStackActivator> activators)
     {
         _sysRoot = sysRoot;
         _devRoot = devRoot;
-        _activators = activators ?? Standard(sysRoot, devRoot);
+        _activators = activators;
     }
 
-    /// <summary>The stacks the capture kernel knows, in the order they must run: md first, so LVM on md works.</summary>
-    public static IReadOnlyList<IStorageStackActivator> Standard(string sysRoot, string devRoot) =>
+    /// <summary>
+    /// The stacks the capture kernel knows, in the order they must run: md first, so LVM on md works.
+    /// md says what it waits for and refuses on <paramref name="report"/> as it happens (once each).
+    /// </summary>
+    public static IReadOnlyList<IStorageStackActivator> Standard(string sysRoot, string devRoot, string procRoot, TimeSpan deviceTimeout, Action<string> report) =>
     [
+        new Md.MdActivator(sysRoot, devRoot, procRoot, deviceTimeout, report),
         new Lvm.LvmActivator(sysRoot, devRoot),
     ];
 
@@ -76,12 +89,16 @@ public sealed class StorageStacks
     /// </summary>
     public bool Activate(TargetSpec target)
     {
+        string wanted = target.ToString();
+        if (wanted != _target) { _target = wanted; _lastDevices = null; Problems = []; Refusal = null; }
         if (_pending is not null)
         {
             if (!_pending.IsCompleted) return false;
             var late = _pending.Result;
             _pending = null;
-            return Take(late);
+            bool grew = Take(late);
+            if (grew || late.Target == _target) return grew;
+            // The late run was for an earlier target of the chain: this one gets its own now.
         }
         string devices = DeviceSetKey(SysfsBlockDevices.List(_sysRoot, _devRoot));
         if (devices == _lastDevices) return false;
@@ -100,7 +117,7 @@ public sealed class StorageStacks
         return false;
     }
 
-    private sealed record RunResult(List<string> Activated, List<string> Problems, string? Refusal, string DevicesAfter);
+    private sealed record RunResult(string Target, List<string> Activated, List<string> Problems, string? Refusal, string? DevicesAfter);
 
     /// <summary>A run whatever happens in it: an exception on the run's own thread would end the process, PID 1 included.</summary>
     private RunResult RunCaught(TargetSpec target)
@@ -108,7 +125,7 @@ public sealed class StorageStacks
         try { return Run(target); }
         catch (Exception e)
         {
-            return new RunResult([], [$"bringing up storage stacks failed: {e.Message}"], null, _lastDevices ?? "");
+            return new RunResult(target.ToString(), [], [$"bringing up storage stacks failed: {e.Message}"], null, _lastDevices ?? "");
         }
     }
 
@@ -117,6 +134,7 @@ public sealed class StorageStacks
         var activated = new List<string>();
         var problems = new List<string>();
         string? refusal = null;
+        bool waiting = false;
         var devices = SysfsBlockDevices.List(_sysRoot, _devRoot);
         for (int round = 0; round < MaxRounds && refusal is null; round++)
         {
@@ -127,12 +145,14 @@ public sealed class StorageStacks
                 var step = Step(activator, target, devices);
                 activated.AddRange(step.Activated.Select(a => $"{activator.Name}: {a}"));
                 problems.AddRange(step.Problems.Select(p => $"{activator.Name}: {p}"));
+                waiting |= step.Waiting;
                 if (step.Refusal is not null) { refusal = $"{activator.Name}: {step.Refusal}"; break; }
                 if (step.Activated.Count > 0) devices = SysfsBlockDevices.List(_sysRoot, _devRoot);
             }
             if (activated.Count == before) break;
         }
-        return new RunResult(activated, problems.Distinct().ToList(), refusal, DeviceSetKey(devices));
+        // Null when an activator waits on time: the next look runs again though nothing changed.
+        return new RunResult(target.ToString(), activated, problems.Distinct().ToList(), refusal, waiting ? null : DeviceSetKey(devices));
     }
 
     /// <summary>One activator's turn; whatever it throws becomes a problem line, never the capture's end.</summary>
@@ -145,11 +165,15 @@ public sealed class StorageStacks
         }
     }
 
+    /// <summary>A run's outcome; its problems and refusal only when it was about the target looked for now.</summary>
     private bool Take(RunResult result)
     {
-        _lastDevices = result.DevicesAfter;
-        Problems = result.Problems;
-        Refusal = result.Refusal;
+        if (result.Target == _target)
+        {
+            _lastDevices = result.DevicesAfter;
+            Problems = result.Problems;
+            Refusal = result.Refusal;
+        }
         foreach (var a in result.Activated) Report?.Invoke("capture-agent: " + a);
         return result.Activated.Count > 0;
     }

@@ -44,6 +44,9 @@ public static class SuperblockProbe
             if (!File.Exists(real)) return VolumeIdentity.Unreadable($"{path} does not exist");
             using var handle = File.OpenHandle(real, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             long length = knownLength >= 0 ? knownLength : RandomAccess.GetLength(handle);
+            // stat gives a block device no size; its end (md 1.0 and 0.90 superblocks) needs one.
+            if (length <= 0 && Native.Libc.IsBlockDevice(real))
+                try { length = Native.Libc.DeviceSize(handle); } catch (IOException) { length = -1; }
             // A block device reports length 0 to stat: treat that as unknown and let short reads decide.
             return Probe(BlockSource.FromHandle(handle, length > 0 ? length : -1));
         }

@@ -68,7 +68,8 @@ public sealed class TargetLocator
 
     /// <summary>
     /// Brings up md arrays and LVM volumes that could hold the target while <see cref="WaitFor"/>
-    /// waits (the capture kernel); null on a running system, where only what exists is looked at.
+    /// waits (the capture kernel), called when a look did not find it; null on a running system,
+    /// where only what exists is looked at.
     /// </summary>
     public StorageStacks? Stacks { get; init; }
 
@@ -81,6 +82,9 @@ public sealed class TargetLocator
         var matches = new List<SeenDevice>();
         var tables = new Dictionary<string, PartitionTable?>(StringComparer.Ordinal);
         string? wantedNode = spec.DevRelativeName is { } rel ? Path.Combine(_devRoot, rel) : null;
+        // /dev/md/NAME and the like are links to the kernel-named node: followed, but only within /dev.
+        string? wantedReal = wantedNode is null ? null : LinkSafePath.Resolve(wantedNode, out _);
+        if (wantedReal is not null && (LinkSafePath.Resolve(_devRoot, out _) is not { } devReal || !LinkSafePath.IsInside(wantedReal, devReal))) wantedReal = null;
 
         foreach (var d in devices)
         {
@@ -90,7 +94,8 @@ public sealed class TargetLocator
             {
                 case TargetKind.Path:
                     entry = new SeenDevice(d, null);
-                    hit = d.Node == wantedNode || d.DmName is not null && d.DmName == Lvm.LvmNames.DmNameOfPath(spec.DevRelativeName!);
+                    hit = d.Node == wantedNode || wantedReal is not null && LinkSafePath.Resolve(d.Node, out _) == wantedReal
+                        || d.DmName is not null && d.DmName == Lvm.LvmNames.DmNameOfPath(spec.DevRelativeName!);
                     break;
                 case TargetKind.Uuid:
                 case TargetKind.Label:
@@ -149,7 +154,7 @@ public sealed class TargetLocator
             _lastReport = described;
             var elapsed = clock.Elapsed;
             if (elapsed >= timeout)
-                throw new TargetNotFoundException($"no block device {(spec.Kind == TargetKind.Path ? "" : "with ")}{spec} after {Seconds(timeout)} s; seen: {described}{UdevHint(spec)}");
+                throw new TargetNotFoundException($"no block device {(spec.Kind == TargetKind.Path ? "" : "with ")}{spec} after {Seconds(timeout)} s; seen: {described}{UdevHint(spec)}{EncryptedHint(Probed(seen))}");
             var left = timeout - elapsed;
             clock.Sleep(left < pollInterval ? left : pollInterval);
         }
@@ -185,6 +190,21 @@ public sealed class TargetLocator
             || Stacks is null && spec.DevRelativeName is { } r && r.Contains('/') && !r.StartsWith("mapper/", StringComparison.Ordinal)
             ? $" (no udev here to make /dev/{spec.DevRelativeName![..spec.DevRelativeName.IndexOf('/')]}/ links: name the target by UUID= or LABEL=)"
             : "";
+
+    /// <summary>
+    /// The devices with what they hold: a look for a path or PARTUUID= target reads no superblock,
+    /// but a LUKS container among them (a /dev/mapper/luks-... target) is what the message must name.
+    /// </summary>
+    private List<SeenDevice> Probed(IReadOnlyList<SeenDevice> seen) =>
+        seen.Select(s => s.Volume is null && s.Device.Sectors != 0 ? s with { Volume = ProbeGuarded(s.Device) } : s).ToList();
+
+    /// <summary>An encrypted volume seen while the target was not: the likeliest reason, said with what to do.</summary>
+    private static string EncryptedHint(IReadOnlyList<SeenDevice> seen)
+    {
+        var luks = seen.Where(s => s.Volume?.Type == "crypto_LUKS").Select(s => s.Device.Name).ToList();
+        return luks.Count == 0 ? ""
+            : $"; {string.Join(", ", luks)} {(luks.Count == 1 ? "is an encrypted volume" : "are encrypted volumes")} (LUKS): if the target is inside, {StackReach.EncryptedAdvice}";
+    }
 
     private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
 

@@ -37,10 +37,11 @@ public sealed class X86_64PageTables
     }
 
     /// <summary>Builds the walker from VMCOREINFO, finding phys_base in it or in the kernel-text PT_LOAD.</summary>
-    public static X86_64PageTables FromVmcoreInfo(IPhysicalMemory mem, VmcoreInfo info, IReadOnlyList<LoadSegment>? segments)
+    public static X86_64PageTables FromVmcoreInfo(IPhysicalMemory mem, VmcoreInfo info, IReadOnlyList<LoadSegment>? segments, ulong? headerPhysBase = null)
     {
         ulong physBase;
         if (info.Num("phys_base") is long pb) physBase = unchecked((ulong)pb);
+        else if (headerPhysBase is ulong hpb) physBase = hpb;   // a kdump-compressed input's sub header
         else if (segments?.FirstOrDefault(s => s.VirtStart >= StartKernelMap) is { MemSize: > 0 } text)
             physBase = text.PhysStart - (text.VirtStart - StartKernelMap);
         else throw new VmcoreException("VMCOREINFO has no NUMBER(phys_base) and no kernel-text segment to derive it from");

@@ -13,7 +13,7 @@ public readonly record struct LoadSegment(ulong PhysStart, ulong VirtStart, ulon
 /// An ELF64 core file as the kdump kernel exposes it in /proc/vmcore (or a copy of it, or QEMU's
 /// dump-guest-memory). Reads with pread at the byte ranges asked for; holds no page data itself.
 /// </summary>
-public sealed class ElfVmcore : IPhysicalMemory, IDisposable
+public sealed class ElfVmcore : IVmcoreImage
 {
     private const int MaxNoteBytes = 64 << 20;
     private readonly SafeFileHandle _file;

@@ -112,6 +112,10 @@ public sealed class KdumpFile : IPhysicalMemory, IDisposable
 
     public ulong DumpablePages => _prefix[^1];
 
+    /// <summary>File offsets of the 1st and 2nd bitmaps (for reading them in bulk).</summary>
+    public long Bitmap1Offset => _bitmap1;
+    public long Bitmap2Offset => _bitmap2;
+
     private void LoadBlock(long block)
     {
         if (block == _cachedBlock) return;

@@ -130,7 +130,7 @@ public class ConfigCommandTests
     public void CheckPrintsEachErrorWithItsLine()
     {
         using var dir = new TempDir();
-        File.WriteAllText(dir.File("bad.conf"), "target = LABEL=dumps\ndump_level = 40\n# fine\ncompression = lzo\nwhat\n");
+        File.WriteAllText(dir.File("bad.conf"), "target = LABEL=dumps\ndump_level = 40\n# fine\ncompression = lz4\nwhat\n");
         var (rc, stdout, stderr) = Run("check", dir.File("bad.conf"));
         Assert.Equal(1, rc);
         Assert.Equal("", stdout);

@@ -9,7 +9,7 @@ namespace CaptureAgent.Tests.Initramfs;
 /// <summary>The ELF .modinfo reader, on synthetic ELF files and on every module of the real trees against depmod.</summary>
 public class ModuleInfoTests
 {
-    private static byte[] Modinfo(params string[] entries) => Encoding.ASCII.GetBytes(string.Concat(entries.Select(e => e + "\0")));
+    private static byte[] Modinfo(params string[] entries) => SyntheticModules.Modinfo(entries);
 
     [Fact]
     public void ParsesDependsSoftdepNameAndSkipsPadding()
@@ -22,49 +22,12 @@ public class ModuleInfoTests
         Assert.Equal(["foo"], info.SoftdepPost);
         Assert.StartsWith("6.1.0 SMP", info.Vermagic);
         Assert.Empty(ModuleInfo.Parse(Modinfo("depends=", "name=virtio")).Depends);
+        // Aliases are kept as written: modprobe's '-'/'_' equivalence applies when they are matched.
+        Assert.Equal(["crypto-crc32c", "crc32c", "cpu:type:x86,ven*fam*mod*:feature:*0094*"],
+            ModuleInfo.Parse(Modinfo("alias=crypto-crc32c", "alias=crc32c", "alias=crypto-crc32c", "alias=", "alias=cpu:type:x86,ven*fam*mod*:feature:*0094*")).Aliases);
     }
 
-    /// <summary>A minimal relocatable ELF: a junk section, .modinfo, the name table, then the section headers.</summary>
-    private static byte[] Elf(bool is64, bool bigEndian, byte[] modinfo)
-    {
-        var names = Encoding.ASCII.GetBytes("\0.text\0.modinfo\0.shstrtab\0");
-        var text = new byte[5000];
-        new Random(1).NextBytes(text);
-        int ehsize = is64 ? 64 : 52, shentsize = is64 ? 64 : 40;
-        long textAt = ehsize, modinfoAt = textAt + text.Length, namesAt = modinfoAt + modinfo.Length;
-        long shoff = (namesAt + names.Length + 7) & ~7;
-        var f = new byte[shoff + 4 * shentsize];
-        void U16(long at, int v) { if (bigEndian) BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan((int)at), (ushort)v); else BinaryPrimitives.WriteUInt16LittleEndian(f.AsSpan((int)at), (ushort)v); }
-        void U32(long at, long v) { if (bigEndian) BinaryPrimitives.WriteUInt32BigEndian(f.AsSpan((int)at), (uint)v); else BinaryPrimitives.WriteUInt32LittleEndian(f.AsSpan((int)at), (uint)v); }
-        void U64(long at, long v) { if (bigEndian) BinaryPrimitives.WriteUInt64BigEndian(f.AsSpan((int)at), (ulong)v); else BinaryPrimitives.WriteUInt64LittleEndian(f.AsSpan((int)at), (ulong)v); }
-        void Word(long at, long v) { if (is64) U64(at, v); else U32(at, v); }
-        "\x7f"u8.CopyTo(f);
-        "ELF"u8.CopyTo(f.AsSpan(1));
-        f[4] = (byte)(is64 ? 2 : 1);
-        f[5] = (byte)(bigEndian ? 2 : 1);
-        f[6] = 1;
-        U16(16, 1);   // ET_REL
-        Word(is64 ? 40 : 32, shoff);
-        U16(is64 ? 52 : 40, ehsize);
-        U16(is64 ? 58 : 46, shentsize);
-        U16(is64 ? 60 : 48, 4);
-        U16(is64 ? 62 : 50, 3);
-        text.CopyTo(f, textAt);
-        modinfo.CopyTo(f, modinfoAt);
-        names.CopyTo(f, namesAt);
-        void Header(int index, int name, int type, long offset, long size)
-        {
-            long at = shoff + index * shentsize;
-            U32(at, name);
-            U32(at + 4, type);
-            Word(at + (is64 ? 24 : 16), offset);
-            Word(at + (is64 ? 32 : 20), size);
-        }
-        Header(1, 1, 1, textAt, text.Length);
-        Header(2, 7, 1, modinfoAt, modinfo.Length);
-        Header(3, 16, 3, namesAt, names.Length);
-        return f;
-    }
+    private static byte[] Elf(bool is64, bool bigEndian, byte[] modinfo) => SyntheticModules.Elf(is64, bigEndian, modinfo);
 
     /// <summary>A stream that cannot seek, as a decompressor is.</summary>
     private sealed class ForwardOnly(byte[] data) : MemoryStream(data)

@@ -22,10 +22,14 @@ public static class Fixtures
     }
 
     /// <summary>The kernel package a fixture series uses, as scripts/kernels decided it (never named in a test).</summary>
-    public sealed record KernelChoice(string Series, string Package, string Version, string Release, string Flavour)
+    public sealed record KernelChoice(string Series, string Package, string Version, string Release, string Flavour,
+        string? RootInCache = null, string ModuleCompression = "package")
     {
-        /// <summary>dpkg -x of the package: the directory holding boot/ and lib/modules.</summary>
-        public string Root => Path.Combine(Cache, "kernels", Release, "root");
+        /// <summary>
+        /// The tree: dpkg -x of the package (boot/ and lib/modules or usr/lib/modules), or for a derived
+        /// series (e.g. its modules recompressed) the tree the fixture scripts made from it.
+        /// </summary>
+        public string Root => Path.Combine(Cache, RootInCache ?? Path.Combine("kernels", Release, "root"));
         public string Vmlinux => Path.Combine(Cache, "kernels", Release, "vmlinux");
     }
 
@@ -42,7 +46,8 @@ public static class Fixtures
         var values = File.ReadAllLines(file).Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
         string Field(string key) => values.TryGetValue(key, out var v) && v.Length > 0 ? v
             : throw new InvalidOperationException($"{file} has no {key}=: run scripts/kernels resolve {series}");
-        return new KernelChoice(series, Field("package"), Field("version"), Field("release"), Field("flavour"));
+        return new KernelChoice(series, Field("package"), Field("version"), Field("release"), Field("flavour"),
+            values.GetValueOrDefault("root"), values.GetValueOrDefault("module_compression") ?? "package");
     }
 
     /// <summary>uname -r of the kernel a fixture (e.g. "6.1-1024") was made from.</summary>

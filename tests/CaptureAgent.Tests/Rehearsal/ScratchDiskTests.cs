@@ -137,4 +137,31 @@ public class ScratchDiskTests
             Assert.Equal(0, Fixtures.Exec("/usr/sbin/e2fsck", ["-n", "-f", fs]).ExitCode);
         }
     }
+
+    [Fact]
+    public void TheHostsControllerWinsOverTheImagesSoAMissingDriverIsRehearsed()
+    {
+        using var h = new CaptureAgent.Tests.Host.FakeHost();
+        // vda1 on virtio, sda1 behind ahci; an NVMe disk and a Xen disk added here.
+        h.Machine.AddDisk("pci0000:00/0000:00:05.0/nvme/nvme0", "nvme0n1", "259:0", 65536);
+        h.Machine.BindDriver("pci0000:00/0000:00:05.0", "pci", "nvme", "nvme");
+        h.Machine.AddDisk("vbd-51712", "xvda", "202:0", 65536);
+        h.Machine.BindDriver("vbd-51712", "xen", "vbd", "xen_blkfront");
+        var notes = new List<string>();
+        Assert.Equal(DiskController.Virtio, SelfTest.HostController(h.Layout, "vda1", null, notes));
+        Assert.Equal(DiskController.Ahci, SelfTest.HostController(h.Layout, "sda1", null, notes));
+        Assert.Equal(DiskController.Nvme, SelfTest.HostController(h.Layout, "nvme0n1", null, notes));
+        Assert.Contains("the target's disk nvme0n1 is on Nvme (nvme): the scratch disk goes there too", notes);
+        Assert.Null(SelfTest.HostController(h.Layout, "xvda", null, notes));
+        Assert.Contains(notes, n => n.StartsWith("the target's disk xvda is on vbd, which the VM cannot emulate", StringComparison.Ordinal));
+
+        // The image drives virtio only, the target is on NVMe: the scratch disk goes on NVMe, and the notes say why it will fail.
+        notes.Clear();
+        var plan = ScratchDisk.Plan(Target("LABEL=x"), "ext4", null, VirtioImage, null, notes, DiskController.Nvme);
+        Assert.Equal(DiskController.Nvme, plan.Controller);
+        Assert.Contains(notes, n => n.StartsWith("the capture initramfs lacks the driver of the target's Nvme controller (nvme)", StringComparison.Ordinal));
+        notes.Clear();
+        Assert.Equal(DiskController.Ahci, ScratchDisk.Plan(Target("LABEL=x"), "ext4", null, ["ahci", "sd_mod"], null, notes, DiskController.Ahci).Controller);
+        Assert.Empty(notes);
+    }
 }

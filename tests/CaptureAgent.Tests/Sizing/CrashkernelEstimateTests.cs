@@ -31,25 +31,40 @@ public class CrashkernelEstimateTests
     }
 
     [Fact]
-    public void TermsAddUpAndRoundToSixteenMiB()
+    public void TheLargerPhasePlusMemmapRoundsToFourMiB()
     {
         using var dir = new TempDir();
-        string kernel = FakeBzImage(dir, 51_539_968);   // Debian 6.1 cloud's init_size
+        string kernel = FakeBzImage(dir, 53_968_896);   // Debian 6.1 cloud's init_size
         string image = Image(dir, 8 << 20);
         var est = CrashkernelEstimate.Compute(kernel, image, 4L << 30, ramRanges: 3);
-        Assert.Equal(51_539_968, est.Terms.Single(t => t.Name == "kernel image").Bytes);
-        Assert.Equal(new FileInfo(image).Length, est.Terms.Single(t => t.Name == "initramfs image").Bytes);
-        Assert.True(est.Terms.Single(t => t.Name == "initramfs unpacked").Bytes >= 8 << 20);
+        long Term(string name) => est.Terms.Single(t => t.Name == name).Bytes;
+        Assert.Equal(53_968_896, Term("kernel image"));
+        Assert.Equal(new FileInfo(image).Length, Term("initramfs image"));
+        Assert.True(Term("initramfs unpacked") >= 8 << 20);
         // The agent's binary is part of its RSS and already counted in rootfs: half the peak at most is taken off.
-        Assert.Equal(CrashkernelEstimate.AgentPeakBytes / 2, est.Terms.Single(t => t.Name == "capture agent").Bytes);
+        Assert.Equal(CrashkernelEstimate.AgentPeakBytes / 2, Term("capture agent"));
         // 4 GiB = 32 sections of 8 B, plus 3 ranges of ELF program headers twice.
-        Assert.Equal(32 * 8 + 2 * 3 * 56, est.Terms.Single(t => t.Name == "crashed RAM").Bytes);
-        Assert.Equal(est.Terms.Sum(t => t.Bytes), est.SumBytes);
-        var memmap = est.Terms.Single(t => t.Name == "memmap").Bytes;
-        Assert.InRange(memmap, (est.SumBytes - memmap) / 64, (est.SumBytes - memmap) / 63 + 1);
-        Assert.Equal(0, est.RecommendedBytes % (16 << 20));
-        Assert.True(est.RecommendedBytes >= est.SumBytes + est.MarginBytes && est.RecommendedBytes < est.SumBytes + est.MarginBytes + (16 << 20));
+        Assert.Equal(32 * 8 + 2 * 3 * 56, Term("crashed RAM"));
+        // Boot: what is held while unpacking; capture: what is held while saving. The compressed
+        // image and the decompressor are gone by the capture, the agent is not there at boot.
+        Assert.Equal(Term("kernel image") + Term("initramfs image") + Term("initramfs unpacked") + Term("initramfs decompressor") + Term("boot runtime"),
+                     est.BootBytes);
+        Assert.Equal(Term("kernel image") + Term("initramfs unpacked") + Term("kernel modules") + Term("capture agent") + Term("kernel runtime")
+                     + Term("write-back") + Term("crashed RAM"), est.CaptureBytes);
+        long peak = Math.Max(est.BootBytes, est.CaptureBytes);
+        long memmap = Term("memmap");
+        Assert.InRange(memmap, peak / 64, peak / 63 + 1);
+        Assert.Equal(peak + memmap, est.SumBytes);
+        Assert.Equal(0, est.RecommendedBytes % (4 << 20));
+        Assert.InRange(est.RecommendedBytes - est.SumBytes, 0, (4 << 20) - 1);
+        Assert.Equal(est.RecommendedBytes - est.SumBytes, est.MarginBytes);
         Assert.Equal($"{est.RecommendedBytes >> 20}M", est.Recommended);
+        // What to reserve keeps the measured recommendation's margin over the floor.
+        Assert.Equal(CrashkernelEstimate.WithMargin(est.RecommendedBytes), est.ReserveBytes);
+        Assert.Equal(96L << 20, CrashkernelEstimate.WithMargin(80L << 20));
+        Assert.Equal(128L << 20, CrashkernelEstimate.WithMargin(96L << 20));   // 96 + 19.2, in 16 MiB steps
+        // An 8 MiB window (the old pinned one) would cost 7 MiB more at boot than the builder's 1 MiB.
+        Assert.Equal((1 << 20) + (256 << 10), Term("initramfs decompressor"));
     }
 
     [Fact]
@@ -61,6 +76,8 @@ public class CrashkernelEstimateTests
         var huge = CrashkernelEstimate.Compute(kernel, null, 64L << 40);
         long ram(CrashkernelEstimateResult r) => r.Terms.Single(t => t.Name == "crashed RAM").Bytes;
         Assert.Equal(8L * 524288 + 2 * 8 * 56, ram(huge));   // 64 TiB / 128 MiB sections
+        Assert.Equal(ram(huge) - ram(small), huge.CaptureBytes - small.CaptureBytes);
+        Assert.Equal(small.BootBytes, huge.BootBytes);
         Assert.True(huge.SumBytes - small.SumBytes < (5 << 20));
         Assert.Contains(small.Notes, n => n.Contains("no capture initramfs"));
     }

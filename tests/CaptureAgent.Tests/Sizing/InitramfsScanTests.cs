@@ -119,8 +119,8 @@ public class InitramfsScanTests
         Assert.Equal(report.CompressedBytes, facts.CompressedBytes);
         Assert.Equal(300_000, facts.InitBytes);
         Assert.Contains("UUID=0b7c4f3e", facts.AgentConfig);
-        // The builder pins an 8 MiB zstd window: that is what the kernel must allocate.
-        Assert.Equal((8L << 20) + (256 << 10), facts.DecompressorBytes);
+        // The builder pins a 1 MiB zstd window: that is what the kernel must allocate.
+        Assert.Equal((1L << 20) + (256 << 10), facts.DecompressorBytes);
     }
 
     [Theory]

@@ -35,7 +35,7 @@ public sealed class SyntheticKernel
 
     public ulong TextPfn0 => PhysBase / PageSize;
 
-    public SyntheticKernel(KernelStyle style = KernelStyle.Linux61, bool fiveLevel = false, ulong pfns = 8192)
+    public SyntheticKernel(KernelStyle style = KernelStyle.Linux61, bool fiveLevel = false, ulong pfns = 8192, bool compressible = false)
     {
         Style = style;
         FiveLevel = fiveLevel;
@@ -44,9 +44,24 @@ public sealed class SyntheticKernel
         Ranges = [(0, 6144), (6400, pfns)];   // a 1 MiB hole like a PCI window
         Mem = new byte[pfns * PageSize];
         // Recognisable non-zero content everywhere; zero pages are made explicitly.
+        // compressible: text-like pages that shrink 3-6x, as real memory does (codec comparisons need that).
         for (ulong p = 0; p < pfns; p++)
+        {
+            if (compressible)
+            {
+                var page = Mem.AsSpan((int)(p * PageSize), PageSize);
+                for (int at = 0, line = 0; at < PageSize; line++)
+                {
+                    var text = Encoding.ASCII.GetBytes($"pfn {p:x} line {line}: {(p * 2654435761UL + (ulong)line) % 100003} the quick brown fox\n");
+                    int n = Math.Min(text.Length, PageSize - at);
+                    text.AsSpan(0, n).CopyTo(page[at..]);
+                    at += n;
+                }
+                continue;
+            }
             for (int i = 0; i < PageSize; i += 8)
                 BinaryPrimitives.WriteUInt64LittleEndian(Mem.AsSpan((int)(p * PageSize) + i), p * 0x9E3779B97F4A7C15UL + (ulong)i);
+        }
         _nextFree = 64;   // low pages: bump allocator for tables and metadata
         _pgd = AllocTable();
         MapDirect();

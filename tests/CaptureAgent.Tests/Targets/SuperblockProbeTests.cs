@@ -223,11 +223,12 @@ public class SuperblockProbeTests
         Blkid.Run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-L", "both", image]);
         var head = new byte[128 * 1024];
         using (var f = File.OpenRead(image)) f.ReadExactly(head);
-        head[4096] = 0xFC; head[4097] = 0x4E; head[4098] = 0x2B; head[4099] = 0xA9; head[4100] = 1;   // md 1.2 magic, version 1
+        // A whole md 1.2 superblock (checksummed, as blkid insists too) at 4 KiB.
+        Md.MdImages.WriteVersion1(head.AsSpan(4096, 4096), new Md.MdImages.Member(), 8, 16L << 11);
         var probe = SuperblockProbe.Probe(head);
         Assert.Equal("linux_raid_member", probe.Type);
         Assert.Equal(["ext4"], probe.AlsoFound);
-        Assert.Equal("linux_raid_member +ext4", probe.Describe());
+        Assert.Equal("linux_raid_member LABEL=host:dump +ext4", probe.Describe());
     }
 
     [Fact]
@@ -242,7 +243,11 @@ public class SuperblockProbeTests
 
         var md = new byte[8192];
         md[4096] = 0xFC; md[4097] = 0x4E; md[4098] = 0x2B; md[4099] = 0xA9; md[4100] = 1;
-        Assert.Equal("linux_raid_member", SuperblockProbe.Probe(md).Type);
+        // The magic alone is no member: blkid and the kernel check the superblock's checksum.
+        Assert.Equal("unknown", SuperblockProbe.Probe(md).Type);
+        Md.MdImages.WriteVersion1(md.AsSpan(4096, 4096), new Md.MdImages.Member(), 8, 16);
+        var member = SuperblockProbe.Probe(md);
+        Assert.Equal(("linux_raid_member", "01234567-89ab-cdef-fedc-ba9876543210", "host:dump", "1.2"), (member.Type, member.Uuid, member.Label, member.Version));
 
         var lvm = new byte[8192];
         "LABELONE"u8.CopyTo(lvm.AsSpan(512));

@@ -124,6 +124,22 @@ public class TargetLocatorTests
     }
 
     [Fact]
+    public void AMappingOfALuksContainerThatNeverComesNamesTheContainer()
+    {
+        using var t = new FakeSysfs();
+        var luks = new byte[1 << 20];
+        "LUKS"u8.CopyTo(luks);
+        luks[4] = 0xBA; luks[5] = 0xBE; luks[7] = 2;
+        "0a1b2c3d-1111-2222-3333-444455556666"u8.CopyTo(luks.AsSpan(168));
+        t.AddDisk("pci0000:00/0000:00:04.0/virtio2", "vda", "254:0", luks.Length / 512);
+        t.Node("vda", luks);
+        var e = Assert.Throws<TargetNotFoundException>(() => new TargetLocator(t.Sys, t.Dev)
+            .WaitFor(TargetSpec.Parse("/dev/mapper/luks-0a1b2c3d-1111-2222-3333-444455556666"), TimeSpan.Zero, Poll, new FakeClock()));
+        Assert.Equal("no block device /dev/mapper/luks-0a1b2c3d-1111-2222-3333-444455556666 after 0 s; seen: vda; vda is an encrypted volume (LUKS): "
+            + "if the target is inside, the capture kernel cannot unlock it; put the dump target outside the encrypted volume, or use a network target (nfs:, ssh:)", e.Message);
+    }
+
+    [Fact]
     public void TimesOutNamingWhatWasWantedAndSeen()
     {
         using var m = new Machine();

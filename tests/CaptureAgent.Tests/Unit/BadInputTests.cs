@@ -106,8 +106,10 @@ public class BadInputTests
         k.WriteElf(dir.File("vmcore"));
         Assert.Equal(ExitCodes.Ok, Program.Main(["-d", "31", "-c", "--message-level", "1", dir.File("vmcore"), dir.File("out")]));
         using (var kd = new KdumpFile(dir.File("out"))) Assert.Equal((uint)PageCodec.Zlib, kd.Header.Status);
-        Assert.Equal(ExitCodes.Ok, Program.Main(["-l", "-q", "-d", "1", dir.File("vmcore"), dir.File("lzo")]));   // falls back to zstd
-        using (var kd = new KdumpFile(dir.File("lzo"))) Assert.Equal((uint)PageCodec.Zstd, kd.Header.Status);
+        Assert.Equal(ExitCodes.Ok, Program.Main(["-l", "-q", "-d", "1", dir.File("vmcore"), dir.File("lzo")]));
+        using (var kd = new KdumpFile(dir.File("lzo"))) Assert.Equal((uint)PageCodec.Lzo, kd.Header.Status);
+        Assert.Equal(ExitCodes.Ok, Program.Main(["-p", "-q", "-d", "1", dir.File("vmcore"), dir.File("snappy")]));
+        using (var kd = new KdumpFile(dir.File("snappy"))) Assert.Equal((uint)PageCodec.Snappy, kd.Header.Status);
         Assert.Equal(ExitCodes.Usage, Program.Main(["-E", "-c", dir.File("vmcore"), dir.File("x")]));
         Assert.Equal(ExitCodes.Usage, Program.Main(["frobnicate"]));
     }

@@ -175,6 +175,7 @@ public static class RawDeviceWriter
                 {
                     Level = options.Level,
                     Codec = options.Codec,
+                    AutoCodec = options.AutoCodec,
                     Format = DumpFormat.KdumpCompressed,
                     WindowPfns = options.WindowPfns,
                     ZstdLevel = options.ZstdLevel,

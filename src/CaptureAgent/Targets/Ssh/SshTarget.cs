@@ -172,7 +172,7 @@ public static class SshTarget
             w.WriteString("kernel_release", facts.KernelRelease);
             w.WriteString("crash_time", facts.CrashTime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
             w.WriteNumber("dump_level", (int)options.Level);
-            w.WriteString("compression", options.Format == DumpFormat.Elf ? "none" : options.Codec.ToString().ToLowerInvariant());
+            w.WriteString("compression", options.Format == DumpFormat.Elf ? "none" : Compression.PageCompressors.Name(result?.Codec ?? options.Codec));
             w.WriteString("format", options.Format == DumpFormat.Elf ? "flattened-elf" : "flattened");
             if (result is null) w.WriteNull("dumpable_pages"); else w.WriteNumber("dumpable_pages", result.DumpablePages);
             w.WriteStartArray("files");

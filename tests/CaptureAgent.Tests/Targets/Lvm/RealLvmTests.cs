@@ -40,6 +40,26 @@ public sealed class RealLvmTests(ITestOutputHelper output)
             }
         }
 
+        /// <summary>Two PVs in one VG (4 MiB extents) holding "lin" (24 MiB linear, on the first PV) and "str" (32 MiB striped over both), not activated.</summary>
+        public static Lab WithLinearAndStripedLvs()
+        {
+            var lab = new Lab(2, 64);
+            try
+            {
+                string a = lab.Loops[0], b = lab.Loops[1];
+                lab.Run("pvcreate", "-qq", a, b);
+                lab.Run("vgcreate", "-qq", "-s", "4m", lab.Vg, a, b);
+                lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-n", "lin", "-L", "24m", lab.Vg, a);
+                lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-i", "2", "-I", "64k", "-n", "str", "-L", "32m", lab.Vg);
+                return lab;
+            }
+            catch
+            {
+                lab.Dispose();   // the loop devices and the VG go with it
+                throw;
+            }
+        }
+
         public string Run(params string[] args)
         {
             string[] common = ["--driverloaded", "n", "--devices", string.Join(',', _loops), "--config", "backup { backup = 0 archive = 0 }"];
@@ -84,12 +104,8 @@ public sealed class RealLvmTests(ITestOutputHelper output)
     [Fact]
     public void ScanAndLvMapsAgreeWithLvmsReport()
     {
-        using var lab = new Lab(2, 64);
+        using var lab = Lab.WithLinearAndStripedLvs();
         string a = lab.Loops[0], b = lab.Loops[1];
-        lab.Run("pvcreate", "-qq", a, b);
-        lab.Run("vgcreate", "-qq", "-s", "4m", lab.Vg, a, b);
-        lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-n", "lin", "-L", "24m", lab.Vg, a);
-        lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-i", "2", "-I", "64k", "-n", "str", "-L", "32m", lab.Vg);
         lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-n", "span-lv", "-L", "8m", lab.Vg, a);
         lab.Run("lvextend", "-qq", "-L", "+12m", $"{lab.Vg}/span-lv", b);
 
@@ -141,12 +157,7 @@ public sealed class RealLvmTests(ITestOutputHelper output)
     [Fact]
     public void FilesystemsInsideUnactivatedLvsAreFoundAndOnlyTheirLvIsCreated()
     {
-        using var lab = new Lab(2, 64);
-        string a = lab.Loops[0], b = lab.Loops[1];
-        lab.Run("pvcreate", "-qq", a, b);
-        lab.Run("vgcreate", "-qq", "-s", "4m", lab.Vg, a, b);
-        lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-n", "lin", "-L", "24m", lab.Vg, a);
-        lab.Run("lvcreate", "-qq", "-an", "-Zn", "-Wn", "-y", "-i", "2", "-I", "64k", "-n", "str", "-L", "32m", lab.Vg);
+        using var lab = Lab.WithLinearAndStripedLvs();
         var segRows = lab.Report("lvs", "seg", "--segments", "-o", "lv_name,seg_start,seg_size,stripes,stripe_size,seg_pe_ranges", lab.Vg);
         var pvRows = lab.Report("pvs", "pv", "-o", "pv_name,pe_start");
         long extent = long.Parse(Assert.Single(lab.Report("vgs", "vg", "-o", "vg_extent_size", lab.Vg))["vg_extent_size"]);

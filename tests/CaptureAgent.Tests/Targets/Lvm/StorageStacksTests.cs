@@ -44,6 +44,23 @@ public class StorageStacksTests
     }
 
     [Fact]
+    public void AnActivatorWaitingOnTimeRunsAgainThoughNothingChanged()
+    {
+        using var t = new FakeSysfs();
+        t.AddDisk(null, "vda", "254:0", 2048);
+        bool waiting = true;   // md: a degraded array within its grace for the missing members
+        var md = new Scripted("md", _ => new StackStep { Waiting = waiting });
+        var stacks = new StorageStacks(t.Sys, t.Dev, [md]);
+        Assert.False(stacks.Activate(Target));
+        Assert.False(stacks.Activate(Target));
+        Assert.Equal(2, md.Saw.Count);
+        waiting = false;
+        Assert.False(stacks.Activate(Target));
+        Assert.False(stacks.Activate(Target));   // no longer waiting, devices the same: not run
+        Assert.Equal(3, md.Saw.Count);
+    }
+
+    [Fact]
     public void RoundsAreBounded()
     {
         using var t = new FakeSysfs();
@@ -121,5 +138,36 @@ public class StorageStacksTests
         Thread.Sleep(200);
         Assert.True(stacks.Activate(Target));    // the late result is taken
         Assert.Equal(["capture-agent: md: md0 assembled at last"], reports);
+    }
+    [Fact]
+    public void TheChainsNextTargetGetsARunOfItsOwnAndNotTheLastOnesRefusal()
+    {
+        using var t = new FakeSysfs();
+        t.AddDisk(null, "vda", "254:0", 2048);
+        var lvm = new ScriptedByTarget("lvm", target => target.ToString() == "/dev/vg/thin"
+            ? new StackStep { Refusal = "vg/thin is a thin volume" }
+            : new StackStep { Problems = ["no volume group other on the PVs here"] });
+        var stacks = new StorageStacks(t.Sys, t.Dev, [lvm]);
+        Assert.False(stacks.Activate(TargetSpec.Parse("/dev/vg/thin")));
+        Assert.Equal("lvm: vg/thin is a thin volume", stacks.Refusal);
+        // The same devices, another target: it is looked for, and the thin volume's refusal is not its own.
+        Assert.False(stacks.Activate(TargetSpec.Parse("/dev/other/lv")));
+        Assert.Null(stacks.Refusal);
+        Assert.Equal(["lvm: no volume group other on the PVs here"], stacks.Problems);
+        Assert.Equal(["/dev/vg/thin", "/dev/other/lv"], lvm.Targets);
+        Assert.False(stacks.Activate(TargetSpec.Parse("/dev/other/lv")));   // same target, same devices: not again
+        Assert.Equal(2, lvm.Targets.Count);
+    }
+
+    private sealed class ScriptedByTarget(string name, Func<TargetSpec, StackStep> step) : IStorageStackActivator
+    {
+        public List<string> Targets { get; } = [];
+        public string Name => name;
+
+        public StackStep Activate(TargetSpec target, IReadOnlyList<SysfsBlockDevice> devices)
+        {
+            Targets.Add(target.ToString());
+            return step(target);
+        }
     }
 }
