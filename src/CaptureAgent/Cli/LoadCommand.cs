@@ -21,6 +21,9 @@ public static class LoadCommand
                      config the early hook packed there; the same command line as --auto
           --root     the system's files below DIR (default: $CAPTURE_AGENT_ROOT, else /)
           --dry-run  print the command line and what would be loaded, load nothing
+        exit status (load, status): 0 armed, 1 not armed (the reason is printed), 2 usage,
+          4 armed, but the dump would not be saved: no target of the chain can be reached by the
+            capture kernel (the reason is printed; status --json: "state": "armed_but_would_not_save")
         """;
 
     public static int Load(string[] args)

@@ -54,7 +54,8 @@ public static class ManPages
         }
         sb.Append(".SH EXIT STATUS\n");
         foreach (var (code, what) in new[] { ("0", "done"), ("1", "failed: nothing usable was produced"), ("2", "usage error"),
-                                             ("3", "written, but the input was damaged or filtering degraded (see the messages; each command's help says more)") })
+                                             ("3", "written, but the input was damaged or filtering degraded (see the messages; each command's help says more)"),
+                                             ("4", "load, status: a capture kernel is armed, but the dump would not be saved: no target of the chain can be reached by it (the reason is printed)") })
             sb.Append(".TP\n.B ").Append(code).Append('\n').Append(Escape(what)).Append('\n');
         sb.Append(".SH FILES\n");
         // One tag line per path, the description under the last (.PD 0 keeps the tags together).

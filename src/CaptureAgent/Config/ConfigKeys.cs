@@ -36,7 +36,11 @@ public static class ConfigKeys
             "makedumpfile's dump level: a bit mask of the pages left out (1 zero, 2 non-private cache, 4 private cache, 8 user, 16 free).", "31"),
         new("fallback_dump_level", "0-31", "31",
             "The dump level used instead when the estimate or the free space says the dump will not fit.", "31"),
-        new("compression", "zstd | zlib | none", "zstd", "How each page is compressed in the kdump-compressed file.", "zstd"),
+        new("compression", "zstd | lzo | snappy | zlib | none | auto", "zstd",
+            "How each page is compressed in the kdump-compressed file (lzo, snappy and zlib as makedumpfile -l, -p and -c write them). " +
+            "auto: the codec that gets the dump onto the target first, chosen in the first seconds of the capture from each codec's cost " +
+            "and size on a sample of the dump's own pages and the target's speed on the first 4 MiB written; the pages written while " +
+            "measuring stay zstd, and the choice is logged and kept in the manifest.", "auto"),
         new("keep_dumps", "0-10000", "0",
             "Older dumps on the target are removed before the new one so that at most this many remain, the new one included (0 keeps all).", "3"),
         new("keep_size", "SIZE", "0",

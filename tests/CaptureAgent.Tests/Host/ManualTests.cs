@@ -139,6 +139,24 @@ public class ManualTests
         foreach (var o in new[] { "--auto", "--early", "--dry-run", "--kernel", "--initrd", "--config" }) Assert.Contains(o + "\n", load);
         Assert.Equal("import\n", Complete("capture-agent config im"));
         Assert.Contains("--target\n", Complete("capture-agent propagate --t"));
+        // What came with the codecs and the crashkernel measurement.
+        var dump = Complete("capture-agent dump -");
+        foreach (var o in new[] { "-l", "-p", "-c", "-z", "--compression", "--no-compress" }) Assert.Contains(o + "\n", dump);
+        Assert.Equal("--measure\n", Complete("capture-agent estimate --mea"));
+    }
+
+    [Fact]
+    public void ManPageNamesEveryExitStatus()
+    {
+        string rendered = Regex.Replace(Render(ManPages.Command(null)), @"\s+", " ");
+        int start = rendered.IndexOf("EXIT STATUS ", StringComparison.Ordinal);
+        Assert.True(start >= 0, "capture-agent(8) has no EXIT STATUS section");
+        int end = rendered.IndexOf(" FILES ", start, StringComparison.Ordinal);
+        Assert.True(end > start, "capture-agent(8) has no FILES section after EXIT STATUS");
+        string exits = rendered[start..end];
+        foreach (int code in new[] { ExitCodes.Ok, ExitCodes.Failed, ExitCodes.Usage, ExitCodes.Degraded, ExitCodes.ArmedWontSave })
+            Assert.Matches($@" {code} [a-z]", exits);
+        Assert.Contains("4 armed, but the dump would not be saved", Regex.Replace(Run("status", "--help").Stdout, @"\s+", " "));
     }
 
     private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
