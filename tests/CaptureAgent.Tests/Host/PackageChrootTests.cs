@@ -1,3 +1,4 @@
+using CaptureAgent.Host;
 using CaptureAgent.Tests.Integration;
 using Xunit;
 
@@ -22,18 +23,21 @@ public class PackageChrootTests
 
     private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 
-    /// <summary>bookworm minbase with init-system-helpers, made once into the cache from the host's own Debian sources.</summary>
-    private static string ChrootTarball()
+    /// <summary>
+    /// bookworm minbase with init-system-helpers (and <paramref name="extra"/> packages, in a tarball
+    /// of its own), made once into the cache from the host's own Debian sources.
+    /// </summary>
+    private static string ChrootTarball(string name = "bookworm-minbase", string extra = "")
     {
         TestCategory.Require(TestCategory.Fixture);
         string dir = Path.Combine(Fixtures.Cache, "package-chroot");
-        string tar = Path.Combine(dir, "bookworm-minbase.tar");
+        string tar = Path.Combine(dir, name + ".tar");
         if (File.Exists(tar)) return tar;
         Assert.True(File.Exists("/usr/bin/mmdebstrap"), "mmdebstrap is missing: apt-get install mmdebstrap");
         Directory.CreateDirectory(dir);
         const string sources = "/etc/apt/sources.list.d/debian.sources";
         // apt as root: its unprivileged _apt sandbox fails where /dev/null is not world-writable (seen on a test host).
-        var args = new List<string> { "--variant=minbase", "--mode=root", "--aptopt=APT::Sandbox::User \"root\"", "--include=init-system-helpers",
+        var args = new List<string> { "--variant=minbase", "--mode=root", "--aptopt=APT::Sandbox::User \"root\"", "--include=init-system-helpers" + (extra.Length > 0 ? "," + extra : ""),
                                       "--format=tar", "bookworm", tar + ".tmp" };
         if (File.Exists(sources)) args.Add(sources);
         var r = Fixtures.Exec("/usr/bin/mmdebstrap", args, timeoutSeconds: 1800);
@@ -60,28 +64,83 @@ public class PackageChrootTests
         return set;
     }
 
-    [Fact]
-    public void InstallRemoveAndPurgeUnderDpkg()
+    /// <summary>The chroot unpacked, with what an installed system has and minbase has not: a root filesystem in fstab, a kernel.</summary>
+    private static string UnpackedRoot(TempDir work, string tarball)
     {
-        TestCategory.Require(TestCategory.Root);
-        string tarball = ChrootTarball();
-        string agent = Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } s ? s : Path.Combine(Repo, "artifacts/static/capture-agent");
-        Assert.True(File.Exists(agent), $"{agent} is missing: publish the static build (PackageTests does, or scripts/build-deb)");
-        using var work = new TempDir();
-        var build = Fixtures.Exec(Path.Combine(Repo, "scripts/build-deb"), ["--binary", agent, "--out", work.File("deb")], timeoutSeconds: 1200);
-        Assert.True(build.ExitCode == 0, build.Stderr);
-        string deb = Directory.GetFiles(work.File("deb"), "*.deb").Single();
-
         string root = work.File("root");
         Directory.CreateDirectory(root);
         Assert.Equal(0, Fixtures.Exec("/usr/bin/tar", ["-C", root, "--numeric-owner", "-xpf", tarball]).ExitCode);
-        // What an installed system has and minbase has not: a root filesystem in fstab, a kernel.
         File.WriteAllText(Path.Combine(root, "etc/fstab"), $"UUID={Uuid} / ext4 errors=remount-ro 0 1\n");
         Directory.CreateDirectory(Path.Combine(root, "boot"));
         File.WriteAllText(Path.Combine(root, $"boot/vmlinuz-{Kernel}"), "kernel\n");
         Directory.CreateDirectory(Path.Combine(root, $"lib/modules/{Kernel}"));
         File.WriteAllText(Path.Combine(root, $"lib/modules/{Kernel}/modules.dep"), "");
         File.WriteAllText(Path.Combine(root, $"lib/modules/{Kernel}/modules.builtin"), "kernel/fs/ext4/ext4.ko\n");
+        return root;
+    }
+
+    /// <summary>scripts/build-deb on the static binary, into WORK/deb.</summary>
+    private static string BuiltDeb(TempDir work)
+    {
+        string agent = Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } s ? s : Path.Combine(Repo, "artifacts/static/capture-agent");
+        Assert.True(File.Exists(agent), $"{agent} is missing: publish the static build (PackageTests does, or scripts/build-deb)");
+        var build = Fixtures.Exec(Path.Combine(Repo, "scripts/build-deb"), ["--binary", agent, "--out", work.File("deb")], timeoutSeconds: 1200);
+        Assert.True(build.ExitCode == 0, build.Stderr);
+        return Directory.GetFiles(work.File("deb"), "*.deb").Single();
+    }
+
+    /// <summary>
+    /// Debian's real dracut (dracut-core) with the package's module in /usr/lib/dracut/modules.d: the
+    /// host initramfs it writes holds nothing of capture-agent while early_load is off, and with
+    /// early_load = yes the agent, the capture kernel and its initramfs, the config and the pre-mount
+    /// hook. The boot that runs the hook is the installed-system harness's (a VM); this is the build.
+    /// </summary>
+    [Fact]
+    public void DebianDracutPacksEarlyArmingOnlyWithEarlyLoad()
+    {
+        TestCategory.Require(TestCategory.Root);
+        string tarball = ChrootTarball("bookworm-dracut", "dracut-core");
+        using var work = new TempDir();
+        string deb = BuiltDeb(work);
+        string root = UnpackedRoot(work, tarball);
+        File.Copy(deb, Path.Combine(root, "tmp/capture-agent.deb"));
+        var install = Chroot(root, "dpkg", "-i", "/tmp/capture-agent.deb");
+        Assert.True(install.ExitCode == 0, install.Stdout + install.Stderr);
+        Assert.True(File.Exists(root + EarlyHooks.DracutModuleSetup), "the package has no dracut module");
+
+        List<string> Dracut(string image)
+        {
+            // Uncompressed and without an early microcode archive: one cpio archive the host's cpio lists.
+            var r = Chroot(root, "dracut", "--force", "--no-hostonly", "--no-kernel", "--no-compress", "--no-early-microcode",
+                           "--kver", Kernel, "/tmp/" + image);
+            Assert.True(r.ExitCode == 0, $"dracut:\n{r.Stdout}{r.Stderr}");
+            var list = Fixtures.Exec("/bin/sh", ["-c", $"cpio -it --quiet < '{Path.Combine(root, "tmp", image)}'"]);
+            Assert.True(list.ExitCode == 0, list.Stderr);
+            return list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        }
+        string[] packed = [EarlyHooks.AgentInImage[1..], EarlyHooks.KernelInImage[1..], EarlyHooks.InitramfsInImage[1..], "etc/capture-agent.conf"];
+
+        var off = Dracut("off.img");
+        Assert.True(off.Count > 50, $"dracut wrote an image of {off.Count} entries");
+        foreach (var f in packed) Assert.DoesNotContain(f, off);
+        Assert.DoesNotContain(off, e => e.Contains("capture-agent-load", StringComparison.Ordinal));
+
+        string conf = Path.Combine(root, "etc/capture-agent.conf");
+        File.AppendAllText(conf, "early_load = yes\n");
+        var on = Dracut("on.img");
+        foreach (var f in packed) Assert.Contains(f, on);
+        Assert.Contains(on, e => e.Contains("hooks/pre-mount/", StringComparison.Ordinal) && e.EndsWith("capture-agent-load.sh", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void InstallRemoveAndPurgeUnderDpkg()
+    {
+        TestCategory.Require(TestCategory.Root);
+        string tarball = ChrootTarball();
+        string agent = Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } s ? s : Path.Combine(Repo, "artifacts/static/capture-agent");
+        using var work = new TempDir();
+        string deb = BuiltDeb(work);
+        string root = UnpackedRoot(work, tarball);
         var before = Tree(root);
         File.Copy(deb, Path.Combine(root, "tmp/capture-agent.deb"));
 
