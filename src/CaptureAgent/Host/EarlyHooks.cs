@@ -137,14 +137,17 @@ public static class EarlyHooks
         }
 
         install() {
-            local dest src
+            local dest src files
+            # A here-string, not < <(...): process substitution needs /dev/fd, which a chroot without /proc
+            # (an installer's, a rescue system's) has not.
+            files=$(capture_agent_files) || return 1
             while read -r dest src; do
                 if [[ $dest == /usr/bin/capture-agent ]]; then
                     inst_binary "$src" "$dest"
                 else
                     inst_simple "$src" "$dest"
                 fi
-            done < <(capture_agent_files)
+            done <<< "$files"
             inst_hook pre-mount 00 "$moddir/capture-agent-load.sh"
         }
 
