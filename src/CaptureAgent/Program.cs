@@ -4,7 +4,7 @@ namespace CaptureAgent;
 
 public static class Program
 {
-    private const string Usage = """
+    internal const string Usage = """
         capture-agent: Linux kernel crash capture in one binary
           capture-agent dump [options] VMCORE [DUMPFILE]   filter and compress a vmcore (makedumpfile-style)
           capture-agent dmesg VMCORE|DUMP [OUTFILE]         the crashed kernel's log
@@ -25,6 +25,8 @@ public static class Program
           capture-agent pin [KVER | --unpin]                  arm this kernel with load --auto instead of the running one
           capture-agent selftest [--json] ...                 rehearse a crash of this host's setup in QEMU, check the dump (crashes nothing)
           capture-agent test --crash [--yes]                  crash this machine for real (asks first)
+          capture-agent propagate [--target ssh:U@H] [--yes]  ssh targets: make the key, pin the host key, install it on the collector
+          capture-agent version | help COMMAND                 this release | a command's help (also: COMMAND --help; man capture-agent)
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
         """;
 
@@ -56,6 +58,16 @@ public static class Program
 
     private static int Dispatch(string[] args)
     {
+        if (args.Length > 0 && args[0] is "version" or "--version")
+            return HelpCommand.Version(args[1..]);
+        if (args.Length > 1 && args[0] == "help")
+            return HelpCommand.Run(args[1..]);
+        // COMMAND --help: the text of the help table (the man page is made from the same table).
+        if (args.Length == 2 && args[1] is "-h" or "--help" && CommandHelp.Find(args[0]) is { } doc)
+        {
+            Console.Out.WriteLine(doc.Usage);
+            return ExitCodes.Ok;
+        }
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
             Console.Out.WriteLine(Usage);
@@ -86,6 +98,7 @@ public static class Program
             "pin" => KernelHookCommand.Pin(args[1..]),
             "selftest" => SelfTestCommand.SelfTest(args[1..]),
             "test" => SelfTestCommand.Test(args[1..]),
+            "propagate" => PropagateCommand.Run(args[1..]),
             _ when args[0].StartsWith('-') => DumpCommand.Run(args),
             _ => UnknownCommand(args[0]),
         };

@@ -1,18 +1,16 @@
 #!/bin/bash
-# dracut module: arm the capture kernel from the initramfs, before root is mounted.
+# dracut module: arm capture-agent's capture kernel from the initramfs, before the root
+# filesystem is mounted. Included only when /etc/capture-agent.conf says early_load = yes.
+# shellcheck disable=SC2154   # $kernel and $moddir are dracut's
 
-# `capture-agent install` puts it in /usr/sbin; a hand-copied one may be in /usr/bin.
-agent_path() {
-    local p
-    for p in /usr/sbin/capture-agent /usr/bin/capture-agent; do
-        [[ -x $p ]] && { echo "$p"; return 0; }
-    done
-    return 1
+capture_agent_files() {
+    local agent="${CAPTURE_AGENT_ROOT:-}/usr/sbin/capture-agent"
+    [[ -x $agent ]] || return 1
+    "$agent" kernel-hook early "$kernel"
 }
 
 check() {
-    # Only when a capture initramfs exists for the kernel being packed.
-    agent_path >/dev/null && [[ -f /var/lib/capture-agent/initramfs-${kernel}.img ]] || return 255
+    [[ -n $(capture_agent_files 2>/dev/null) ]] || return 1
     return 0
 }
 
@@ -21,8 +19,16 @@ depends() {
 }
 
 install() {
-    inst_binary "$(agent_path)" /usr/bin/capture-agent
-    inst_simple "/boot/vmlinuz-${kernel}" /capture-agent/vmlinuz
-    inst_simple "/var/lib/capture-agent/initramfs-${kernel}.img" /capture-agent/initramfs.img
+    local dest src files
+    # A here-string, not < <(...): process substitution needs /dev/fd, which a chroot without /proc
+    # (an installer's, a rescue system's) has not.
+    files=$(capture_agent_files) || return 1
+    while read -r dest src; do
+        if [[ $dest == /usr/bin/capture-agent ]]; then
+            inst_binary "$src" "$dest"
+        else
+            inst_simple "$src" "$dest"
+        fi
+    done <<< "$files"
     inst_hook pre-mount 00 "$moddir/capture-agent-load.sh"
 }

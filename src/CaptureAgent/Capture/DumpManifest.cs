@@ -18,6 +18,8 @@ public sealed class DumpManifest
     public const string FileName = "manifest.json";
 
     public int Version { get; set; } = 1;
+    /// <summary>The capture-agent release that saved the dump (older manifests: "unknown").</summary>
+    public string AgentVersion { get; set; } = BuildInfo.Version;
     public bool Complete { get; set; }
     public string? IncompleteReason { get; set; }
     public string Host { get; set; } = "";
@@ -39,6 +41,7 @@ public sealed class DumpManifest
         {
             w.WriteStartObject();
             w.WriteNumber("version", Version);
+            w.WriteString("capture_agent_version", AgentVersion);
             w.WriteBoolean("complete", Complete);
             if (IncompleteReason is null) w.WriteNull("incomplete_reason"); else w.WriteString("incomplete_reason", IncompleteReason);
             w.WriteString("host", Host);
@@ -77,6 +80,7 @@ public sealed class DumpManifest
             var m = new DumpManifest
             {
                 Version = root.TryGetProperty("version", out var v) ? v.GetInt32() : 1,
+                AgentVersion = root.TryGetProperty("capture_agent_version", out var av) && av.ValueKind == JsonValueKind.String ? av.GetString() ?? "unknown" : "unknown",
                 Complete = root.GetProperty("complete").GetBoolean(),
                 IncompleteReason = root.TryGetProperty("incomplete_reason", out var ir) && ir.ValueKind == JsonValueKind.String ? ir.GetString() : null,
                 Host = root.TryGetProperty("host", out var h) ? h.GetString() ?? "" : "",

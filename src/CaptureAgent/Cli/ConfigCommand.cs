@@ -14,6 +14,7 @@ public static class ConfigCommand
         usage: capture-agent config import [--kdump-conf PATH] [--sysconfig PATH] [--kdump-tools PATH]
                  [--root DIR] [-o OUT [--force]]
                capture-agent config check [FILE]
+               capture-agent config default [--root DIR] [-o OUT [--force]]
           import   reads RHEL/Fedora /etc/kdump.conf + /etc/sysconfig/kdump, or Debian/Ubuntu
                    /etc/default/kdump-tools (the standard paths under --root when no path is given;
                    /etc/fstab under --root names the filesystems), and writes the equivalent
@@ -21,6 +22,9 @@ public static class ConfigCommand
                    Settings without an equivalent are kept as comments saying why, and listed on stderr.
           check    parses FILE (default /etc/capture-agent.conf): each error with its line, exit 1;
                    otherwise the effective settings, defaults included.
+          default  the configuration `install` and the package write when there is none: the root
+                   filesystem of /etc/fstab (under --root) as the target by UUID, path /var/crash,
+                   the defaults of the main keys as comments; to OUT (0600) or stdout.
         """;
 
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
@@ -36,6 +40,7 @@ public static class ConfigCommand
         {
             "import" => Import(args[1..], stdout, stderr),
             "check" => Check(args[1..], stdout, stderr),
+            "default" => Default(args[1..], stdout, stderr),
             _ => UsageError(stderr, $"unknown config command '{args[0]}'"),
         };
     }
@@ -138,6 +143,43 @@ public static class ConfigCommand
     }
 
     private const int MaxImportBytes = 256 << 10, MaxImportLines = 4096;
+
+    private static int Default(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        string root = Host.HostLayout.DefaultRoot();
+        string? output = null;
+        bool force = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--force": force = true; break;
+                case "-h" or "--help": stdout.WriteLine(Usage); return ExitCodes.Ok;
+                case "--root" when i + 1 < args.Length: root = args[++i]; break;
+                case "-o" or "--output" when i + 1 < args.Length: output = args[++i]; break;
+                default: return UsageError(stderr, $"config default: unexpected argument '{args[i]}'");
+            }
+        }
+        if (!Directory.Exists(root)) return UsageError(stderr, $"--root {root} is not a directory");
+        string text = Host.Installer.DefaultConfig(new Host.HostLayout(root), out var notes);
+        foreach (var n in notes) stderr.WriteLine($"capture-agent: warning: {n}");
+        if (output is null or "-")
+        {
+            stdout.Write(text);
+            return ExitCodes.Ok;
+        }
+        try
+        {
+            WriteAtomically(output, text, force);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"capture-agent: error: {e.Message}");
+            return ExitCodes.Failed;
+        }
+        stderr.WriteLine($"capture-agent: wrote {output}");
+        return ExitCodes.Ok;
+    }
 
     private static string? Existing(string root, string systemPath)
     {
@@ -266,6 +308,7 @@ public static class ConfigCommand
         yield return c.Blacklist.Count > 0 ? $"blacklist = {string.Join(',', c.Blacklist)}" : "# blacklist: none";
         yield return c.KernelCommandLineAppend is { Length: > 0 } k ? $"kernel_cmdline_append = {k}" : "# kernel_cmdline_append: none";
         yield return $"save_raw_copy = {(c.SaveRawCopy ? "yes" : "no")}";
+        yield return $"early_load = {(c.EarlyLoad ? "yes" : "no")}";
     }
 
     /// <summary>Bytes in the largest unit that divides them exactly (the config's own notation).</summary>

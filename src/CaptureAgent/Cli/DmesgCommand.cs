@@ -7,12 +7,20 @@ namespace CaptureAgent.Cli;
 /// <summary>`capture-agent dmesg VMCORE|DUMP [OUTFILE]`: the crashed kernel's log.</summary>
 public static class DmesgCommand
 {
+    public const string Usage = """
+        usage: capture-agent dmesg VMCORE|DUMP [OUTFILE]
+               capture-agent --dump-dmesg VMCORE|DUMP [OUTFILE]
+          the crashed kernel's log from /proc/vmcore, an ELF vmcore or a kdump-compressed dump,
+          as makedumpfile --dump-dmesg writes it; to standard output without OUTFILE (or with -)
+        """;
+
     public static int Run(string[] args)
     {
         var positional = args.Where(a => !a.StartsWith('-') || a == "-").ToList();
         if (positional.Count is < 1 or > 2)
         {
-            Log.Error("usage: capture-agent dmesg VMCORE|DUMP [OUTFILE]");
+            Log.Error("dmesg: expected VMCORE|DUMP [OUTFILE]");
+            Console.Error.WriteLine(Usage);
             return ExitCodes.Usage;
         }
         try

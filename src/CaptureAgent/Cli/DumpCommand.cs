@@ -11,7 +11,7 @@ namespace CaptureAgent.Cli;
 public static class DumpCommand
 {
     public const string Usage = """
-        usage: capture-agent dump [-d LEVEL] [-z | -l | -p | -c | --no-compress] [-E] [-F] [--message-level N] VMCORE|DUMP [DUMPFILE]
+        usage: capture-agent dump [-d LEVEL] [-z | -l | -p | -c | --no-compress | --compression auto] [-E] [-F] [--message-level N] VMCORE|DUMP [DUMPFILE]
           -d LEVEL        pages to leave out, makedumpfile's bits: 1 zero, 2 cache, 4 cache+private,
                           8 user data, 16 free (default 31)
           -z              zstd per page (default; --zstd-level N, default 1, negative = faster)

@@ -97,7 +97,7 @@ public static class EstimateCommand
         bool enough = reservation.Bytes >= est.ReserveBytes;
         if (json)
         {
-            var sb = new StringBuilder("{\"terms\":[");
+            var sb = new StringBuilder($"{{\"capture_agent_version\":{LoadCommand.Json(BuildInfo.Version)},\"terms\":[");
             sb.AppendJoin(',', est.Terms.Select(t => $"{{\"name\":{LoadCommand.Json(t.Name)},\"bytes\":{t.Bytes},\"phase\":{LoadCommand.Json(PhaseName(t.Phase))},\"why\":{LoadCommand.Json(t.Why)}}}"));
             sb.Append($"],\"boot_bytes\":{est.BootBytes},\"capture_bytes\":{est.CaptureBytes},");
             sb.Append($"\"sum_bytes\":{est.SumBytes},\"margin_bytes\":{est.MarginBytes},\"recommended_bytes\":{est.RecommendedBytes},");
@@ -144,7 +144,7 @@ public static class EstimateCommand
         var result = CrashkernelMeasure.Run(o, m => Log.Info(m));
         if (json)
         {
-            var sb = new StringBuilder("{\"attempts\":[");
+            var sb = new StringBuilder($"{{\"capture_agent_version\":{LoadCommand.Json(BuildInfo.Version)},\"attempts\":[");
             sb.AppendJoin(',', result.Attempts.Select(a =>
                 $"{{\"crashkernel_bytes\":{a.Crashkernel},\"works\":{(a.Works ? "true" : "false")},\"outcome\":{LoadCommand.Json(a.Outcome)}," +
                 $"\"seconds\":{a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)},\"memory_at_init\":{LoadCommand.Json(a.MemoryAtInit)}," +

@@ -10,10 +10,17 @@ public static class KernelHookCommand
 {
     public const string Usage = """
         usage: capture-agent kernel-hook add KVER [IMAGE] [--root DIR] [--force]
+               capture-agent kernel-hook add --all [--root DIR] [--force]
                capture-agent kernel-hook remove KVER [--root DIR]
+               capture-agent kernel-hook early KVER [--root DIR]
           add     builds /var/lib/capture-agent/KVER/initramfs.img (modules of /lib/modules/KVER, the
                   config, the target's driver chain) unless the stored one is current; --force rebuilds
+                  (--all: every installed kernel, /lib/modules/KVER with its image)
           remove  deletes that kernel's entry (and its pin)
+          early   what the initramfs-tools, dracut and mkinitcpio hooks pack into the host initramfs
+                  of KVER, one "DESTINATION SOURCE" line each: the agent, the capture kernel and
+                  initramfs load --auto would arm (rebuilt first if stale), /etc/capture-agent.conf;
+                  nothing unless the config says early_load = yes
           --root  work below DIR instead of / (default: $CAPTURE_AGENT_ROOT, else /)
         """;
 
@@ -28,7 +35,7 @@ public static class KernelHookCommand
     public static int Run(string[] args)
     {
         string root = HostLayout.DefaultRoot();
-        bool force = false;
+        bool force = false, all = false;
         var words = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -36,13 +43,15 @@ public static class KernelHookCommand
             {
                 case "--root" when i + 1 < args.Length: root = args[++i]; break;
                 case "--force": force = true; break;
+                case "--all": all = true; break;
                 case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
                 case var a when a.StartsWith('-'): return Bad($"kernel-hook: unknown option {a}", Usage);
                 default: words.Add(args[i]); break;
             }
         }
-        if (words.Count < 2 || words[0] is not ("add" or "remove") || words.Count > (words[0] == "add" ? 3 : 2))
-            return Bad("kernel-hook: expected add KVER [IMAGE] or remove KVER", Usage);
+        if (all) return words is ["add"] ? AddAll(new HostLayout(root), force) : Bad("kernel-hook: --all goes with add only", Usage);
+        if (words.Count < 2 || words[0] is not ("add" or "remove" or "early") || words.Count > (words[0] == "add" ? 3 : 2))
+            return Bad("kernel-hook: expected add KVER [IMAGE], remove KVER or early KVER", Usage);
         string release = words[1];
         if (!HostLayout.IsValidRelease(release)) return Bad($"kernel-hook: '{release}' is not a kernel release", Usage);
         var host = new HostLayout(root);
@@ -53,6 +62,7 @@ public static class KernelHookCommand
                 CaptureStore.Remove(host, release, Log.Info);
                 return ExitCodes.Ok;
             }
+            if (words[0] == "early") return Early(host, release);
             if (words.Count == 3 && !File.Exists(words[2])) Log.Warn($"kernel image {words[2]} does not exist (yet?)");
             var r = CaptureStore.EnsureCurrent(host, release, Log.Info, force);
             return r.Error is null ? ExitCodes.Ok : ExitCodes.Failed;
@@ -62,6 +72,47 @@ public static class KernelHookCommand
             Log.Error($"kernel-hook {words[0]} {release}: {e.Message}");
             return ExitCodes.Failed;
         }
+    }
+
+    /// <summary>Every installed kernel's capture initramfs; exit 1 when one could not be built (the others still are).</summary>
+    private static int AddAll(HostLayout host, bool force)
+    {
+        var releases = CaptureStore.InstalledReleases(host);
+        if (releases.Count == 0) Log.Warn($"no installed kernel below {host.Root} (a module tree with its kernel image)");
+        int failed = 0;
+        foreach (var release in releases)
+        {
+            try
+            {
+                if (CaptureStore.EnsureCurrent(host, release, Log.Info, force).Error is not null) failed++;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.Error($"kernel-hook add {release}: {e.Message}");
+                failed++;
+            }
+        }
+        return failed == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+    }
+
+    /// <summary>The early hooks' list of files on stdout; the reason on stderr when there is none (quietly when early_load is off).</summary>
+    private static int Early(HostLayout host, string release)
+    {
+        var files = EarlyHooks.Files(host, release, Log.Info, out string? reason);
+        if (files.Count == 0)
+        {
+            bool off = !Config.AgentConfig.Load(host.ConfigPath).EarlyLoad;
+            if (off) Log.Detail($"early arming: {reason}");
+            else Log.Warn($"early arming of {release}: {reason}");
+            return off ? ExitCodes.Ok : ExitCodes.Failed;
+        }
+        foreach (var f in files)
+        {
+            if (f.Source.Contains('\n') || f.Destination.Any(char.IsWhiteSpace))
+                throw new IOException($"early arming: '{f.Source}' cannot be handed to a shell hook");
+            Console.Out.WriteLine($"{f.Destination} {f.Source}");
+        }
+        return ExitCodes.Ok;
     }
 
     public static int Pin(string[] args)

@@ -8,13 +8,22 @@ public static class LoadCommand
     private const string BootIdPath = "/proc/sys/kernel/random/boot_id";
 
     public const string Usage = """
-        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--no-quirk NAME] [--auto] [--dry-run]
+        usage: capture-agent load [--kernel VMLINUZ] [--initrd IMAGE] [--append "ARGS"] [--blacklist MOD,...] [--config FILE] [--no-quirk NAME] [--auto | --early] [--root DIR] [--dry-run]
                capture-agent unload
                capture-agent status [--json]
           --kernel   capture kernel (default /boot/vmlinuz-RUNNING_RELEASE)
           --initrd   capture initramfs (default /var/lib/capture-agent/initramfs-RUNNING_RELEASE.img)
           --append   extra capture-kernel parameters, after irqpoll nr_cpus=1 reset_devices
+          --config   the configuration whose kernel_cmdline_append and blacklist apply (default /etc/capture-agent.conf)
+          --auto     what capture-agent.service runs: the pinned or running kernel and its stored capture
+                     initramfs, rebuilt first when stale
+          --early    what the host initramfs runs (early_load = yes): the kernel, capture initramfs and
+                     config the early hook packed there; the same command line as --auto
+          --root     the system's files below DIR (default: $CAPTURE_AGENT_ROOT, else /)
           --dry-run  print the command line and what would be loaded, load nothing
+        exit status (load, status): 0 armed, 1 not armed (the reason is printed), 2 usage,
+          4 armed, but the dump would not be saved: no target of the chain can be reached by the
+            capture kernel (the reason is printed; status --json: "state": "armed_but_would_not_save")
         """;
 
     public static int Load(string[] args)
@@ -25,8 +34,9 @@ public static class LoadCommand
         string? initrd = $"/var/lib/capture-agent/initramfs-{release}.img";
         string? append = null;
         var blacklist = new List<string>();
-        bool dryRun = false, auto = false;
-        string configPath = Config.AgentConfig.DefaultPath;
+        bool dryRun = false, auto = false, early = false;
+        string? configPath = null;
+        var host = new Host.HostLayout(Host.HostLayout.DefaultRoot());
         var noQuirks = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -36,6 +46,8 @@ public static class LoadCommand
                 case "--initrd" when i + 1 < args.Length: initrd = args[++i]; break;
                 case "--no-initrd": initrd = null; break;
                 case "--auto": auto = true; break;
+                case "--early": early = true; break;
+                case "--root" when i + 1 < args.Length: host = new Host.HostLayout(args[++i]); break;
                 case "--append" when i + 1 < args.Length: append = args[++i]; break;
                 case "--blacklist" when i + 1 < args.Length: blacklist.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
                 case "--dry-run": dryRun = true; break;
@@ -48,13 +60,22 @@ public static class LoadCommand
                     return ExitCodes.Usage;
             }
         }
+        if (auto && early) { Log.Error("load: --auto and --early exclude each other"); return ExitCodes.Usage; }
+        configPath ??= host.ConfigPath;
+        // --early (the host initramfs): what the early hook packed, where it packed it.
+        if (early)
+        {
+            kernel = host.Under(Host.EarlyHooks.KernelInImage);
+            initrd = host.Under(Host.EarlyHooks.InitramfsInImage);
+            Log.Info("early arming from the initramfs");
+        }
         // --auto (the service): the pinned or running kernel, its capture initramfs rebuilt if stale.
         string? wouldNotSave = null;
         if (auto)
         {
-            var choice = Host.CaptureStore.Choose("/", Host.HostLayout.RunningRelease());
+            var choice = Host.CaptureStore.Choose(host, Host.HostLayout.RunningRelease());
             Log.Info(choice.Reason);
-            var store = Host.CaptureStore.EnsureCurrent("/", choice.Release, Log.Info);
+            var store = Host.CaptureStore.EnsureCurrent(host, choice.Release, Log.Info);
             if (!store.Usable)
             {
                 Log.Error($"no capture initramfs for {choice.Release}: {store.Error}");
@@ -64,10 +85,12 @@ public static class LoadCommand
             initrd = choice.InitramfsPath;
             wouldNotSave = store.WouldNotSave;
         }
-        else if (!dryRun && Host.HostLayout.IsValidRelease(release) && File.Exists(configPath))
+        else if (!early && !dryRun && Host.HostLayout.IsValidRelease(release) && File.Exists(configPath))
         {
             // A hand-picked image: the plan of the host's config still says whether its targets can be reached.
-            var verdict = Host.CaptureStore.Inspect(new Host.HostLayout(Host.HostLayout.DefaultRoot()), release, checkStoredImage: false);
+            // Not from the host initramfs (--early): its devices are still being probed, and the service's
+            // `load --auto` after boot says it with the real ones.
+            var verdict = Host.CaptureStore.Inspect(host, release, checkStoredImage: false);
             wouldNotSave = verdict.WouldNotSave;
             foreach (var line in verdict.Skipped) if (wouldNotSave is null) Log.Warn($"target {line}: the capture kernel will pass it over");
         }
@@ -116,7 +139,8 @@ public static class LoadCommand
             Log.Error($"cannot arm the capture kernel: {e.Message}");
             return ExitCodes.Failed;
         }
-        RecordLoaded(kernel, initrd, cmdline);
+        WarnIfEarlyDiffered(cmdline);
+        RecordLoaded(kernel, initrd, cmdline, early);
         var armed = CrashKernelState.Read();
         if (armed.Loaded && wouldNotSave is not null)
         {
@@ -130,17 +154,30 @@ public static class LoadCommand
     /// <summary>What `status` reports as in use: the kernel cannot be asked which image it holds.</summary>
     private const string LoadedRecord = "/run/capture-agent/loaded";
 
-    private static void RecordLoaded(string kernel, string? initrd, string cmdline)
+    private static void RecordLoaded(string kernel, string? initrd, string cmdline, bool early)
     {
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(LoadedRecord)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            File.WriteAllText(LoadedRecord, $"kernel={kernel}\ninitrd={initrd ?? ""}\ncmdline={cmdline}\nloaded_at={DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}\n");
+            File.WriteAllText(LoadedRecord, $"kernel={kernel}\ninitrd={initrd ?? ""}\ncmdline={cmdline}\nloaded_at={DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}\n" +
+                                            (early ? "early=yes\n" : ""));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Log.Warn($"cannot record the loaded capture kernel in {LoadedRecord}: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// The service re-arming after an early load: the host initramfs carried a copy of the config,
+    /// which may be older than the one on disk. Same boot, same config: the same command line.
+    /// </summary>
+    private static void WarnIfEarlyDiffered(string cmdline)
+    {
+        var before = ReadLoaded();
+        if (before.GetValueOrDefault("early") == "yes" && before.GetValueOrDefault("cmdline") is { } earlier && earlier != cmdline)
+            Log.Warn("the host initramfs armed with another command line (it carries an older /etc/capture-agent.conf): " +
+                     "rebuild it (update-initramfs -u, dracut -f or mkinitcpio -P) so a crash during boot is captured the same way");
     }
 
     private static Dictionary<string, string> ReadLoaded()
@@ -185,6 +222,7 @@ public static class LoadCommand
         {
             using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
             w.WriteStartObject();
+            w.WriteString("capture_agent_version", BuildInfo.Version);
             w.WriteBoolean("armed", s.Loaded);
             w.WriteString("state", !s.Loaded ? "not_armed" : wouldNotSave is null ? "armed" : "armed_but_would_not_save");
             w.WriteString("would_not_save", wouldNotSave);

@@ -9,11 +9,18 @@ namespace CaptureAgent.Cli;
 /// </summary>
 public static class RearrangeCommand
 {
+    public const string Usage = """
+        usage: capture-agent rearrange OUTFILE < FLATTENED
+               capture-agent -R OUTFILE < FLATTENED
+          turns makedumpfile's flattened stream (dump -F, an ssh target's vmcore.flat) into a dump file
+        """;
+
     public static int Run(string[] args)
     {
         if (args.Length != 1 || args[0].StartsWith('-'))
         {
-            Log.Error("usage: capture-agent rearrange OUTFILE < FLATTENED");
+            Log.Error("rearrange: expected OUTFILE");
+            Console.Error.WriteLine(Usage);
             return ExitCodes.Usage;
         }
         string output = args[0];

@@ -155,6 +155,7 @@ public static class ReportCommand
     public static void WriteEntry(Utf8JsonWriter w, DumpEntry e)
     {
         w.WriteStartObject();
+        w.WriteString("capture_agent_version", BuildInfo.Version);
         w.WriteString("directory", e.Directory);
         w.WriteString("layout", e.Layout);
         Str(w, "host", e.Host);

@@ -127,6 +127,7 @@ public static class SavecoreCommand
         foreach (var r in results)
         {
             w.WriteStartObject();
+            w.WriteString("capture_agent_version", BuildInfo.Version);
             w.WriteString("device", r.Device);
             w.WriteString("status", r.Status switch
             {

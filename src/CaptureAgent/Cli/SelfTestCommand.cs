@@ -89,6 +89,7 @@ public static class SelfTestCommand
     {
         using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
+        w.WriteString("capture_agent_version", BuildInfo.Version);
         w.WriteBoolean("passed", r.Passed);
         w.WriteString("summary", r.Summary);
         w.WriteString("kernel_release", r.Release);

@@ -33,6 +33,7 @@ public static class VerifyCommand
         {
             using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
+            w.WriteString("capture_agent_version", BuildInfo.Version);
             w.WriteString("path", paths[0]);
             w.WriteString("verdict", verdict.ToString().ToLowerInvariant());
             w.WriteString("summary", summary);

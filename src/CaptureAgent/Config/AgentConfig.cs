@@ -51,6 +51,8 @@ public sealed class AgentConfig
     public string? KernelCommandLineAppend { get; private set; }
     /// <summary>Also keep a byte copy of /proc/vmcore (vmcore.raw), after the dump: for verification, costs RAM-sized space.</summary>
     public bool SaveRawCopy { get; private set; }
+    /// <summary>Arm from the host's initramfs too, before the root filesystem is mounted (the early hooks pack this config).</summary>
+    public bool EarlyLoad { get; private set; }
     public List<string> Errors { get; } = new();
 
     /// <summary>The first target as written, for messages.</summary>
@@ -119,6 +121,8 @@ public sealed class AgentConfig
 
     private string? Set(string key, string value)
     {
+        // The key table is the one list of keys: the man page and the default config come from it too.
+        if (ConfigKeys.Find(key) is null) return $"unknown key '{key}'";
         switch (key)
         {
             case "target":
@@ -197,9 +201,10 @@ public sealed class AgentConfig
                 // x86's COMMAND_LINE_SIZE: a longer one never reaches the capture kernel whole.
                 if (value.Length > 2047) return $"kernel_cmdline_append is {value.Length} characters, more than a kernel command line holds (2047)";
                 KernelCommandLineAppend = value; return null;
-            case "save_raw_copy":
-                if (value is not ("yes" or "no")) return $"save_raw_copy must be yes or no, got '{value}'";
-                SaveRawCopy = value == "yes"; return null;
+            case "save_raw_copy" or "early_load":
+                if (value is not ("yes" or "no")) return $"{key} must be yes or no, got '{value}'";
+                if (key == "save_raw_copy") SaveRawCopy = value == "yes"; else EarlyLoad = value == "yes";
+                return null;
             default: return $"unknown key '{key}'";
         }
     }

@@ -18,15 +18,9 @@ public sealed record ImportNote(ImportOrigin Origin, string Why);
 public sealed class ConfigImport
 {
     /// <summary>The schema's keys in the order they are written.</summary>
-    public static readonly string[] KeyOrder =
-    [
-        "target", "fstype", "path", "dump_level", "fallback_dump_level", "compression", "keep_dumps", "keep_size", "min_free",
-        "final_action", "failure_action", "device_timeout", "network", "network_interface", "network_timeout", "dns",
-        "ssh_key", "ssh_known_hosts", "nfs_options", "pre_hook", "post_hook", "extra_modules", "blacklist",
-        "kernel_cmdline_append", "save_raw_copy",
-    ];
+    public static readonly string[] KeyOrder = [.. ConfigKeys.Names];
 
-    private static readonly string[] Repeatable = ["target", "pre_hook", "post_hook"];
+    private static readonly string[] Repeatable = [.. ConfigKeys.All.Where(k => k.Repeatable).Select(k => k.Name)];
 
     private sealed record Setting(string Key, string Value, string Where, List<string> Comments);
 
@@ -55,7 +49,8 @@ public sealed class ConfigImport
         string? error = Check(key, value);
         if (error is not null)
         {
-            Drop(origin, error);
+            if (key == "target") DropTarget(origin, error);
+            else Drop(origin, error);
             return false;
         }
         if (!Repeatable.Contains(key))
@@ -82,6 +77,27 @@ public sealed class ConfigImport
 
     public void Drop(ImportOrigin origin, string why) => NotImported.Add(new ImportNote(origin with { Text = OneLine(origin.Text) }, OneLine(why)));
 
+    /// <summary>
+    /// A target of the old configuration that capture-agent cannot use: listed like any other
+    /// setting, and a warning besides, since the dump will go elsewhere or nowhere.
+    /// </summary>
+    public void DropTarget(ImportOrigin origin, string why)
+    {
+        Drop(origin, why);
+        Warn($"the dump target {OneLine(origin.Text)} ({origin.Where}) is not imported: {why}");
+        TargetsDropped++;
+    }
+
+    /// <summary>How many targets of the old configuration were not imported.</summary>
+    public int TargetsDropped { get; private set; }
+
+    /// <summary>After the targets: a warning when every target named was dropped.</summary>
+    public void WarnIfNoTargetLeft()
+    {
+        if (TargetsDropped > 0 && !GetAll("target").Any())
+            Warn("no dump target is left: add a `target =` line, or the capture kernel has nowhere to save the dump");
+    }
+
     public void Warn(string warning) => Warnings.Add(OneLine(warning));
     public void Note(string note) => Notes.Add(OneLine(note));
 
@@ -106,8 +122,9 @@ public sealed class ConfigImport
         var sb = new StringBuilder();
         sb.Append("# capture-agent configuration imported by `capture-agent config import`");
         sb.Append(Sources.Count > 0 ? $" from {string.Join(", ", Sources)}.\n" : ".\n");
-        sb.Append("# Check it with `capture-agent config check`, then rebuild the capture initramfs and run\n");
-        sb.Append("# `capture-agent load`. Settings without an equivalent are listed at the end with the reason.\n");
+        sb.Append("# Check it with `capture-agent config check`, then `systemctl restart capture-agent`: its\n");
+        sb.Append("# `load --auto` rebuilds the capture initramfs from this file and arms it. Settings without\n");
+        sb.Append("# an equivalent are listed at the end with the reason.\n");
         if (Warnings.Count + Notes.Count > 0) sb.Append("#\n");
         foreach (var w in Warnings) sb.Append("# WARNING: ").Append(w).Append('\n');
         foreach (var n in Notes) sb.Append("# note: ").Append(n).Append('\n');
@@ -198,6 +215,11 @@ public sealed class CollectorSettings
     public List<(string Option, string Why)> Unmapped { get; } = new();
 
     private static readonly string[] CopyPrograms = ["cp", "scp", "cat", "dd", "rsync"];
+
+    /// <summary>Why makedumpfile's --message-level is not carried over (what `dump` has, the capture kernel has not).</summary>
+    public const string MessageLevelWhy =
+        "the capture kernel's console always gets capture-agent's summary (each target tried, the level used, the result); "
+        + "capture-agent.conf has no message level (`capture-agent dump --message-level N` sets one for a run by hand)";
     private const string ShortWithValue = "bdgiLx";
     private const string ShortFlags = "cDeEFfhlpRvXz";
     private static readonly string[] LongWithValue =
@@ -240,7 +262,7 @@ public sealed class CollectorSettings
                 switch (name)
                 {
                     case "dump-level": s.Level(value, shown); break;
-                    case "message-level": s.Unmapped.Add((shown, "capture-agent's console messages have no level setting")); break;
+                    case "message-level": s.Unmapped.Add((shown, MessageLevelWhy)); break;
                     case "num-threads": s.Unmapped.Add((shown, "capture-agent compresses on one thread, which keeps its memory within the capture kernel's few MiB")); break;
                     case "cyclic-buffer" or "non-cyclic" or "splitblock-size" or "work-dir" or "non-mmap":
                         s.Unmapped.Add((shown, "capture-agent filters in fixed windows with bounded memory; there is nothing to tune")); break;

@@ -19,6 +19,11 @@ public static class KdumpConfImporter
     public const string RootKnownHosts = "/root/.ssh/known_hosts";
     private const string DefaultPath = "/var/crash";
 
+    /// <summary>How capture-agent picks the capture kernel, for settings that named it.</summary>
+    internal const string KernelChoiceWhy =
+        "capture-agent.service arms the running kernel (`capture-agent pin KVER` makes it arm another installed kernel); "
+        + "`capture-agent load --kernel PATH` arms any kernel by hand";
+
     private static readonly string[] FsTypes = ["ext4", "ext3", "ext2", "xfs", "btrfs", "vfat", "minix", "virtiofs"];
     private static readonly string[] Actions = ["reboot", "halt", "poweroff", "shell"];
 
@@ -111,16 +116,21 @@ public static class KdumpConfImporter
                         break;
                     case "dracut_args": ImportDracutArgs(import, val, origin, targets, extraModules, blacklist, ref modulesOrigin, ref blacklistOrigin); break;
                     case "extra_bins":
-                        import.Drop(origin, "hook programs are put in the initramfs by themselves; add other programs with `capture-agent initramfs build --executable PATH`");
+                        import.Drop(origin, "capture-agent.conf has no extra programs: the programs named by pre_hook and post_hook are carried with their libraries; "
+                                            + "others only in an image built by hand (`capture-agent initramfs build --executable PATH`, armed with `capture-agent load --initrd IMAGE`)");
                         break;
                     case "fence_kdump_args" or "fence_kdump_nodes":
-                        import.Drop(origin, "fence_kdump notification is not built in: run fence_kdump_send from a pre_hook (and add it with `initramfs build --executable`)");
+                        import.Drop(origin, "fence_kdump notification is not built in: name a program that runs fence_kdump_send as pre_hook "
+                                            + "(a script needs its interpreter and fence_kdump_send in the image: `capture-agent initramfs build --executable PATH`)");
                         break;
                     case "force_rebuild" or "force_no_rebuild":
-                        import.Drop(origin, "capture-agent rebuilds its initramfs only when you run `capture-agent initramfs build`");
+                        import.Drop(origin, "capture-agent rebuilds a kernel's capture initramfs when what it was built from changed (the config, the target's "
+                                            + "drivers, the kernel's modules, the agent: stamp.json in /var/lib/capture-agent/KVER); "
+                                            + "`capture-agent kernel-hook add KVER --force` rebuilds it at once");
                         break;
                     case "auto_reset_crashkernel":
-                        import.Drop(origin, "capture-agent never edits the crashkernel= boot parameter");
+                        import.Drop(origin, "capture-agent changes crashkernel= only when asked: `capture-agent crashkernel --size auto --apply` "
+                                            + "writes the size this host needs into the boot loader's configuration (shown as a diff first); nothing resets it after a kernel update");
                         break;
                     case "link_delay":
                         import.Drop(origin, "capture-agent waits for the link itself, up to network_timeout");
@@ -154,7 +164,7 @@ public static class KdumpConfImporter
             switch (t.Kind)
             {
                 case "minix" or "virtiofs":
-                    import.Drop(t.Origin, $"capture-agent cannot write to {t.Kind}");
+                    import.DropTarget(t.Origin, $"capture-agent cannot write to {t.Kind} (it writes ext2/3/4, xfs, btrfs, vfat, raw devices, NFS and SSH)");
                     break;
                 case "raw":
                     import.Set("target", "raw:" + t.Value, t.Origin);
@@ -179,7 +189,7 @@ public static class KdumpConfImporter
                     }
                     catch (FormatException e)
                     {
-                        import.Drop(t.Origin, e.Message);
+                        import.DropTarget(t.Origin, e.Message);
                         break;
                     }
                     if (import.Set("target", "ssh:" + dest, t.Origin)) anySsh = true;
@@ -198,6 +208,7 @@ public static class KdumpConfImporter
             }
         }
 
+        import.WarnIfNoTargetLeft();
         if (targets.Count == 0)
         {
             // No target: kdump saves to the filesystem that holds path, at path's place inside it.
@@ -412,7 +423,7 @@ public static class KdumpConfImporter
                         targets.Add(new Target(f[2], f[0], part, opts));
                     }
                     else if (FsTypes.Contains(f[2])) targets.Add(new Target(f[2], f[0], part));
-                    else import.Drop(part, $"capture-agent cannot write to {f[2]}");
+                    else import.DropTarget(part, $"capture-agent cannot write to {f[2]} (it writes ext2/3/4, xfs, btrfs, vfat, raw devices, NFS and SSH)");
                     break;
                 }
                 case "--omit-drivers":
@@ -474,13 +485,14 @@ public static class KdumpConfImporter
                     import.Drop(origin, "capture-agent loads with kexec_file_load(2) itself (what kexec -s does); kexec options do not apply");
                     break;
                 case "KDUMP_KERNELVER" or "KDUMP_BOOTDIR" or "KDUMP_IMG" or "KDUMP_IMG_EXT":
-                    import.Drop(origin, "the capture kernel is chosen with `capture-agent load --kernel PATH` (the running kernel's by default)");
+                    import.Drop(origin, KernelChoiceWhy);
                     break;
                 case "VMCORE_CREATION_NOTIFICATION":
                     import.Drop(origin, "`capture-agent verify` tells whether a saved dump is complete");
                     break;
                 case "KDUMP_STDLOGLVL" or "KDUMP_SYSLOGLVL" or "KDUMP_KMSGLOGLVL":
-                    import.Drop(origin, "capture-agent has no log level setting (-v and -q on the command line)");
+                    import.Drop(origin, "the capture kernel's console always gets capture-agent's summary, and nothing goes to syslog or kmsg; "
+                                        + "capture-agent.conf has no log level (`capture-agent dump` takes -q, -v and --message-level for runs by hand)");
                     break;
                 case "MKDUMPRD_ARGS":
                     import.Drop(origin, "capture-agent builds its initramfs without mkdumprd/dracut");

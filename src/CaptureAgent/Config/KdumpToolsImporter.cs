@@ -39,10 +39,10 @@ public static class KdumpToolsImporter
         {
             if (u.Value == "0")
             {
-                import.Drop(u.Origin, "kdump-tools was switched off; capture-agent is armed only when you run `capture-agent load`");
-                import.Warn("USE_KDUMP=0: kdump-tools was switched off on this system");
+                import.Drop(u.Origin, "capture-agent has no on/off setting: capture-agent.service arms at boot unless disabled (systemctl disable capture-agent)");
+                import.Warn("USE_KDUMP=0: kdump-tools was switched off on this system; capture-agent.service arms at boot unless you disable it");
             }
-            else import.Note($"{u.Origin.Where}: {u.Origin.Text}: capture-agent is armed by `capture-agent load`");
+            else import.Note($"{u.Origin.Where}: {u.Origin.Text}: capture-agent.service arms the capture kernel at boot (capture-agent load --auto)");
         }
 
         // Target and path.
@@ -56,6 +56,7 @@ public static class KdumpToolsImporter
         }
         var ssh = Take("SSH");
         var nfs = Take("NFS");
+        var ftp = Take("FTP");
         var sshKey = Take("SSH_KEY");
         var timeo = Take("NFS_TIMEO");
         var retrans = Take("NFS_RETRANS");
@@ -66,7 +67,7 @@ public static class KdumpToolsImporter
             string? bad = null;
             try { Targets.Ssh.SshDestination.Parse(dest); }
             catch (FormatException e) { bad = e.Message; }
-            if (bad is not null) import.Drop(s.Origin, bad + "; the root filesystem is the target instead");
+            if (bad is not null) import.DropTarget(s.Origin, bad + "; the filesystem holding KDUMP_COREDIR is the target instead");
             else if (import.Set("target", "ssh:" + dest, s.Origin))
             {
                 remote = true;
@@ -102,7 +103,13 @@ public static class KdumpToolsImporter
             import.Warn("kdump-tools used the booted system's network; capture-agent uses DHCP unless `network = ADDR/PREFIX via GATEWAY` is set");
             if (coreDir is not null && ssh is null) import.Note($"{coreDir.Value.Origin.Where}: KDUMP_COREDIR was only the NFS mount point");
         }
-        else LocalTarget(import, fstab, rootDir, dir, dirOrigin);
+        else
+        {
+            if (ftp is { } f)
+                import.DropTarget(f.Origin, "FTP targets are not supported (nfs: and ssh: are); the filesystem holding KDUMP_COREDIR is the target instead");
+            LocalTarget(import, fstab, rootDir, dir, dirOrigin);
+        }
+        if (remote && ftp is { } unused) import.Drop(unused.Origin, "kdump-tools used SSH or NFS, not FTP, with both set");
 
         var hostTag = Take("HOSTTAG");
         if (hostTag is { } h)
@@ -143,11 +150,13 @@ public static class KdumpToolsImporter
             {
                 "KDUMP_CMDLINE" => "capture-agent always starts from the running command line; put additions in kernel_cmdline_append",
                 "KDUMP_KEXEC_ARGS" => "capture-agent loads with kexec_file_load(2) itself; kexec options do not apply",
-                "KDUMP_KERNEL" => "the capture kernel is chosen with `capture-agent load --kernel PATH` (the running kernel's by default)",
-                "KDUMP_INITRD" => "capture-agent loads its own initramfs, written by `capture-agent initramfs build`",
+                "KDUMP_KERNEL" => KdumpConfImporter.KernelChoiceWhy,
+                "KDUMP_INITRD" => "capture-agent arms its own capture initramfs, kept for each kernel in /var/lib/capture-agent by the kernel hooks "
+                                  + "(`capture-agent load --initrd IMAGE` arms another by hand)",
                 "KDUMP_SYSCTL" => "capture-agent does not set sysctls: put kernel.panic_on_oops=1 and the like in /etc/sysctl.d",
                 "KDUMP_COMPRESSION" => "capture-agent compresses each page (compression = zstd|lzo|snappy|zlib|auto); whole-file bzip2/gzip/lz4/xz is not supported",
-                "NFS_MOUNT_RETRY" or "SSH_KDUMP_RETRY" => "capture-agent retries within network_timeout",
+                "NFS_MOUNT_RETRY" => "capture-agent mounts once per NFS version (4.2 down to 3); retransmissions are the kernel's, by nfs_options' timeo and retrans; a failed mount goes on to the next target",
+                "SSH_KDUMP_RETRY" => $"capture-agent tries an ssh connection that does not come up {Targets.Ssh.SshDestination.DefaultRetries} times, {(int)Targets.Ssh.SshDestination.DefaultRetryPause.TotalSeconds} s apart (kdump-tools' default), each for up to network_timeout; the count is not configurable",
                 "FTP" or "FTP_USER" or "FTP_PASSWORD" or "FTP_PORT" or "FTP_PATH" => "FTP targets are not supported (use nfs: or ssh:)",
                 "KDUMP_FADUMP" or "FADUMP_COMMANDLINE_APPEND" => "firmware-assisted dump (POWER) is not supported",
                 _ => $"'{name}' is not a kdump-tools setting capture-agent knows",

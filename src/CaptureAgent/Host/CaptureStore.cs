@@ -270,4 +270,23 @@ public static class CaptureStore
         }
         return entries;
     }
+
+    /// <summary>
+    /// The kernels installed below the root: a module tree (/lib/modules or /usr/lib/modules) with
+    /// its kernel image beside it or in /boot. What the package's postinst and install build for.
+    /// </summary>
+    public static List<string> InstalledReleases(HostLayout host)
+    {
+        var releases = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var modules in new[] { host.Under("/lib/modules"), host.Under("/usr/lib/modules") })
+        {
+            if (!Directory.Exists(modules)) continue;
+            foreach (var dir in Directory.EnumerateDirectories(modules))
+            {
+                string release = Path.GetFileName(dir);
+                if (HostLayout.IsValidRelease(release) && host.KernelImage(release) is not null) releases.Add(release);
+            }
+        }
+        return releases.ToList();
+    }
 }

@@ -3,17 +3,18 @@ namespace CaptureAgent.Host;
 /// <summary>
 /// The scripts the kernel packages run when a kernel comes or goes, and the systemd units. Each
 /// script only hands the kernel release to `capture-agent kernel-hook` and always exits 0: a
-/// missing capture initramfs is reported, it never fails a package installation. The same texts
-/// are in dist/ for packagers (a test keeps them equal).
+/// missing capture initramfs is reported, it never fails a package installation. Without the agent
+/// (the package removed but not purged: the scripts in /etc/kernel are conffiles and stay) they do
+/// nothing and say nothing. The same texts are in dist/ for packagers (a test keeps them equal).
 /// </summary>
 public static class KernelHooks
 {
     public const string DebianPostinst = "/etc/kernel/postinst.d/capture-agent";
     public const string DebianPostrm = "/etc/kernel/postrm.d/capture-agent";
     public const string KernelInstallPlugin = "/usr/lib/kernel/install.d/45-capture-agent.install";
-    public const string Service = "/etc/systemd/system/capture-agent.service";
-    public const string SavecoreService = "/etc/systemd/system/capture-agent-savecore.service";
-    public const string WantsDirectory = "/etc/systemd/system/multi-user.target.wants";
+    // The package's place for units (and install's): the administrator's overrides go to /etc/systemd/system.
+    public const string Service = "/usr/lib/systemd/system/capture-agent.service";
+    public const string SavecoreService = "/usr/lib/systemd/system/capture-agent-savecore.service";
 
     // $CAPTURE_AGENT_ROOT (empty on a real system) lets the same script run against a scratch root.
     public const string DebianPostinstScript = """
@@ -28,10 +29,8 @@ public static class KernelHooks
             echo "capture-agent: kernel hook called without a kernel release; nothing done" >&2
             exit 0
         fi
-        if [ ! -x "$agent" ]; then
-            echo "capture-agent: $agent is missing; no capture initramfs for $version" >&2
-            exit 0
-        fi
+        # Removed but not purged: this conffile stays, and has nothing to do.
+        [ -x "$agent" ] || exit 0
         if ! "$agent" kernel-hook add "$version" ${image:+"$image"}; then
             echo "capture-agent: no capture initramfs for $version (retry: capture-agent kernel-hook add $version)" >&2
         fi
@@ -50,10 +49,8 @@ public static class KernelHooks
             echo "capture-agent: kernel hook called without a kernel release; nothing done" >&2
             exit 0
         fi
-        if [ ! -x "$agent" ]; then
-            echo "capture-agent: $agent is missing; /var/lib/capture-agent/$version is left behind" >&2
-            exit 0
-        fi
+        # Removed but not purged: this conffile stays, and has nothing to do.
+        [ -x "$agent" ] || exit 0
         if ! "$agent" kernel-hook remove "$version"; then
             echo "capture-agent: could not remove the capture initramfs of $version" >&2
         fi
@@ -81,10 +78,7 @@ public static class KernelHooks
             echo "capture-agent: kernel-install $command without a kernel release; nothing done" >&2
             exit 0
         fi
-        if [ ! -x "$agent" ]; then
-            echo "capture-agent: $agent is missing; nothing done for $version" >&2
-            exit 0
-        fi
+        [ -x "$agent" ] || exit 0
         if [ "$command" = add ]; then
             "$agent" kernel-hook add "$version" ${image:+"$image"} \
                 || echo "capture-agent: no capture initramfs for $version (retry: capture-agent kernel-hook add $version)" >&2
@@ -99,6 +93,7 @@ public static class KernelHooks
     public const string ServiceUnit = """
         [Unit]
         Description=Arm the capture kernel for kernel crash dumps (capture-agent)
+        Documentation=man:capture-agent(8) man:capture-agent.conf(5)
         After=local-fs.target
 
         [Service]
@@ -117,6 +112,7 @@ public static class KernelHooks
     public const string SavecoreUnit = """
         [Unit]
         Description=Extract a crash dump left on a raw dump device (capture-agent savecore)
+        Documentation=man:capture-agent(8)
         After=local-fs.target
         # Before the capture kernel is armed again, so a second crash cannot overwrite the first.
         Before=capture-agent.service

@@ -125,7 +125,7 @@ public class ImportTests
         AssertNotImported(text, import, "sshkey /root/.ssh/kdump_id_rsa", "no ssh target");
         AssertNotImported(text, import, "kdump_emergency", "emergency");
         AssertNotImported(text, import, "extra_bins /usr/bin/lftp /usr/bin/curl", "--executable");
-        AssertNotImported(text, import, "force_rebuild", "initramfs build");
+        AssertNotImported(text, import, "force_rebuild", "kernel-hook add KVER --force");
         AssertNotImported(text, import, "force_no_rebuild 0");
         AssertNotImported(text, import, "[--omit plymouth]", "dracut");
         AssertNotImported(text, import, "fence_kdump_args -p 7410 -f auto -c 0 -i 10", "fence_kdump_send");
@@ -224,6 +224,7 @@ public class ImportTests
         Assert.Equal("/dev/vdb1", Assert.Single(c.Targets).Text);
         Assert.Equal("/var/crash/{host}-{date}", c.Path);
         AssertNotImported(text, import, "minix /dev/vdc1", "cannot write to minix");
+        Assert.Contains(import.Warnings, w => w.StartsWith("the dump target minix /dev/vdc1 (/etc/kdump.conf:2) is not imported", StringComparison.Ordinal));
         AssertNotImported(text, import, "path var/crash", "absolute");
         AssertNotImported(text, import, "kdump_pre relative/script.sh", "absolute path");
         AssertNotImported(text, import, "final_action explode", "reboot, halt or poweroff");
@@ -245,7 +246,7 @@ public class ImportTests
         Assert.Equal(PageCodec.Zlib, c.Compression);   // kdump-tools' default -c
         Assert.Equal(FinalAction.Reboot, c.FailureAction);
         AssertNotImported(text, import, "KDUMP_KERNEL=/var/lib/kdump/vmlinuz", "--kernel");
-        AssertNotImported(text, import, "KDUMP_INITRD=/var/lib/kdump/initrd.img", "initramfs build");
+        AssertNotImported(text, import, "KDUMP_INITRD=/var/lib/kdump/initrd.img", "/var/lib/capture-agent");
         AssertNotImported(text, import, "KDUMP_SYSCTL=\"kernel.panic_on_oops=1\"", "sysctl.d");
         Assert.Contains(import.Notes, n => n.Contains("USE_KDUMP=1"));
         Assert.Null(c.KernelCommandLineAppend);
@@ -319,7 +320,7 @@ public class ImportTests
     {
         var (import, text, _) = Debian("USE_KDUMP=0\n", Samples.Debian12Fstab);
         Assert.Contains(import.Warnings, w => w.Contains("USE_KDUMP=0"));
-        AssertNotImported(text, import, "USE_KDUMP=0", "capture-agent load");
+        AssertNotImported(text, import, "USE_KDUMP=0", "systemctl disable capture-agent");
     }
 
     [Fact]
@@ -346,6 +347,93 @@ public class ImportTests
     {
         var (import, text, c) = Debian("SSH=\"-oProxyCommand=evil@host\"\n", Samples.Debian12Fstab);
         Assert.Equal(TargetType.Local, Assert.Single(c.Targets).Type);
-        AssertNotImported(text, import, "SSH=", "root filesystem is the target instead");
+        AssertNotImported(text, import, "SSH=", "the filesystem holding KDUMP_COREDIR is the target instead");
+        Assert.Contains(import.Warnings, w => w.StartsWith("the dump target SSH=", StringComparison.Ordinal));
+    }
+
+    /// <summary>What the not-imported notes say about capture-agent is what it does (issue 14: these were untrue).</summary>
+    [Fact]
+    public void NotesDescribeWhatCaptureAgentDoes()
+    {
+        var (import, text, _) = Rhel("""
+            xfs /dev/vdb1
+            auto_reset_crashkernel yes
+            core_collector makedumpfile -l --message-level 7 -d 31
+            extra_bins /usr/bin/curl
+            """, "KDUMP_STDLOGLVL=3\nKDUMP_KERNELVER=6.1.0-9-amd64\n", "/dev/vda1 / ext4 defaults 0 1\n");
+        // crashkernel= is written by `crashkernel --apply` when asked, never on its own.
+        AssertNotImported(text, import, "auto_reset_crashkernel yes", "capture-agent crashkernel --size auto --apply");
+        Assert.DoesNotContain("never edits", text);
+        // `dump --message-level` exists: the note says the capture kernel's console has no level setting, and names it.
+        AssertNotImported(text, import, "[--message-level 7]", "capture-agent dump --message-level N");
+        AssertNotImported(text, import, "KDUMP_STDLOGLVL=3", "--message-level");
+        Assert.DoesNotContain("messages have no level setting", text);
+        // The automatic images come from the config (load --auto, kernel hooks); --executable is for a hand-built image.
+        AssertNotImported(text, import, "extra_bins /usr/bin/curl", "load --initrd IMAGE");
+        AssertNotImported(text, import, "KDUMP_KERNELVER=6.1.0-9-amd64", "capture-agent pin KVER");
+        Assert.Contains("systemctl restart capture-agent", text);
+
+        // kdump-tools' retry counts: what capture-agent does instead, with its real numbers.
+        var (deb, debText, _) = Debian("SSH=u@collector\nSSH_KDUMP_RETRY=4\nNFS_MOUNT_RETRY=2\nKDUMP_INITRD=/x\n", Samples.Debian12Fstab);
+        AssertNotImported(debText, deb, "SSH_KDUMP_RETRY=4", $"{CaptureAgent.Targets.Ssh.SshDestination.DefaultRetries} times");
+        AssertNotImported(debText, deb, "NFS_MOUNT_RETRY=2", "mounts once per NFS version");
+    }
+
+    [Fact]
+    public void DroppedTargetsAreWarningsAndNoTargetLeftIsSaid()
+    {
+        var (import, text, c) = Rhel("virtiofs myfs\n", null, "/dev/vda1 / ext4 defaults 0 1\n");
+        Assert.Empty(c.Targets);
+        AssertNotImported(text, import, "virtiofs myfs", "cannot write to virtiofs");
+        Assert.Contains(import.Warnings, w => w.StartsWith("the dump target virtiofs myfs (/etc/kdump.conf:1) is not imported", StringComparison.Ordinal));
+        Assert.Contains(import.Warnings, w => w.StartsWith("no dump target is left", StringComparison.Ordinal));
+        Assert.Contains("# WARNING: the dump target virtiofs myfs", text);
+
+        var (dracut, dracutText, _) = Rhel("ext4 /dev/vdb1\ndracut_args --mount \"host:/x /mnt cifs\"\n", null, "/dev/vda1 / ext4 defaults 0 1\n");
+        Assert.Contains(dracut.Warnings, w => w.Contains("is not imported: capture-agent cannot write to cifs", StringComparison.Ordinal));
+        Assert.DoesNotContain(dracut.Warnings, w => w.StartsWith("no dump target is left", StringComparison.Ordinal));
+
+        // kdump-tools with FTP: the dump goes to the local filesystem instead, and the import says so.
+        var (ftp, ftpText, fc) = Debian("USE_KDUMP=1\nFTP=ftp.example.com\nFTP_USER=dump\n", Samples.Debian12Fstab);
+        Assert.StartsWith("UUID=", Assert.Single(fc.Targets).Text);
+        Assert.Contains(ftp.Warnings, w => w.StartsWith("the dump target FTP=ftp.example.com", StringComparison.Ordinal) && w.Contains("KDUMP_COREDIR is the target instead"));
+        AssertNotImported(ftpText, ftp, "FTP_USER=dump", "FTP");
+    }
+
+    /// <summary>The commented `# key = value` lines of the config `install` writes are the defaults the parser applies.</summary>
+    [Fact]
+    public void CommentedDefaultsOfTheInstalledConfigAreTheRealDefaults()
+    {
+        using var h = new Host.FakeHost();
+        string text = CaptureAgent.Host.Installer.DefaultConfig(h.Layout, out _);
+        var effective = CaptureAgent.Cli.ConfigCommand.Effective(AgentConfig.Parse("")).ToList();
+        var commented = text.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^# [a-z_]+ = ")).ToList();
+        Assert.True(commented.Count >= 5, text);
+        foreach (var line in commented)
+        {
+            string setting = line[2..].Split('#')[0].Trim();
+            string key = setting.Split(" = ")[0];
+            Assert.True(effective.Contains(setting), $"'{line}' in the default config, but an empty config means: {effective.FirstOrDefault(e => e.StartsWith(key + " = ", StringComparison.Ordinal)) ?? "(no such key)"}");
+        }
+        Assert.Contains("# keep_dumps = 0 ", text);
+        Assert.Contains("# early_load = no ", text);
+    }
+
+    /// <summary>The key table is the parser's list: every key's example parses, its default is what `config check` prints.</summary>
+    [Fact]
+    public void EveryKeyOfTheTableParsesAndItsDefaultIsTheEffectiveOne()
+    {
+        var effective = CaptureAgent.Cli.ConfigCommand.Effective(AgentConfig.Parse("")).ToList();
+        foreach (var key in ConfigKeys.All)
+        {
+            var c = AgentConfig.Parse($"{key.Name} = {key.Example}\n");
+            Assert.True(c.Errors.Count == 0, $"{key.Name} = {key.Example}: {string.Join("; ", c.Errors)}");
+            if (key.Default is not null) Assert.Contains($"{key.Name} = {key.Default}", effective);
+            Assert.Contains(effective, e => e.StartsWith(key.Name + " = ", StringComparison.Ordinal) || e.StartsWith("# " + key.Name + ":", StringComparison.Ordinal)
+                                            || key.Repeatable);
+        }
+        Assert.Equal(["unknown key 'no_such_key'"], AgentConfig.Parse("no_such_key = 1\n", "x").Errors.Select(e => e[(e.IndexOf(": ", StringComparison.Ordinal) + 2)..]));
+        Assert.True(AgentConfig.Parse("early_load = yes\n").EarlyLoad);
+        Assert.False(AgentConfig.Parse("").EarlyLoad);
     }
 }

@@ -14,17 +14,22 @@ public class InstallTests
     {
         ["/usr/sbin/capture-agent"] = "755",
         ["/etc/capture-agent.conf"] = "600",
-        ["/etc/systemd/system/capture-agent.service"] = "644",
-        ["/etc/systemd/system/capture-agent-savecore.service"] = "644",
+        ["/usr/lib/systemd/system/capture-agent.service"] = "644",
+        ["/usr/lib/systemd/system/capture-agent-savecore.service"] = "644",
+        ["/usr/lib/systemd/system-preset/80-capture-agent.preset"] = "644",
         ["/etc/kernel/postinst.d/capture-agent"] = "755",
         ["/etc/kernel/postrm.d/capture-agent"] = "755",
         ["/usr/lib/kernel/install.d/45-capture-agent.install"] = "755",
+        ["/usr/share/man/man8/capture-agent.8.gz"] = "644",
+        ["/usr/share/man/man5/capture-agent.conf.5.gz"] = "644",
+        ["/usr/share/bash-completion/completions/capture-agent"] = "644",
     };
 
+    // What `systemctl enable` makes (install runs it with --root, or makes the same links without it).
     private static readonly Dictionary<string, string> Links = new()
     {
-        ["/etc/systemd/system/multi-user.target.wants/capture-agent.service"] = "/etc/systemd/system/capture-agent.service",
-        ["/etc/systemd/system/multi-user.target.wants/capture-agent-savecore.service"] = "/etc/systemd/system/capture-agent-savecore.service",
+        ["/etc/systemd/system/multi-user.target.wants/capture-agent.service"] = "/usr/lib/systemd/system/capture-agent.service",
+        ["/etc/systemd/system/multi-user.target.wants/capture-agent-savecore.service"] = "/usr/lib/systemd/system/capture-agent-savecore.service",
     };
 
     private static (FakeHost Host, string Binary) Fresh()
@@ -77,7 +82,7 @@ public class InstallTests
         Assert.Equal(before, h.Tree());
         Assert.False(Directory.Exists(h.Root + "/etc/systemd"));
         foreach (var (path, mode) in Expected) Assert.Contains($"would write {path} (0{mode})", output);
-        foreach (var (link, target) in Links) Assert.Contains($"would link {link} -> {target}", output);
+        foreach (var (link, _) in Links) Assert.Contains($"would enable {Path.GetFileName(link)} ({link})", output);
     }
 
     [Fact]
@@ -128,12 +133,25 @@ public class InstallTests
             Assert.True(r.ExitCode == 0, $"shellcheck {script}:\n{r.Stdout}{r.Stderr}");
             Assert.StartsWith("#!/bin/sh\n", File.ReadAllText(h.Root + script));
         }
+        // The early hooks of every generator (sh, bash or busybox ash as each generator runs them), and the completion.
+        foreach (var g in EarlyHooks.Generators)
+            foreach (var (path, text) in g.Files)
+            {
+                string copy = h.Machine.Scratch(Path.GetFileName(path) + "-" + g.Name);
+                File.WriteAllText(copy, text);
+                string shell = text.StartsWith("#!/bin/bash", StringComparison.Ordinal) ? "bash" : text.StartsWith("#!/usr/bin/ash", StringComparison.Ordinal) ? "dash" : "sh";
+                var r = Fixtures.Exec("/usr/bin/shellcheck", [$"--shell={shell}", "--severity=style", copy]);
+                Assert.True(r.ExitCode == 0, $"shellcheck {g.Name} {path}:\n{r.Stdout}{r.Stderr}");
+            }
+        var completion = Fixtures.Exec("/usr/bin/shellcheck", ["--shell=bash", "--severity=style", h.Root + Installer.BashCompletionFile]);
+        Assert.True(completion.ExitCode == 0, $"shellcheck of the bash completion:\n{completion.Stdout}{completion.Stderr}");
         // systemd-analyze checks the binary exists on this machine: point the copies at the fake root's.
         foreach (var unit in new[] { KernelHooks.Service, KernelHooks.SavecoreService })
         {
             string copy = h.Machine.Scratch(Path.GetFileName(unit));
             File.WriteAllText(copy, File.ReadAllText(h.Root + unit).Replace("/usr/sbin/capture-agent", h.Agent));
-            var r = Fixtures.Exec("/usr/bin/systemd-analyze", ["verify", copy]);
+            // --man=no: the units name the man pages, which are installed in the fake root, not here.
+            var r = Fixtures.Exec("/usr/bin/systemd-analyze", ["verify", "--man=no", copy]);
             Assert.True(r.ExitCode == 0 && r.Stderr.Length == 0 && r.Stdout.Length == 0, $"systemd-analyze verify {unit}:\n{r.Stdout}{r.Stderr}");
         }
         string service = File.ReadAllText(h.Root + KernelHooks.Service);
@@ -156,12 +174,77 @@ public class InstallTests
             ("dist/kernel/postinst.d/capture-agent", KernelHooks.DebianPostinstScript, "755"),
             ("dist/kernel/postrm.d/capture-agent", KernelHooks.DebianPostrmScript, "755"),
             ("dist/kernel/install.d/45-capture-agent.install", KernelHooks.KernelInstallScript, "755"),
+            ("dist/systemd/80-capture-agent.preset", Installer.PresetText, "644"),
+            ("initramfs/initramfs-tools/hooks/capture-agent", EarlyHooks.InitramfsToolsHookScript, "755"),
+            ("initramfs/initramfs-tools/scripts/init-premount/capture-agent", EarlyHooks.InitramfsToolsPremountScript, "755"),
+            ("initramfs/dracut/90capture-agent/module-setup.sh", EarlyHooks.DracutModuleSetupScript, "755"),
+            ("initramfs/dracut/90capture-agent/capture-agent-load.sh", EarlyHooks.DracutLoadHookScript, "755"),
+            ("initramfs/mkinitcpio/install/capture-agent", EarlyHooks.MkinitcpioInstallScript, "644"),
+            ("initramfs/mkinitcpio/hooks/capture-agent", EarlyHooks.MkinitcpioHookScript, "644"),
         };
         foreach (var (dist, text, mode) in pairs)
         {
             Assert.Equal(text, File.ReadAllText(Path.Combine(repo, dist)));
             Assert.Equal(mode, Mode(Path.Combine(repo, dist)));
         }
+    }
+
+    [Fact]
+    public void EarlyHookOfTheHostsGeneratorOnlyWhenTheConfigAsks()
+    {
+        var (h, binary) = Fresh();
+        using var _ = h;
+        h.Write("usr/sbin/mkinitramfs", "#!/bin/sh\n", 0x1ed);   // initramfs-tools is installed
+        Assert.Equal(ExitCodes.Ok, InstallCommand.Install(["--root", h.Root, "--binary", binary]));
+        Assert.False(File.Exists(h.Root + EarlyHooks.InitramfsToolsHook));
+        Assert.Contains("early_load = no", File.ReadAllText(h.Root + "/etc/capture-agent.conf"));
+
+        File.AppendAllText(h.Root + "/etc/capture-agent.conf", "early_load = yes\n");
+        Assert.Equal(ExitCodes.Ok, InstallCommand.Install(["--root", h.Root, "--binary", binary]));
+        Assert.Equal(EarlyHooks.InitramfsToolsHookScript, File.ReadAllText(h.Root + EarlyHooks.InitramfsToolsHook));
+        Assert.Equal("755", Mode(h.Root + EarlyHooks.InitramfsToolsPremount));
+        // Only the generator this host has: no dracut module, no mkinitcpio hook.
+        Assert.False(Directory.Exists(h.Root + EarlyHooks.DracutModuleDirectory));
+        Assert.False(File.Exists(h.Root + EarlyHooks.MkinitcpioInstall));
+
+        Assert.Equal(ExitCodes.Ok, InstallCommand.Uninstall(["--root", h.Root]));
+        Assert.False(File.Exists(h.Root + EarlyHooks.InitramfsToolsHook));
+    }
+
+    [Fact]
+    public void StageLaysOutThePackageWithoutConfigOrLinksAndWithBothDebianGenerators()
+    {
+        var (h, binary) = Fresh();
+        using var _ = h;
+        using var stage = new TempDir();
+        Assert.Equal(ExitCodes.Ok, InstallCommand.Install(["--stage", "--root", stage.Path, "--binary", binary]));
+        var files = Directory.EnumerateFiles(stage.Path, "*", SearchOption.AllDirectories).Select(f => "/" + Path.GetRelativePath(stage.Path, f)).ToHashSet();
+        var expected = Expected.Keys.Where(k => k != "/etc/capture-agent.conf")
+            .Concat([EarlyHooks.InitramfsToolsHook, EarlyHooks.InitramfsToolsPremount, EarlyHooks.DracutModuleSetup, EarlyHooks.DracutLoadHook]);
+        Assert.Equal(expected.Order(StringComparer.Ordinal), files.Order(StringComparer.Ordinal));
+        Assert.False(Directory.Exists(Path.Combine(stage.Path, "etc/systemd")));
+        Assert.Equal(ExitCodes.Usage, InstallCommand.Install(["--stage", "--binary", binary]));   // never on /
+    }
+
+    [Fact]
+    public void InstallRefusesWhenThePackageOwnsTheFilesAndRemovesAnOlderInstallsUnits()
+    {
+        var (h, binary) = Fresh();
+        using var _ = h;
+        h.Write("etc/systemd/system/capture-agent.service", "[Unit]\n");
+        Directory.CreateDirectory(h.Root + "/etc/systemd/system/multi-user.target.wants");
+        File.CreateSymbolicLink(h.Root + "/etc/systemd/system/multi-user.target.wants/capture-agent.service", "/etc/systemd/system/capture-agent.service");
+        string output = CaptureOutput(() => InstallCommand.Install(["--root", h.Root, "--binary", binary]));
+        Assert.Contains("removed /etc/systemd/system/capture-agent.service (an older install's", output);
+        Assert.False(File.Exists(h.Root + "/etc/systemd/system/capture-agent.service"));
+        Assert.Equal("/usr/lib/systemd/system/capture-agent.service",
+            new FileInfo(h.Root + "/etc/systemd/system/multi-user.target.wants/capture-agent.service").LinkTarget);
+
+        h.Write("var/lib/dpkg/info/capture-agent.list", "/usr/sbin/capture-agent\n");
+        var before = h.Tree();
+        Assert.Equal(ExitCodes.Failed, InstallCommand.Install(["--root", h.Root, "--binary", binary]));
+        Assert.Equal(ExitCodes.Failed, InstallCommand.Uninstall(["--root", h.Root]));
+        Assert.Equal(before, h.Tree());
     }
 
     private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;

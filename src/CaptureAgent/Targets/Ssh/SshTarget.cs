@@ -170,6 +170,7 @@ public static class SshTarget
         using (var w = new Utf8JsonWriter(buf, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
+            w.WriteString("capture_agent_version", BuildInfo.Version);
             w.WriteBoolean("complete", reason is null);
             if (reason is null) w.WriteNull("incomplete_reason"); else w.WriteString("incomplete_reason", reason);
             w.WriteString("host", facts.Host);

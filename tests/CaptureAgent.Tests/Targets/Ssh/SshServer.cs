@@ -23,8 +23,14 @@ public sealed class SshServer : IDisposable
     public string HostKeyPublic => _dir.File("host_key.pub");
     public string Log => _dir.File("sshd.log");
 
-    public SshServer()
+    /// <summary>A directory standing in for root's home (~/.ssh/authorized_keys is read there too), or null.</summary>
+    private readonly string? _rootHome;
+
+    /// <param name="rootHome">Sessions see this directory as /root (a private mount namespace), and sshd also
+    /// reads keys from its .ssh/authorized_keys: what `propagate` writes, without touching this machine's /root.</param>
+    public SshServer(string? rootHome = null)
     {
+        _rootHome = rootHome;
         TestCategory.Require(TestCategory.Root);
         if (!File.Exists(Sshd)) throw new InvalidOperationException($"{Sshd} is missing: apt-get install openssh-server");
         // sshd insists on its privilege separation directory, which the package's tmpfiles make at boot.
@@ -38,7 +44,7 @@ public sealed class SshServer : IDisposable
             Port {Port}
             ListenAddress 127.0.0.1
             HostKey {_dir.File("host_key")}
-            AuthorizedKeysFile {_dir.File("authorized_keys")}
+            AuthorizedKeysFile {_dir.File("authorized_keys")}{(rootHome is null ? "" : " %h/.ssh/authorized_keys")}
             PidFile {_dir.File("sshd.pid")}
             UsePAM no
             StrictModes no
@@ -55,7 +61,11 @@ public sealed class SshServer : IDisposable
         // In its own pid namespace: killing it takes every session with it, and nothing is left
         // for this machine's init to reap (sshd, as the namespace's init, reaps its orphans).
         var psi = new ProcessStartInfo("/usr/bin/unshare") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { "--pid", "--fork", "--kill-child", Sshd, "-D", "-e", "-f", _dir.File("sshd_config") }) psi.ArgumentList.Add(a);
+        string[] sshd = [Sshd, "-D", "-e", "-f", _dir.File("sshd_config")];
+        string[] args = _rootHome is null
+            ? ["--pid", "--fork", "--kill-child", .. sshd]
+            : ["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" /root && exec \"$@\"", _rootHome, .. sshd];
+        foreach (var a in args) psi.ArgumentList.Add(a);
         _sshd = Process.Start(psi)!;
         var log = new StreamWriter(Log, append: true) { AutoFlush = true };
         _sshd.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
