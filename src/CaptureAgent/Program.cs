@@ -6,7 +6,7 @@ public static class Program
 {
     internal const string Usage = """
         capture-agent: Linux kernel crash capture in one binary
-          capture-agent dump [options] VMCORE [DUMPFILE]   filter and compress a vmcore (makedumpfile-style)
+          capture-agent dump [options] VMCORE [DUMPFILE]   filter and compress a vmcore (makedumpfile-style; -f overwrites)
           capture-agent dmesg VMCORE|DUMP [OUTFILE]         the crashed kernel's log
           capture-agent rearrange OUTFILE < FLATTENED        turn a flattened (-F) stream into a dump file
           capture-agent load [--kernel K] [--initrd I]        arm the capture kernel (kexec_file_load)
@@ -58,27 +58,25 @@ public static class Program
 
     private static int Dispatch(string[] args)
     {
-        if (args.Length > 0 && args[0] is "version" or "--version")
-            return HelpCommand.Version(args[1..]);
-        if (args.Length > 1 && args[0] == "help")
-            return HelpCommand.Run(args[1..]);
-        // COMMAND --help: the text of the help table (the man page is made from the same table).
-        if (args.Length == 2 && args[1] is "-h" or "--help" && CommandHelp.Find(args[0]) is { } doc)
-        {
-            Console.Out.WriteLine(doc.Usage);
-            return ExitCodes.Ok;
-        }
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        if (args.Length == 0 || args[0] is "-h" or "--help" || args is ["help"])
         {
             Console.Out.WriteLine(Usage);
             return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
         }
+        // COMMAND ... --help: that command's help whatever else the line holds, before any of it is
+        // read or done (each command checks again when called directly). The text is the help table's.
+        if (HelpTopic(args[0]) is { } doc && ArgReader.AsksForHelp(args.Skip(1)))
+        {
+            Console.Out.WriteLine(doc.Usage);
+            return ExitCodes.Ok;
+        }
         return args[0] switch
         {
+            "version" or "--version" => HelpCommand.Version(args[1..]),
+            "help" => HelpCommand.Run(args[1..]),
             "dump" => DumpCommand.Run(args[1..]),
             Boot.CaptureWorker.Command => Boot.CaptureWorker.Run(args),   // started by the capture kernel's PID 1
-            "dmesg" => DmesgCommand.Run(args[1..]),
-            "--dump-dmesg" => DmesgCommand.Run(args[1..]),
+            "dmesg" or "--dump-dmesg" => DmesgCommand.Run(args[1..]),
             "rearrange" or "-R" => RearrangeCommand.Run(args[1..]),
             "load" => LoadCommand.Load(args[1..]),
             "unload" => LoadCommand.Unload(args[1..]),
@@ -99,15 +97,25 @@ public static class Program
             "selftest" => SelfTestCommand.SelfTest(args[1..]),
             "test" => SelfTestCommand.Test(args[1..]),
             "propagate" => PropagateCommand.Run(args[1..]),
-            _ when args[0].StartsWith('-') => DumpCommand.Run(args),
+            _ when args[0].StartsWith('-') => DumpCommand.Run(args),   // makedumpfile-style: capture-agent -d 31 -c VMCORE DUMPFILE
             _ => UnknownCommand(args[0]),
         };
     }
 
+    /// <summary>Whose help a first word asks for: a command's, or for makedumpfile's forms dmesg's, rearrange's or dump's.</summary>
+    private static CommandDoc? HelpTopic(string first) => first switch
+    {
+        Boot.CaptureWorker.Command => null,
+        "--dump-dmesg" => CommandHelp.Find("dmesg"),
+        "-R" => CommandHelp.Find("rearrange"),
+        "--version" => CommandHelp.Find("version"),
+        _ when first.StartsWith('-') => CommandHelp.Find("dump"),
+        _ => CommandHelp.Find(first),
+    };
+
     private static int UnknownCommand(string name)
     {
-        Log.Error($"unknown command '{name}'");
-        Console.Error.WriteLine(Usage);
+        CommandLine.UsageError($"unknown command '{name}' (capture-agent --help lists the commands)");
         return ExitCodes.Usage;
     }
 }

@@ -15,36 +15,27 @@ public static class CaptureCommand
           saves the dump to the config's targets in order, as the capture kernel would
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Capture);
+
+    private static int Capture(string[] args)
     {
         string config = AgentConfig.DefaultPath, vmcore = "/proc/vmcore", mountBase = "/run/capture-agent";
         string? bootId = null;
         bool network = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("capture", args);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
-            try
+            switch (option)
             {
-                switch (a)
-                {
-                    case "--config": config = Next(); break;
-                    case "--vmcore": vmcore = Next(); break;
-                    case "--mount-base": mountBase = Next(); break;
-                    case "--configure-network": network = true; break;
-                    case "--boot-id": bootId = Next(); break;
-                    case "-v": Log.Level = 3; break;
-                    case "-q": Log.Level = 0; break;
-                    default: throw new ArgumentException($"unknown option {a}");
-                }
-            }
-            catch (ArgumentException e)
-            {
-                Log.Error(e.Message);
-                Console.Error.WriteLine(Usage);
-                return ExitCodes.Usage;
+                case "--config": config = cli.Value(); break;
+                case "--vmcore": vmcore = cli.Value(); break;
+                case "--mount-base": mountBase = cli.Value(); break;
+                case "--configure-network": network = true; break;
+                case "--boot-id": bootId = cli.Value(); break;
+                default: if (!CommandLine.MessageOption(cli, option)) throw cli.Unknown(); break;
             }
         }
+        cli.NoOperands();
         if (!File.Exists(config))
         {
             Log.Error($"{config} does not exist");

@@ -29,27 +29,19 @@ public static class ConfigCommand
 
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
+        CommandLine.Run(Usage, args, a => Subcommand(a, stdout, stderr), stdout, stderr);
+
+    private static int Subcommand(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help")
-        {
-            (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
-            return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
-        }
+        if (args.Length == 0) throw new UsageException("config: expected import, check or default");
         return args[0] switch
         {
             "import" => Import(args[1..], stdout, stderr),
             "check" => Check(args[1..], stdout, stderr),
             "default" => Default(args[1..], stdout, stderr),
-            _ => UsageError(stderr, $"unknown config command '{args[0]}'"),
+            _ => throw new UsageException($"unknown config command '{args[0]}'"),
         };
-    }
-
-    private static int UsageError(TextWriter stderr, string message)
-    {
-        stderr.WriteLine($"capture-agent: error: {message}");
-        stderr.WriteLine(Usage);
-        return ExitCodes.Usage;
     }
 
     private static int Import(string[] args, TextWriter stdout, TextWriter stderr)
@@ -57,25 +49,22 @@ public static class ConfigCommand
         string? kdumpConf = null, sysconfig = null, kdumpTools = null, output = null;
         string root = "/";
         bool force = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("config import", args);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            if (a == "--force") { force = true; continue; }
-            if (a is "-h" or "--help") { stdout.WriteLine(Usage); return ExitCodes.Ok; }
-            if (a is not ("--kdump-conf" or "--sysconfig" or "--kdump-tools" or "--root" or "-o" or "--output"))
-                return UsageError(stderr, $"unknown option '{a}'");
-            if (i + 1 >= args.Length) return UsageError(stderr, $"{a} needs a value");
-            string v = args[++i];
-            switch (a)
+            switch (option)
             {
-                case "--kdump-conf": kdumpConf = v; break;
-                case "--sysconfig": sysconfig = v; break;
-                case "--kdump-tools": kdumpTools = v; break;
-                case "--root": root = v; break;
-                default: output = v; break;
+                case "--force": force = true; break;
+                case "--kdump-conf": kdumpConf = cli.Value(); break;
+                case "--sysconfig": sysconfig = cli.Value(); break;
+                case "--kdump-tools": kdumpTools = cli.Value(); break;
+                case "--root": root = cli.Value(); break;
+                case "-o" or "--output": output = cli.Value(); break;
+                default: throw cli.Unknown();
             }
         }
-        if (!Directory.Exists(root)) return UsageError(stderr, $"--root {root} is not a directory");
+        cli.NoOperands();
+        if (!Directory.Exists(root)) throw cli.Error($"--root {root} is not a directory");
         if (output == "-") output = null;
 
         bool explicitPaths = kdumpConf is not null || sysconfig is not null || kdumpTools is not null;
@@ -89,7 +78,7 @@ public static class ConfigCommand
         {
             string which = explicitPaths ? "both RHEL (--kdump-conf/--sysconfig) and Debian (--kdump-tools) files were given"
                                          : $"both {KdumpConfImporter.ConfPath} and {KdumpToolsImporter.DefaultsPath} exist under {root}";
-            return UsageError(stderr, $"{which}: import one with --kdump-conf or --kdump-tools");
+            throw new UsageException($"{which}: import one with --kdump-conf or --kdump-tools");
         }
         if (kdumpConf is null && sysconfig is null && kdumpTools is null)
         {
@@ -149,18 +138,19 @@ public static class ConfigCommand
         string root = Host.HostLayout.DefaultRoot();
         string? output = null;
         bool force = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("config default", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
                 case "--force": force = true; break;
-                case "-h" or "--help": stdout.WriteLine(Usage); return ExitCodes.Ok;
-                case "--root" when i + 1 < args.Length: root = args[++i]; break;
-                case "-o" or "--output" when i + 1 < args.Length: output = args[++i]; break;
-                default: return UsageError(stderr, $"config default: unexpected argument '{args[i]}'");
+                case "--root": root = cli.Value(); break;
+                case "-o" or "--output": output = cli.Value(); break;
+                default: throw cli.Unknown();
             }
         }
-        if (!Directory.Exists(root)) return UsageError(stderr, $"--root {root} is not a directory");
+        cli.NoOperands();
+        if (!Directory.Exists(root)) throw cli.Error($"--root {root} is not a directory");
         string text = Host.Installer.DefaultConfig(new Host.HostLayout(root), out var notes);
         foreach (var n in notes) stderr.WriteLine($"capture-agent: warning: {n}");
         if (output is null or "-")
@@ -239,12 +229,9 @@ public static class ConfigCommand
 
     private static int Check(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Length > 1 || (args.Length == 1 && args[0].StartsWith('-') && args[0] != "-"))
-        {
-            if (args.Length == 1 && args[0] is "-h" or "--help") { stdout.WriteLine(Usage); return ExitCodes.Ok; }
-            return UsageError(stderr, "config check takes at most one FILE");
-        }
-        string path = args.Length == 1 ? args[0] : AgentConfig.DefaultPath;
+        var cli = new ArgReader("config check", args);
+        if (cli.Next() is not null) throw cli.Unknown();
+        string path = cli.Operands(0, 1, "at most one FILE") is [var file] ? file : AgentConfig.DefaultPath;
         string text;
         try
         {

@@ -15,42 +15,34 @@ public static class CrashkernelCommand
         every /boot/loader/entries/*.conf (also /efi, /boot/efi), /etc/kernel/cmdline. The new size takes effect after a reboot.
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Configure);
+
+    private static int Configure(string[] args)
     {
         string size = "auto", root = "/";
         bool apply = false;
         string? kernel = null, initrd = null;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("crashkernel", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--size" when i + 1 < args.Length: size = args[++i]; break;
-                case "--root" when i + 1 < args.Length: root = args[++i]; break;
-                case "--kernel" when i + 1 < args.Length: kernel = args[++i]; break;
-                case "--initrd" when i + 1 < args.Length: initrd = args[++i]; break;
+                case "--size": size = cli.Value(); break;
+                case "--root": root = cli.Value(); break;
+                case "--kernel": kernel = cli.Value(); break;
+                case "--initrd": initrd = cli.Value(); break;
                 case "--apply": apply = true; break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default:
-                    Log.Error($"crashkernel: unknown or incomplete argument {args[i]}");
-                    Console.Error.WriteLine(Usage);
-                    return ExitCodes.Usage;
+                default: throw cli.Unknown();
             }
         }
-        if (!Directory.Exists(root))
-        {
-            Log.Error($"crashkernel: --root {root} is not a directory");
-            return ExitCodes.Usage;
-        }
+        cli.NoOperands();
+        if (!Directory.Exists(root)) throw cli.Error($"--root {root} is not a directory");
         if (size == "auto")
         {
             if (Auto(root, kernel, initrd) is not string computed) return ExitCodes.Failed;
             size = computed;
         }
-        if (!BootloaderConfig.IsValidSize(size))
-        {
-            Log.Error($"crashkernel: '{size}' is not a crashkernel size (e.g. 128M, 1G, 1G-4G:192M,4G-:256M)");
-            return ExitCodes.Usage;
-        }
+        if (!BootloaderConfig.IsValidSize(size)) throw cli.Error($"'{size}' is not a crashkernel size (e.g. 128M, 1G, 1G-4G:192M,4G-:256M)");
         BootloaderPlan plan;
         try { plan = BootloaderConfig.Plan(root, size); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)

@@ -11,7 +11,7 @@ namespace CaptureAgent.Cli;
 public static class DumpCommand
 {
     public const string Usage = """
-        usage: capture-agent dump [-d LEVEL] [-z | -l | -p | -c | --no-compress | --compression auto] [-E] [-F] [--message-level N] VMCORE|DUMP [DUMPFILE]
+        usage: capture-agent dump [-d LEVEL] [-z | -l | -p | -c | --no-compress | --compression auto] [-E] [-F] [-f] [--message-level N] VMCORE|DUMP [DUMPFILE]
           -d LEVEL        pages to leave out, makedumpfile's bits: 1 zero, 2 cache, 4 cache+private,
                           8 user data, 16 free (default 31)
           -z              zstd per page (default; --zstd-level N, default 1, negative = faster)
@@ -21,91 +21,92 @@ public static class DumpCommand
           -F              makedumpfile's flattened stream to standard output (DUMPFILE omitted)
                           the input may be a kdump-compressed dump: it is filtered again (its dump level
                           is kept as a minimum) and rewritten with the codec asked for
-          --threads N     compression threads (default: the CPUs available, at most 8)
-          --message-level N  0 errors, 1 +warnings, 2 +summary (default), 3 +details;  -q = 0, -v = 3
-        exit status: 0 done, 1 failed, 2 usage, 3 written but the input was damaged or filtering degraded
+          -f              overwrite DUMPFILE if it exists (without -f an existing file is refused, as by makedumpfile)
+          --num-threads N  compression threads (default: the CPUs available, at most 8; also --threads)
+          --message-level N  makedumpfile's bits: 1 progress, 2 common messages, 4 errors and warnings,
+                          8 debug details, 16 report (pages excluded, times); default 7;  -q = 4, -v = 31
+          short options cluster as makedumpfile's do: -cd 31, -cd31, -d31; --opt=VALUE works too
+        exit status: 0 done, 1 failed (an existing DUMPFILE without -f, too), 2 usage,
+          3 written but the input was damaged or filtering degraded
         """;
 
-    public static int Run(string[] args)
+    /// <summary>The command line read: what to write, from where, how.</summary>
+    private sealed class Request
     {
-        var level = DumpLevel.All;
-        var codec = PageCodec.Zstd;
-        bool autoCodec = false;
-        var format = DumpFormat.KdumpCompressed;
-        bool flattened = false;
-        ulong window = DumpOptions.DefaultWindowPfns;
-        int threads = Compression.BatchCompressor.DefaultThreads;
-        int zstdLevel = Compression.ZstdPageCompressor.DefaultLevel;
-        var positional = new List<string>();
-        for (int i = 0; i < args.Length; i++)
-        {
-            string a = args[i];
-            switch (a)
-            {
-                case "-d":
-                    if (++i >= args.Length || !int.TryParse(args[i], out int d) || d is < 0 or > 31)
-                        return UsageError("-d takes a dump level from 0 to 31");
-                    level = (DumpLevel)d;
-                    break;
-                case "-z": codec = PageCodec.Zstd; break;
-                case "-c": codec = PageCodec.Zlib; break;
-                case "-l": codec = PageCodec.Lzo; break;
-                case "-p": codec = PageCodec.Snappy; break;
-                case "--compression":
-                    if (++i >= args.Length) return UsageError("--compression takes zstd, lzo, snappy, zlib, none or auto");
-                    if (args[i] == "auto") { autoCodec = true; codec = PageCodec.Zstd; break; }
-                    if (PageCompressors.Parse(args[i]) is not PageCodec named) return UsageError("--compression takes zstd, lzo, snappy, zlib, none or auto");
-                    codec = named;
-                    break;
-                case "--no-compress": codec = PageCodec.None; break;
-                case "-E": format = DumpFormat.Elf; break;
-                case "-F": flattened = true; break;
-                case "-q": Log.Level = 0; break;
-                case "-v": Log.Level = 3; break;
-                case "--message-level":
-                    if (++i >= args.Length || !int.TryParse(args[i], out int ml) || ml < 0) return UsageError("--message-level takes a number");
-                    Log.Level = ml > 7 ? 3 : ml;   // makedumpfile's 0..31 mask folds onto our four levels
-                    break;
-                case "--threads":
-                    if (++i >= args.Length || !int.TryParse(args[i], out threads) || threads is < 1 or > 64) return UsageError("--threads takes a number from 1 to 64");
-                    break;
-                case "--zstd-level":
-                    if (++i >= args.Length || !int.TryParse(args[i], out zstdLevel) || zstdLevel is < -7 or > 19) return UsageError("--zstd-level takes a level from -7 to 19");
-                    break;
-                case "--window-pfns":   // testing aid: force small filtering windows
-                    if (++i >= args.Length || !ulong.TryParse(args[i], out window) || window == 0) return UsageError("--window-pfns takes a number");
-                    break;
-                case "-h":
-                case "--help":
-                    Console.Out.WriteLine(Usage);
-                    return ExitCodes.Ok;
-                default:
-                    if (a.StartsWith('-') && a.Length > 1) return UsageError($"unknown option {a}");
-                    positional.Add(a);
-                    break;
-            }
-        }
-        if (format == DumpFormat.Elf && codec != PageCodec.None && args.Any(x => x is "-c" or "-z" or "-l" or "-p" or "--compression"))
-            return UsageError("-E writes ELF, which has no per-page compression; drop -c/-z/-l/-p");
-        if (format == DumpFormat.Elf) codec = PageCodec.None;
-        if (flattened ? positional.Count != 1 : positional.Count != 2)
-            return UsageError(flattened ? "-F needs VMCORE only (the stream goes to stdout)" : "need VMCORE and DUMPFILE");
+        public DumpLevel Level = DumpLevel.All;
+        public PageCodec Codec = PageCodec.Zstd;
+        public bool CodecGiven, AutoCodec, Flattened, Force;
+        public DumpFormat Format = DumpFormat.KdumpCompressed;
+        public ulong WindowPfns = DumpOptions.DefaultWindowPfns;
+        public int Threads = BatchCompressor.DefaultThreads;
+        public int ZstdLevel = ZstdPageCompressor.DefaultLevel;
+    }
+
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Dump);
+
+    private static int Dump(string[] args)
+    {
+        var cli = new ArgReader("dump", args);
+        var q = new Request();
+        while (cli.Next() is { } option) ReadOption(cli, option, q);
+        if (q.Format == DumpFormat.Elf && q.CodecGiven && q.Codec != PageCodec.None)
+            throw cli.Error("-E writes ELF, which has no per-page compression; drop -c/-z/-l/-p");
+        if (q.Format == DumpFormat.Elf) q.Codec = PageCodec.None;
+        var files = q.Flattened ? cli.Operands(1, 1, "VMCORE only with -F (the stream goes to stdout)") : cli.Operands(2, 2, "VMCORE and DUMPFILE");
+        string? outPath = q.Flattened ? null : files[1];
+        if (outPath is not null && ExistingOutput.Refused(outPath, q.Force)) return ExitCodes.Failed;
 
         var options = new DumpOptions
         {
-            Level = level,
-            Codec = codec,
-            AutoCodec = autoCodec && format == DumpFormat.KdumpCompressed,
-            Format = format,
-            WindowPfns = window,
-            Threads = threads,
-            ZstdLevel = zstdLevel,
-            Progress = flattened ? null : Log.Progress("Copying pages"),
+            Level = q.Level,
+            Codec = q.Codec,
+            AutoCodec = q.AutoCodec && q.Format == DumpFormat.KdumpCompressed,
+            Format = q.Format,
+            WindowPfns = q.WindowPfns,
+            Threads = q.Threads,
+            ZstdLevel = q.ZstdLevel,
+            Progress = q.Flattened ? null : Log.Progress("Copying pages"),
         };
-        return Execute(positional[0], flattened ? null : positional[1], options);
+        return Execute(files[0], outPath, options, q.Force);
     }
 
-    private static int Execute(string vmcorePath, string? outPath, DumpOptions options)
+    private static void ReadOption(ArgReader cli, string option, Request q)
+    {
+        switch (option)
+        {
+            case "-d": q.Level = (DumpLevel)cli.Int(0, 31, "a dump level"); break;
+            case "-z": SetCodec(q, PageCodec.Zstd); break;
+            case "-c": SetCodec(q, PageCodec.Zlib); break;
+            case "-l": SetCodec(q, PageCodec.Lzo); break;
+            case "-p": SetCodec(q, PageCodec.Snappy); break;
+            case "--compression": ReadCompression(cli, q); break;
+            case "--no-compress": q.Codec = PageCodec.None; break;
+            case "-E": q.Format = DumpFormat.Elf; break;
+            case "-F": q.Flattened = true; break;
+            case "-f": q.Force = true; break;
+            case "--num-threads" or "--threads": q.Threads = cli.Int(1, 64); break;
+            case "--zstd-level": q.ZstdLevel = cli.Int(-7, 19, "a level"); break;
+            case "--window-pfns": q.WindowPfns = (ulong)cli.Int(1, int.MaxValue); break;   // testing aid: force small filtering windows
+            default: if (!CommandLine.MessageOption(cli, option)) throw cli.Unknown(); break;
+        }
+    }
+
+    private static void SetCodec(Request q, PageCodec codec)
+    {
+        q.Codec = codec;
+        q.CodecGiven = true;
+    }
+
+    private static void ReadCompression(ArgReader cli, Request q)
+    {
+        string name = cli.Value();
+        q.CodecGiven = true;
+        q.AutoCodec = name == "auto";
+        if (q.AutoCodec) q.Codec = PageCodec.Zstd;
+        else q.Codec = PageCompressors.Parse(name) ?? throw cli.Error("--compression takes zstd, lzo, snappy, zlib, none or auto");
+    }
+
+    private static int Execute(string vmcorePath, string? outPath, DumpOptions options, bool force)
     {
         var clock = Stopwatch.StartNew();
         DumpSource source;
@@ -130,7 +131,7 @@ public static class DumpCommand
             IDumpSink sink;
             try
             {
-                sink = outPath is null ? new FlattenedSink(Console.OpenStandardOutput()) : FileSink.Create(outPath);
+                sink = outPath is null ? new FlattenedSink(Console.OpenStandardOutput()) : FileSink.Create(outPath, overwrite: force);
             }
             catch (IOException e)
             {
@@ -164,19 +165,12 @@ public static class DumpCommand
         var f = r.Filter;
         if (f is not null)
         {
-            Log.Detail($"Excluded pages: zero {f.Zero}, cache {f.Cache}, cache private {f.CachePrivate}, user {f.User}, free {f.Free}, hwpoison {f.HwPoison}, offline {f.Offline}");
-            Log.Detail($"Present pages: {f.Present} of max_mapnr {r.MaxMapnr}");
-            Log.Detail($"Excluding pages: {r.FilterSeconds:0.000} s; copying pages: {r.CopySeconds:0.000} s");
+            Log.Report($"Excluded pages: zero {f.Zero}, cache {f.Cache}, cache private {f.CachePrivate}, user {f.User}, free {f.Free}, hwpoison {f.HwPoison}, offline {f.Offline}");
+            Log.Report($"Present pages: {f.Present} of max_mapnr {r.MaxMapnr}");
+            Log.Report($"Excluding pages: {r.FilterSeconds:0.000} s; copying pages: {r.CopySeconds:0.000} s");
         }
         Log.Info($"The dumpfile is {(r.Incomplete ? "INCOMPLETE" : "saved")}: {r.DumpablePages} pages selected ({r.StoredPages} stored, {r.ZeroPages} zero) " +
                  $"at dump level {(int)(r.LevelRaisedTo ?? o.Level)}, {r.BytesWritten} bytes, {PageCompressors.Name(o.Format == DumpFormat.Elf ? PageCodec.None : r.Codec)}, in {elapsed.TotalSeconds:0.00} s " +
                  $"[{source.Info?.OsRelease ?? "unknown kernel"}]");
-    }
-
-    private static int UsageError(string message)
-    {
-        Log.Error(message);
-        Console.Error.WriteLine(Usage);
-        return ExitCodes.Usage;
     }
 }

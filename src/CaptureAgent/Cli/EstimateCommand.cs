@@ -18,7 +18,9 @@ public static class EstimateCommand
           --agent         the VM first kernel's /init (default: this binary; a dynamic one brings its libraries)
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Estimate);
+
+    private static int Estimate(string[] args)
     {
         string release = "unknown";
         try { release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); } catch (IOException) { }
@@ -29,37 +31,27 @@ public static class EstimateCommand
         string? agent = null, work = null;
         long from = 256 * SizeText.MiB, downTo = 64 * SizeText.MiB, step = 16 * SizeText.MiB, guest = 1L << 30;
         int timeout = 900;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("estimate", args);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
-            long? Size(string option)
+            switch (option)
             {
-                var v = SizeText.Parse(Next());
-                if (v is null or <= 0) Log.Error($"estimate: {option} needs a size like 256M, 1G or a byte count");
-                return v is null or <= 0 ? null : v;
-            }
-            switch (a)
-            {
-                case "--kernel" when i + 1 < args.Length: kernel = args[++i]; break;
-                case "--initrd" when i + 1 < args.Length: initrd = args[++i]; initrdGiven = true; break;
+                case "--kernel": kernel = cli.Value(); break;
+                case "--initrd": initrd = cli.Value(); initrdGiven = true; break;
                 case "--json": json = true; break;
                 case "--measure": measure = true; break;
-                case "--agent" when i + 1 < args.Length: agent = args[++i]; break;
-                case "--work" when i + 1 < args.Length: work = args[++i]; break;
-                case "--memory-size": if ((memory = Size(a)) is null) return ExitCodes.Usage; break;
-                case "--from": if (Size(a) is not long f) return ExitCodes.Usage; from = f; break;
-                case "--down-to": if (Size(a) is not long d) return ExitCodes.Usage; downTo = d; break;
-                case "--step": if (Size(a) is not long s) return ExitCodes.Usage; step = s; break;
-                case "--guest-memory": if (Size(a) is not long g) return ExitCodes.Usage; guest = g; break;
-                case "--timeout" when i + 1 < args.Length && int.TryParse(args[i + 1], out int t) && t > 0: timeout = t; i++; break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default:
-                    Log.Error($"estimate: unknown or incomplete argument {a}");
-                    Console.Error.WriteLine(Usage);
-                    return ExitCodes.Usage;
+                case "--agent": agent = cli.Value(); break;
+                case "--work": work = cli.Value(); break;
+                case "--memory-size": memory = Size(cli); break;
+                case "--from": from = Size(cli); break;
+                case "--down-to": downTo = Size(cli); break;
+                case "--step": step = Size(cli); break;
+                case "--guest-memory": guest = Size(cli); break;
+                case "--timeout": timeout = cli.Int(1, int.MaxValue, "seconds"); break;
+                default: throw cli.Unknown();
             }
         }
+        cli.NoOperands();
         if (!File.Exists(kernel))
         {
             Log.Error($"estimate: capture kernel {kernel} does not exist (--kernel)");
@@ -87,6 +79,10 @@ public static class EstimateCommand
             return ExitCodes.Failed;
         }
     }
+
+    /// <summary>The option's value as a size: 256M, 1G or a byte count.</summary>
+    private static long Size(ArgReader cli) =>
+        SizeText.Parse(cli.Value()) is long v and > 0 ? v : throw cli.Error($"{cli.Option} needs a size like 256M, 1G or a byte count");
 
     private static int Compute(string kernel, string? initrd, long? memory, bool json)
     {

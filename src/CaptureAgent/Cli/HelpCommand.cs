@@ -19,49 +19,54 @@ public static class HelpCommand
           --bash-completion  the bash completion script, from the same texts
         """;
 
-    public static int Version(string[] args)
+    public static int Version(string[] args) => CommandLine.Run(VersionUsage, args, ShowVersion);
+
+    private static int ShowVersion(string[] args)
     {
-        if (args is ["--json"])
+        bool json = false;
+        var cli = new ArgReader("version", args);
+        while (cli.Next() is { } option)
         {
-            Console.Out.WriteLine($"{{\"capture_agent_version\": {LoadCommand.Json(BuildInfo.Version)}}}");
-            return ExitCodes.Ok;
+            if (option == "--json") json = true;
+            else throw cli.Unknown();
         }
-        if (args is ["-h" or "--help"]) { Console.Out.WriteLine(VersionUsage); return ExitCodes.Ok; }
-        if (args.Length > 0) return Bad($"version: unexpected argument {args[0]}", VersionUsage);
-        Console.Out.WriteLine($"capture-agent {BuildInfo.Version}");
+        cli.NoOperands();
+        Console.Out.WriteLine(json ? $"{{\"capture_agent_version\": {LoadCommand.Json(BuildInfo.Version)}}}" : $"capture-agent {BuildInfo.Version}");
         return ExitCodes.Ok;
     }
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Show);
+
+    private static int Show(string[] args)
     {
-        switch (args)
+        string? man = null;
+        bool completion = false;
+        var cli = new ArgReader("help", args);
+        while (cli.Next() is { } option)
         {
-            case ["--man", "8"]:
-                Console.Out.Write(ManPages.Command(ManPages.DateFromEnvironment()));
-                return ExitCodes.Ok;
-            case ["--man", "5"]:
-                Console.Out.Write(ManPages.Config(ManPages.DateFromEnvironment()));
-                return ExitCodes.Ok;
-            case ["--bash-completion"]:
-                Console.Out.Write(BashCompletion.Script());
-                return ExitCodes.Ok;
-            case ["-h" or "--help"]:
-                Console.Out.WriteLine(Usage);
-                return ExitCodes.Ok;
-            case [var name] when CommandHelp.Find(name) is { } doc:
-                Console.Out.WriteLine(doc.Usage);
-                return ExitCodes.Ok;
-            case [var name] when !name.StartsWith('-'):
-                return Bad($"help: no command '{name}' (capture-agent --help lists them)", Usage);
-            default:
-                return Bad($"help: unexpected arguments {string.Join(' ', args)}", Usage);
+            switch (option)
+            {
+                case "--man": man = cli.Value(); break;
+                case "--bash-completion": completion = true; break;
+                default: throw cli.Unknown();
+            }
         }
+        var names = cli.Operands(0, 1, "at most one COMMAND");
+        if (man is not null || completion)
+        {
+            if (names.Count > 0 || (man is not null && completion)) throw cli.Error("--man and --bash-completion go alone");
+            Console.Out.Write(completion ? BashCompletion.Script() : Manual(cli, man!));
+            return ExitCodes.Ok;
+        }
+        if (names.Count == 0) Console.Out.WriteLine(CommandHelp.Overview);
+        else Console.Out.WriteLine(CommandHelp.Find(names[0])?.Usage ?? throw cli.Error($"no command '{names[0]}' (capture-agent --help lists them)"));
+        return ExitCodes.Ok;
     }
 
-    private static int Bad(string message, string usage)
+    private static string Manual(ArgReader cli, string section) => section switch
     {
-        Log.Error(message);
-        Console.Error.WriteLine(usage);
-        return ExitCodes.Usage;
-    }
+        "8" => ManPages.Command(ManPages.DateFromEnvironment()),
+        "5" => ManPages.Config(ManPages.DateFromEnvironment()),
+        _ => throw cli.Error($"--man takes 8 (the commands) or 5 (the configuration file), not '{section}'"),
+    };
 }

@@ -22,13 +22,12 @@ public static class InitramfsCommand
         known_hosts, the hook programs, and this machine's NIC driver when a target uses the network.
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Build);
+
+    private static int Build(string[] args)
     {
         if (args.Length == 0 || args[0] != "build")
-        {
-            Console.Error.WriteLine(Usage);
-            return ExitCodes.Usage;
-        }
+            throw new UsageException(args.Length == 0 ? "initramfs: expected build" : $"initramfs: unknown subcommand '{args[0]}' (build is the one)");
         string? output = null, config = null, targetDevice = null;
         string release = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : "";
         string modulesRoot = "/", agent = Environment.ProcessPath ?? "/proc/self/exe";
@@ -38,52 +37,30 @@ public static class InitramfsCommand
         bool noNic = false, allowConfigErrors = false;
         var extraFiles = new List<InitramfsFile>();
         var compression = ImageCompression.Zstd;
-        for (int i = 1; i < args.Length; i++)
+        var cli = new ArgReader("initramfs build", args[1..]);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
-            try
+            switch (option)
             {
-                switch (a)
-                {
-                    case "-o" or "--output": output = Next(); break;
-                    case "-v": Log.Level = 3; break;
-                    case "-q": Log.Level = 0; break;
-                    case "--kernel-version": release = Next(); break;
-                    case "--modules-root": modulesRoot = Next(); break;
-                    case "--agent": agent = Next(); break;
-                    case "--config": config = Next(); break;
-                    case "--target-device": targetDevice = Next(); break;
-                    case "--module": modules.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
-                    case "--blacklist": blacklist.AddRange(Next().Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
-                    case "--executable": executables.Add(Next()); break;
-                    case "--no-nic": noNic = true; break;
-                    case "--allow-config-errors": allowConfigErrors = true; break;   // testing aid: the capture kernel's handling of a bad config
-                    case "--file": extraFiles.Add(InitramfsFile.Parse(Next())); break;
-                    case "--compress":
-                        compression = Next() switch
-                        {
-                            "zstd" => ImageCompression.Zstd,
-                            "gzip" => ImageCompression.Gzip,
-                            "none" => ImageCompression.None,
-                            var v => throw new ArgumentException($"--compress takes zstd, gzip or none, not {v}"),
-                        };
-                        break;
-                    default: throw new ArgumentException($"unknown option {a}");
-                }
-            }
-            catch (ArgumentException e)
-            {
-                Log.Error(e.Message);
-                Console.Error.WriteLine(Usage);
-                return ExitCodes.Usage;
+                case "-o" or "--output": output = cli.Value(); break;
+                case "--kernel-version": release = cli.Value(); break;
+                case "--modules-root": modulesRoot = cli.Value(); break;
+                case "--agent": agent = cli.Value(); break;
+                case "--config": config = cli.Value(); break;
+                case "--target-device": targetDevice = cli.Value(); break;
+                case "--module": modules.AddRange(cli.List()); break;
+                case "--blacklist": blacklist.AddRange(cli.List()); break;
+                case "--executable": executables.Add(cli.Value()); break;
+                case "--no-nic": noNic = true; break;
+                case "--allow-config-errors": allowConfigErrors = true; break;   // testing aid: the capture kernel's handling of a bad config
+                case "--file": extraFiles.Add(ParseFile(cli)); break;
+                case "--compress": compression = ParseCompression(cli); break;
+                default: if (!CommandLine.MessageOption(cli, option)) throw cli.Unknown(); break;
             }
         }
-        if (output is null || release.Length == 0)
-        {
-            Log.Error(output is null ? "-o OUTPUT is required" : "--kernel-version is required here");
-            return ExitCodes.Usage;
-        }
+        cli.NoOperands();
+        if (output is null) throw cli.Error("-o OUTPUT is required");
+        if (release.Length == 0) throw cli.Error("--kernel-version is required here");
         string? tmp = null;   // removed unless it became the output
         try
         {
@@ -122,4 +99,18 @@ public static class InitramfsCommand
                 try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
+
+    private static InitramfsFile ParseFile(ArgReader cli)
+    {
+        try { return InitramfsFile.Parse(cli.Value()); }
+        catch (ArgumentException e) { throw cli.Error(e.Message); }
+    }
+
+    private static ImageCompression ParseCompression(ArgReader cli) => cli.Value() switch
+    {
+        "zstd" => ImageCompression.Zstd,
+        "gzip" => ImageCompression.Gzip,
+        "none" => ImageCompression.None,
+        var v => throw cli.Error($"--compress takes zstd, gzip or none, not {v}"),
+    };
 }

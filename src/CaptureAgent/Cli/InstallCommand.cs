@@ -25,28 +25,31 @@ public static class InstallCommand
                      enabled, the hooks of both initramfs-tools and dracut
         """;
 
-    public static int Install(string[] args)
+    public static int Install(string[] args) => CommandLine.Run(Usage, args, InstallHere);
+
+    private static int InstallHere(string[] args)
     {
         string root = HostLayout.DefaultRoot();
         string? binary = Environment.ProcessPath;
         bool dryRun = false, enable = true, start = true, stage = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("install", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--root" when i + 1 < args.Length: root = args[++i]; break;
-                case "--binary" when i + 1 < args.Length: binary = args[++i]; break;
+                case "--root": root = cli.Value(); break;
+                case "--binary": binary = cli.Value(); break;
                 case "--dry-run": dryRun = true; break;
                 case "--no-enable": enable = false; break;
                 case "--no-start": start = false; break;
                 case "--stage": stage = true; break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default: return Bad($"install: unknown argument {args[i]}");
+                default: throw cli.Unknown();
             }
         }
-        if (binary is null || !File.Exists(binary)) return Bad($"install: the binary to install ({binary ?? "unknown"}) does not exist; give --binary PATH");
-        if (root != "/" && !Directory.Exists(root)) return Bad($"install: --root {root} is not a directory");
-        if (stage && root == "/") return Bad("install: --stage lays out a package below --root DIR, never on /");
+        cli.NoOperands();
+        if (binary is null || !File.Exists(binary)) throw cli.Error($"the binary to install ({binary ?? "unknown"}) does not exist; give --binary PATH");
+        if (root != "/" && !Directory.Exists(root)) throw cli.Error($"--root {root} is not a directory");
+        if (stage && root == "/") throw cli.Error("--stage lays out a package below --root DIR, never on /");
         var host = new HostLayout(root);
         if (!stage && Installer.PackageOwned(host) is { } owned)
         {
@@ -101,21 +104,24 @@ public static class InstallCommand
         }
     }
 
-    public static int Uninstall(string[] args)
+    public static int Uninstall(string[] args) => CommandLine.Run(Usage, args, UninstallHere);
+
+    private static int UninstallHere(string[] args)
     {
         string root = HostLayout.DefaultRoot();
         bool dryRun = false, purge = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("uninstall", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--root" when i + 1 < args.Length: root = args[++i]; break;
+                case "--root": root = cli.Value(); break;
                 case "--dry-run": dryRun = true; break;
                 case "--purge": purge = true; break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default: return Bad($"uninstall: unknown argument {args[i]}");
+                default: throw cli.Unknown();
             }
         }
+        cli.NoOperands();
         var host = new HostLayout(root);
         if (Installer.PackageOwned(host) is { } owned)
         {
@@ -154,12 +160,5 @@ public static class InstallCommand
         {
             Log.Warn($"systemctl {string.Join(' ', args)}: {e.Message}");
         }
-    }
-
-    private static int Bad(string message)
-    {
-        Log.Error(message);
-        Console.Error.WriteLine(Usage);
-        return ExitCodes.Usage;
     }
 }

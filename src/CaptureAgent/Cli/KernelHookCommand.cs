@@ -32,28 +32,30 @@ public static class KernelHookCommand
           (no arguments: show the pin and the kernel `load --auto` would choose)
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Hook);
+
+    private static int Hook(string[] args)
     {
         string root = HostLayout.DefaultRoot();
         bool force = false, all = false;
-        var words = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("kernel-hook", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--root" when i + 1 < args.Length: root = args[++i]; break;
+                case "--root": root = cli.Value(); break;
                 case "--force": force = true; break;
                 case "--all": all = true; break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                case var a when a.StartsWith('-'): return Bad($"kernel-hook: unknown option {a}", Usage);
-                default: words.Add(args[i]); break;
+                default: throw cli.Unknown();
             }
         }
-        if (all) return words is ["add"] ? AddAll(new HostLayout(root), force) : Bad("kernel-hook: --all goes with add only", Usage);
+        // The subcommand and its words, wherever the options stood (the hooks put --root last).
+        var words = cli.Operands(0, 3, "add KVER [IMAGE], remove KVER or early KVER");
+        if (all) return words is ["add"] ? AddAll(new HostLayout(root), force) : throw cli.Error("--all goes with add only");
         if (words.Count < 2 || words[0] is not ("add" or "remove" or "early") || words.Count > (words[0] == "add" ? 3 : 2))
-            return Bad("kernel-hook: expected add KVER [IMAGE], remove KVER or early KVER", Usage);
+            throw cli.Error("expected add KVER [IMAGE], remove KVER or early KVER");
         string release = words[1];
-        if (!HostLayout.IsValidRelease(release)) return Bad($"kernel-hook: '{release}' is not a kernel release", Usage);
+        if (!HostLayout.IsValidRelease(release)) throw cli.Error($"'{release}' is not a kernel release");
         var host = new HostLayout(root);
         try
         {
@@ -115,24 +117,25 @@ public static class KernelHookCommand
         return ExitCodes.Ok;
     }
 
-    public static int Pin(string[] args)
+    public static int Pin(string[] args) => CommandLine.Run(PinUsage, args, PinRelease);
+
+    private static int PinRelease(string[] args)
     {
         string root = HostLayout.DefaultRoot();
         bool unpin = false, build = true;
-        string? release = null;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("pin", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--root" when i + 1 < args.Length: root = args[++i]; break;
+                case "--root": root = cli.Value(); break;
                 case "--unpin": unpin = true; break;
                 case "--no-build": build = false; break;
-                case "-h" or "--help": Console.Out.WriteLine(PinUsage); return ExitCodes.Ok;
-                case var a when a.StartsWith('-') || release is not null: return Bad($"pin: unexpected argument {a}", PinUsage);
-                default: release = args[i]; break;
+                default: throw cli.Unknown();
             }
         }
-        if (unpin && release is not null) return Bad("pin: give KVER or --unpin, not both", PinUsage);
+        string? release = cli.Operands(0, 1, "at most one KVER") is [var kver] ? kver : null;
+        if (unpin && release is not null) throw cli.Error("give KVER or --unpin, not both");
         var host = new HostLayout(root);
         try
         {
@@ -154,7 +157,7 @@ public static class KernelHookCommand
                 }
                 return ExitCodes.Ok;
             }
-            if (!HostLayout.IsValidRelease(release)) return Bad($"pin: '{release}' is not a kernel release", PinUsage);
+            if (!HostLayout.IsValidRelease(release)) throw cli.Error($"'{release}' is not a kernel release");
             if (host.KernelImage(release) is null)
             {
                 Log.Error($"pin: no kernel image for {release} ({string.Join(", ", host.KernelImageCandidates(release))}): nothing pinned");
@@ -178,12 +181,5 @@ public static class KernelHookCommand
             Log.Error($"pin: {e.Message}");
             return ExitCodes.Failed;
         }
-    }
-
-    private static int Bad(string message, string usage)
-    {
-        Log.Error(message);
-        Console.Error.WriteLine(usage);
-        return ExitCodes.Usage;
     }
 }

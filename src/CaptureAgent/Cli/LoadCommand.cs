@@ -26,7 +26,9 @@ public static class LoadCommand
             capture kernel (the reason is printed; status --json: "state": "armed_but_would_not_save")
         """;
 
-    public static int Load(string[] args)
+    public static int Load(string[] args) => CommandLine.Run(Usage, args, Arm);
+
+    private static int Arm(string[] args)
     {
         string release = Environment.OSVersion.Version.ToString();
         try { release = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(); } catch (IOException) { }
@@ -38,29 +40,27 @@ public static class LoadCommand
         string? configPath = null;
         var host = new Host.HostLayout(Host.HostLayout.DefaultRoot());
         var noQuirks = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("load", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--kernel" when i + 1 < args.Length: kernel = args[++i]; break;
-                case "--initrd" when i + 1 < args.Length: initrd = args[++i]; break;
+                case "--kernel": kernel = cli.Value(); break;
+                case "--initrd": initrd = cli.Value(); break;
                 case "--no-initrd": initrd = null; break;
                 case "--auto": auto = true; break;
                 case "--early": early = true; break;
-                case "--root" when i + 1 < args.Length: host = new Host.HostLayout(args[++i]); break;
-                case "--append" when i + 1 < args.Length: append = args[++i]; break;
-                case "--blacklist" when i + 1 < args.Length: blacklist.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                case "--root": host = new Host.HostLayout(cli.Value()); break;
+                case "--append": append = cli.Value(); break;
+                case "--blacklist": blacklist.AddRange(cli.List()); break;
                 case "--dry-run": dryRun = true; break;
-                case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
-                case "--no-quirk" when i + 1 < args.Length: noQuirks.Add(args[++i]); break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default:
-                    Log.Error($"load: unknown argument {args[i]}");
-                    Console.Error.WriteLine(Usage);
-                    return ExitCodes.Usage;
+                case "--config": configPath = cli.Value(); break;
+                case "--no-quirk": noQuirks.Add(cli.Value()); break;
+                default: throw cli.Unknown();
             }
         }
-        if (auto && early) { Log.Error("load: --auto and --early exclude each other"); return ExitCodes.Usage; }
+        cli.NoOperands();
+        if (auto && early) throw cli.Error("--auto and --early exclude each other");
         configPath ??= host.ConfigPath;
         // --early (the host initramfs): what the early hook packed, where it packed it.
         if (early)
@@ -193,8 +193,13 @@ public static class LoadCommand
         return d;
     }
 
-    public static int Unload(string[] args)
+    public static int Unload(string[] args) => CommandLine.Run(Usage, args, Disarm);
+
+    private static int Disarm(string[] args)
     {
+        var cli = new ArgReader("unload", args);
+        if (cli.Next() is not null) throw cli.Unknown();
+        cli.NoOperands();
         try
         {
             KexecLoader.UnloadCrashKernel();
@@ -208,8 +213,18 @@ public static class LoadCommand
         return ExitCodes.Ok;
     }
 
-    public static int Status(string[] args)
+    public static int Status(string[] args) => CommandLine.Run(Usage, args, ShowStatus);
+
+    private static int ShowStatus(string[] args)
     {
+        bool json = false;
+        var cli = new ArgReader("status", args);
+        while (cli.Next() is { } option)
+        {
+            if (option == "--json") json = true;
+            else throw cli.Unknown();
+        }
+        cli.NoOperands();
         var s = CrashKernelState.Read();
         var loaded = s.Loaded ? ReadLoaded() : new Dictionary<string, string>();
         string dumpDir = Report.DumpCatalog.DefaultDirectory();
@@ -218,7 +233,7 @@ public static class LoadCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         var store = StoreStatus(loaded.GetValueOrDefault("initrd"));
         string? wouldNotSave = store.WouldNotSave;
-        if (args.Contains("--json"))
+        if (json)
         {
             using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
             w.WriteStartObject();

@@ -4,24 +4,61 @@ using CaptureAgent.Native;
 namespace CaptureAgent.Cli;
 
 /// <summary>
-/// Messages go to stderr (stdout may carry a flattened dump). Level 0 errors only,
-/// 1 adds warnings, 2 the summary, 3 and up details. Writes never throw: a closed or full
-/// stderr must not kill a capture.
+/// What the messages are, as makedumpfile's --message-level bits name them: a run shows the kinds
+/// its mask holds (makedumpfile's default 7: progress, common messages, errors).
+/// </summary>
+[Flags]
+public enum LogKinds
+{
+    None = 0,
+    /// <summary>The progress line redrawn on a terminal.</summary>
+    Progress = 1,
+    /// <summary>What was done: the summary lines (<see cref="Log.Info"/>).</summary>
+    Common = 2,
+    /// <summary>Errors and warnings.</summary>
+    Errors = 4,
+    /// <summary>Details for finding a problem (<see cref="Log.Detail"/>).</summary>
+    Debug = 8,
+    /// <summary>The statistics of a dump: pages excluded by reason, times (<see cref="Log.Report"/>).</summary>
+    Report = 16,
+    All = 31,
+}
+
+/// <summary>
+/// Messages go to stderr (stdout may carry a flattened dump), those of the kinds <see cref="Shown"/>
+/// holds. Writes never throw: a closed or full stderr must not kill a capture.
 /// </summary>
 public static class Log
 {
-    public static int Level { get; set; } = 2;
+    /// <summary>makedumpfile's default message level, 7.</summary>
+    public const LogKinds Default = LogKinds.Progress | LogKinds.Common | LogKinds.Errors;
+
+    public static LogKinds Shown { get; set; } = Default;
+
+    /// <summary>
+    /// The older scale, kept for the callers that set it: 0 errors (and warnings), 1 the same,
+    /// 2 the default, 3 and up everything.
+    /// </summary>
+    public static int Level
+    {
+        get => Shown.HasFlag(LogKinds.Debug) ? 3 : Shown.HasFlag(LogKinds.Common) ? 2 : Shown.HasFlag(LogKinds.Errors) ? 1 : 0;
+        set => Shown = value switch { <= 1 => LogKinds.Errors, 2 => Default, _ => LogKinds.All };
+    }
+
+    public static void Reset() => Shown = Default;
+
     private static readonly bool StderrIsTerminal = SafeIsATty(2);
     private static int _progressLen;
 
-    public static void Error(string message) => Write(0, $"capture-agent: error: {message}");
-    public static void Warn(string message) => Write(1, $"capture-agent: warning: {message}");
-    public static void Info(string message) => Write(2, message);
-    public static void Detail(string message) => Write(3, message);
+    public static void Error(string message) => Write(LogKinds.Errors, $"capture-agent: error: {message}");
+    public static void Warn(string message) => Write(LogKinds.Errors, $"capture-agent: warning: {message}");
+    public static void Info(string message) => Write(LogKinds.Common, message);
+    public static void Detail(string message) => Write(LogKinds.Debug, message);
+    public static void Report(string message) => Write(LogKinds.Report, message);
 
-    private static void Write(int level, string text)
+    private static void Write(LogKinds kind, string text)
     {
-        if (level > Level) return;
+        if ((Shown & kind) == 0) return;
         try
         {
             ClearProgress();
@@ -34,7 +71,7 @@ public static class Log
     /// <summary>A progress reporter that redraws one line on a terminal at most 5 times a second.</summary>
     public static Action<ulong, ulong>? Progress(string what)
     {
-        if (!StderrIsTerminal || Level < 2) return null;
+        if (!StderrIsTerminal || !Shown.HasFlag(LogKinds.Progress)) return null;
         var clock = Stopwatch.StartNew();
         long lastDraw = -1000;
         return (done, total) =>

@@ -18,19 +18,17 @@ public static class NetCommand
         prints the configuration on one line; exit 0 configured, 1 failed, 2 usage
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Subcommand);
+
+    private static int Subcommand(string[] args)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help")
-        {
-            Console.Out.WriteLine(Usage);
-            return args.Length == 0 ? ExitCodes.Usage : ExitCodes.Ok;
-        }
+        if (args.Length == 0) throw new UsageException("net: expected up, list or modules");
         return args[0] switch
         {
             "up" => Up(args[1..]),
-            "list" => List(),
-            "modules" => Modules(args.Length > 1 ? args[1] : "auto"),
-            _ => UsageError($"unknown net command '{args[0]}'"),
+            "list" => List(args[1..]),
+            "modules" => Modules(args[1..]),
+            _ => throw new UsageException($"unknown net command '{args[0]}'"),
         };
     }
 
@@ -42,32 +40,31 @@ public static class NetCommand
         var dns = new List<string>();
         string? resolvConf = "/etc/resolv.conf";
         double timeout = 30;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("net up", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--interface" or "-i" when i + 1 < args.Length: iface = args[++i]; break;
+                case "--interface" or "-i": iface = cli.Value(); break;
                 case "--dhcp": dhcp = true; break;
-                case "--static" when i + 1 < args.Length: staticAddress = args[++i]; break;
-                case "--gateway" when i + 1 < args.Length: gateway = args[++i]; break;
-                case "--dns" when i + 1 < args.Length: dns.AddRange(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
-                case "--resolv-conf" when i + 1 < args.Length: resolvConf = args[++i] is "none" or "" ? null : args[i]; break;
+                case "--static": staticAddress = cli.Value(); break;
+                case "--gateway": gateway = cli.Value(); break;
+                case "--dns": dns.AddRange(cli.List()); break;
+                case "--resolv-conf": resolvConf = cli.Value() is { Length: > 0 } path && path != "none" ? path : null; break;
                 case "--json": json = true; break;
-                case "--timeout" when i + 1 < args.Length:
-                    if (!double.TryParse(args[++i], NumberStyles.Float, CultureInfo.InvariantCulture, out timeout) || timeout <= 0 || timeout > 86400)
-                        return UsageError($"--timeout '{args[i]}' must be a number of seconds, 0 < t <= 86400");
-                    break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default: return UsageError($"net up: unknown or incomplete argument {args[i]}");
+                case "--timeout": timeout = Seconds(cli.Value()); break;
+                default: throw cli.Unknown();
             }
         }
-        if (dhcp && staticAddress is not null) return UsageError("--dhcp and --static exclude each other");
-        if (gateway is not null && staticAddress is null) return UsageError("--gateway goes with --static (DHCP gives its own router)");
+        cli.NoOperands();
+        // These messages are the words the net tests (and scripts) know: no "net up:" before them.
+        if (dhcp && staticAddress is not null) throw new UsageException("--dhcp and --static exclude each other");
+        if (gateway is not null && staticAddress is null) throw new UsageException("--gateway goes with --static (DHCP gives its own router)");
         string mode = "dhcp";
         if (staticAddress is not null)
         {
             mode = gateway is null ? staticAddress : $"{staticAddress} via {gateway}";
-            if (!NetworkSetup.TryParseStatic(mode, out _, out string? error)) return UsageError($"--static: {error}");
+            if (!NetworkSetup.TryParseStatic(mode, out _, out string? error)) throw new UsageException($"--static: {error}");
         }
 
         NetworkLease lease;
@@ -85,8 +82,15 @@ public static class NetCommand
         return ExitCodes.Ok;
     }
 
-    private static int List()
+    private static double Seconds(string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t > 0 && t <= 86400
+            ? t : throw new UsageException($"--timeout '{text}' must be a number of seconds, 0 < t <= 86400");
+
+    private static int List(string[] args)
     {
+        var cli = new ArgReader("net list", args);
+        if (cli.Next() is not null) throw cli.Unknown();
+        cli.NoOperands();
         foreach (var nic in NetInterfaces.List())
         {
             string kind = nic.Name == "lo" ? "loopback" : !nic.Physical ? "virtual" : nic.Wireless ? "wireless" : nic.IsEthernet ? "ethernet" : $"type {nic.Type}";
@@ -96,8 +100,11 @@ public static class NetCommand
         return ExitCodes.Ok;
     }
 
-    private static int Modules(string spec)
+    private static int Modules(string[] args)
     {
+        var cli = new ArgReader("net modules", args);
+        if (cli.Next() is not null) throw cli.Unknown();
+        string spec = cli.Operands(0, 1, "at most one NIC") is [var nic] ? nic : "auto";
         try
         {
             var chain = NetworkSetup.NicModuleChain(spec);
@@ -125,11 +132,4 @@ public static class NetCommand
         $"\"server\":{LoadCommand.Json(l.Server)}," +
         $"\"lease_seconds\":{(l.LeaseTime is { } t ? ((long)t.TotalSeconds).ToString(CultureInfo.InvariantCulture) : "null")}," +
         $"\"mac\":{LoadCommand.Json(l.Mac)}" + "}";
-
-    private static int UsageError(string message)
-    {
-        Log.Error(message);
-        Console.Error.WriteLine(Usage);
-        return ExitCodes.Usage;
-    }
 }

@@ -22,24 +22,27 @@ public static class PropagateCommand
         exit status: 0 every target ready, 1 a target failed, 2 usage
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, PrepareTargets);
+
+    private static int PrepareTargets(string[] args)
     {
         string configPath = AgentConfig.DefaultPath;
         string? only = null;
         bool yes = false;
         var loginOptions = new List<string>();
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("propagate", args);
+        while (cli.Next() is { } option)
         {
-            switch (args[i])
+            switch (option)
             {
-                case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
-                case "--target" when i + 1 < args.Length: only = args[++i]; break;
-                case "-o" when i + 1 < args.Length: loginOptions.Add(args[++i]); break;
+                case "--config": configPath = cli.Value(); break;
+                case "--target": only = cli.Value(); break;
+                case "-o": loginOptions.Add(cli.Value()); break;
                 case "--yes" or "-y": yes = true; break;
-                case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                default: return Bad($"propagate: unknown argument {args[i]}");
+                default: throw cli.Unknown();
             }
         }
+        cli.NoOperands();
         if (!File.Exists(configPath)) { Log.Error($"propagate: {configPath} does not exist"); return ExitCodes.Failed; }
         var config = AgentConfig.Load(configPath);
         foreach (var e in config.Errors) Log.Warn(e);
@@ -80,12 +83,5 @@ public static class PropagateCommand
         Console.Error.Write($"{question} [yes/no] ");
         string? answer = Console.In.ReadLine();
         return answer?.Trim().ToLowerInvariant() is "yes" or "y";
-    }
-
-    private static int Bad(string message)
-    {
-        Log.Error(message);
-        Console.Error.WriteLine(Usage);
-        return ExitCodes.Usage;
     }
 }

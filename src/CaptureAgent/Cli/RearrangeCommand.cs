@@ -10,25 +10,30 @@ namespace CaptureAgent.Cli;
 public static class RearrangeCommand
 {
     public const string Usage = """
-        usage: capture-agent rearrange OUTFILE < FLATTENED
-               capture-agent -R OUTFILE < FLATTENED
+        usage: capture-agent rearrange [-f] OUTFILE < FLATTENED
+               capture-agent -R [-f] OUTFILE < FLATTENED
           turns makedumpfile's flattened stream (dump -F, an ssh target's vmcore.flat) into a dump file
+          -f  overwrite OUTFILE if it exists (without -f an existing file is refused, as by makedumpfile -R)
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Rearrange);
+
+    private static int Rearrange(string[] args)
     {
-        if (args.Length != 1 || args[0].StartsWith('-'))
+        var cli = new ArgReader("rearrange", args);
+        bool force = false;
+        while (cli.Next() is { } option)
         {
-            Log.Error("rearrange: expected OUTFILE");
-            Console.Error.WriteLine(Usage);
-            return ExitCodes.Usage;
+            if (option == "-f") force = true;
+            else throw cli.Unknown();
         }
-        string output = args[0];
+        string output = cli.Operands(1, 1, "OUTFILE")[0];
+        if (ExistingOutput.Refused(output, force)) return ExitCodes.Failed;
         string? stopped;
         try
         {
             using var input = new BufferedStream(Console.OpenStandardInput(), 1 << 20);
-            using var sink = FileSink.Create(output);
+            using var sink = FileSink.Create(output, overwrite: force);
             stopped = FlattenedSink.Rearrange(input, sink);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)

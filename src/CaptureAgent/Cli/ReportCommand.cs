@@ -16,33 +16,25 @@ public static class ReportCommand
 {
     public const string Usage = "usage: capture-agent report [DIR] [--json] [--limit N] [--config FILE]";
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, ListDumps);
+
+    private static int ListDumps(string[] args)
     {
         bool json = false;
         int limit = 0;
-        string? dir = null, config = null;
-        for (int i = 0; i < args.Length; i++)
+        string? config = null;
+        var cli = new ArgReader("report", args);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            if (a == "--json") json = true;
-            else if (a is "--limit" or "-n" && i + 1 < args.Length)
+            switch (option)
             {
-                if (!int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit <= 0)
-                {
-                    Log.Error($"--limit wants a positive number, got '{args[i]}'");
-                    return ExitCodes.Usage;
-                }
+                case "--json": json = true; break;
+                case "--limit" or "-n": limit = cli.Int(1, int.MaxValue, "a number of dumps"); break;
+                case "--config": config = cli.Value(); break;
+                default: throw cli.Unknown();
             }
-            else if (a == "--config" && i + 1 < args.Length) config = args[++i];
-            else if (a is "-h" or "--help") { Console.Out.WriteLine(Usage); return ExitCodes.Ok; }
-            else if (a.StartsWith('-') || dir is not null)
-            {
-                Log.Error($"unexpected argument '{a}'");
-                Console.Error.WriteLine(Usage);
-                return ExitCodes.Usage;
-            }
-            else dir = a;
         }
+        string? dir = cli.Operands(0, 1, "at most one DIR") is [var d] ? d : null;
         bool named = dir is not null;
         dir ??= DumpCatalog.DefaultDirectory(config ?? AgentConfig.DefaultPath);
         if (!Directory.Exists(dir) && named)

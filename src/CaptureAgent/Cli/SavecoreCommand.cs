@@ -28,42 +28,39 @@ public static class SavecoreCommand
                      3 a dump was cut short or damaged (vmcore-incomplete), or whole with problems the capture reported
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Savecore);
+
+    private static int Savecore(string[] args)
     {
         var devices = new List<string>();
         string configPath = AgentConfig.DefaultPath;
         string? dir = null;
         bool keepHeader = false, discard = false, json = false, allowImage = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("savecore", args);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            switch (a)
+            switch (option)
             {
-                case "--device" or "--config" or "--dir":
-                    if (++i >= args.Length || args[i].Length == 0) return UsageError($"{a} needs a value");
-                    if (a == "--device") devices.Add(args[i]);
-                    else if (a == "--config") configPath = args[i];
-                    else dir = args[i];
-                    break;
+                case "--device": devices.Add(cli.NonEmptyValue()); break;
+                case "--config": configPath = cli.NonEmptyValue(); break;
+                case "--dir": dir = cli.NonEmptyValue(); break;
                 case "--keep-header": keepHeader = true; break;
                 case "--discard": discard = true; break;
                 case "--json": json = true; break;
                 case "--allow-file": allowImage = true; break;   // testing aid: regular image files as devices
-                case "-h" or "--help":
-                    Console.Out.WriteLine(Usage);
-                    return ExitCodes.Ok;
-                default: return UsageError($"unknown argument {a}");
+                default: throw cli.Unknown();
             }
         }
-        if (discard && keepHeader) return UsageError("--discard and --keep-header contradict each other");
+        cli.NoOperands();
+        if (discard && keepHeader) throw cli.Error("--discard and --keep-header contradict each other");
 
         string template;
         var specs = new List<string>(devices);
         if (dir is not null)
         {
-            if (dir.Contains('{')) return UsageError("--dir takes a directory; placeholders belong in the config's path");
+            if (dir.Contains('{')) throw cli.Error("--dir takes a directory; placeholders belong in the config's path");
             template = Path.GetFullPath(dir).TrimEnd('/') + "/" + PathTemplate.DefaultLeaf;
-            if (PathTemplate.Validate(template) is { } bad) return UsageError("--dir: " + bad);
+            if (PathTemplate.Validate(template) is { } bad) throw cli.Error("--dir: " + bad);
         }
         else template = "/var/crash/" + PathTemplate.DefaultLeaf;
         if (devices.Count == 0 || dir is null)
@@ -157,12 +154,5 @@ public static class SavecoreCommand
         w.WriteEndArray();
         w.Flush();
         Console.Out.WriteLine();
-    }
-
-    private static int UsageError(string message)
-    {
-        Log.Error(message);
-        Console.Error.WriteLine(Usage);
-        return ExitCodes.Usage;
     }
 }

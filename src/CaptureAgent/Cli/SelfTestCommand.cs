@@ -27,44 +27,31 @@ public static class SelfTestCommand
           reboots as the config says. Asks for CRASH on standard input unless --yes.
         """;
 
-    public static int SelfTest(string[] args)
+    public static int SelfTest(string[] args) => CommandLine.Run(Usage, args, Rehearse);
+
+    private static int Rehearse(string[] args)
     {
         var o = new SelfTestOptions { Root = HostLayout.DefaultRoot() };
         bool json = false;
-        for (int i = 0; i < args.Length; i++)
+        var cli = new ArgReader("selftest", args);
+        while (cli.Next() is { } option)
         {
-            string a = args[i];
-            string Next() => ++i < args.Length ? args[i] : throw new ArgumentException($"{a} needs a value");
-            long Size() => SizeText.Parse(Next()) is long v and > 0 ? v : throw new ArgumentException($"{a} takes a size like 256M");
-            try
+            switch (option)
             {
-                switch (a)
-                {
-                    case "--kernel-version": o = o with { Release = Next() }; break;
-                    case "--crashkernel": o = o with { Crashkernel = Size() }; break;
-                    case "--memory": o = o with { GuestMemory = Size() }; break;
-                    case "--root": o = o with { Root = Next() }; break;
-                    case "--work": o = o with { WorkDir = Next() }; break;
-                    case "--keep": o = o with { Keep = true }; break;
-                    case "--timeout": o = o with { TimeoutSeconds = int.TryParse(Next(), out int t) && t > 0 ? t : throw new ArgumentException("--timeout takes seconds") }; break;
-                    case "--qemu": o = o with { Qemu = Next() }; break;
-                    case "--json": json = true; break;
-                    case "-h" or "--help": Console.Out.WriteLine(Usage); return ExitCodes.Ok;
-                    default: throw new ArgumentException($"unknown argument {a}");
-                }
-            }
-            catch (ArgumentException e)
-            {
-                Log.Error("selftest: " + e.Message);
-                Console.Error.WriteLine(Usage);
-                return ExitCodes.Usage;
+                case "--kernel-version": o = o with { Release = cli.Value() }; break;
+                case "--crashkernel": o = o with { Crashkernel = Size(cli) }; break;
+                case "--memory": o = o with { GuestMemory = Size(cli) }; break;
+                case "--root": o = o with { Root = cli.Value() }; break;
+                case "--work": o = o with { WorkDir = cli.Value() }; break;
+                case "--keep": o = o with { Keep = true }; break;
+                case "--timeout": o = o with { TimeoutSeconds = cli.Int(1, int.MaxValue, "seconds") }; break;
+                case "--qemu": o = o with { Qemu = cli.Value() }; break;
+                case "--json": json = true; break;
+                default: throw cli.Unknown();
             }
         }
-        if (o.Release is not null && !HostLayout.IsValidRelease(o.Release))
-        {
-            Log.Error($"selftest: '{o.Release}' is not a kernel release");
-            return ExitCodes.Usage;
-        }
+        cli.NoOperands();
+        if (o.Release is not null && !HostLayout.IsValidRelease(o.Release)) throw cli.Error($"'{o.Release}' is not a kernel release");
         SelfTestResult r;
         try
         {
@@ -84,6 +71,9 @@ public static class SelfTestCommand
         }
         return r.Passed ? ExitCodes.Ok : ExitCodes.Failed;
     }
+
+    private static long Size(ArgReader cli) =>
+        SizeText.Parse(cli.Value()) is long v and > 0 ? v : throw cli.Error($"{cli.Option} takes a size like 256M");
 
     private static void WriteJson(SelfTestResult r)
     {
@@ -115,30 +105,26 @@ public static class SelfTestCommand
 
     /// <summary>`test --crash`: only when armed, only after the answer CRASH (or --yes).</summary>
     public static int Test(string[] args) =>
-        Test(args, Console.In, Console.Out, CrashKernelState.Read(), () => CrashTrigger.Trigger());
+        CommandLine.Run(CrashUsage, args, a => Test(a, Console.In, Console.Out, CrashKernelState.Read(), () => CrashTrigger.Trigger()));
 
-    public static int Test(string[] args, TextReader input, TextWriter output, CrashKernelState state, Action crash)
+    public static int Test(string[] args, TextReader input, TextWriter output, CrashKernelState state, Action crash) =>
+        CommandLine.Run(CrashUsage, args, a => Crash(a, input, output, state, crash), output);
+
+    private static int Crash(string[] args, TextReader input, TextWriter output, CrashKernelState state, Action crash)
     {
         bool crashFlag = false, yes = false;
-        foreach (var a in args)
+        var cli = new ArgReader("test", args);
+        while (cli.Next() is { } option)
         {
-            switch (a)
+            switch (option)
             {
                 case "--crash": crashFlag = true; break;
                 case "--yes" or "-y": yes = true; break;
-                case "-h" or "--help": output.WriteLine(CrashUsage); return ExitCodes.Ok;
-                default:
-                    Log.Error($"test: unknown argument {a}");
-                    Console.Error.WriteLine(CrashUsage);
-                    return ExitCodes.Usage;
+                default: throw cli.Unknown();
             }
         }
-        if (!crashFlag)
-        {
-            Log.Error("test: give --crash to crash this machine for real (capture-agent selftest rehearses it in a VM instead)");
-            Console.Error.WriteLine(CrashUsage);
-            return ExitCodes.Usage;
-        }
+        cli.NoOperands();
+        if (!crashFlag) throw cli.Error("give --crash to crash this machine for real (capture-agent selftest rehearses it in a VM instead)");
         if (!state.Loaded)
         {
             // Crashing unarmed would only lose the machine's work: no dump would come of it.

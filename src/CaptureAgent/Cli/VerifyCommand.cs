@@ -18,15 +18,18 @@ public static class VerifyCommand
     /// <summary>Worst last: the verdict of a directory is the worst of its parts.</summary>
     private enum Verdict { Complete, Incomplete, Corrupt }
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => CommandLine.Run(Usage, args, Judge);
+
+    private static int Judge(string[] args)
     {
-        bool json = args.Contains("--json");
-        var paths = args.Where(a => a != "--json").ToList();
-        if (paths.Count != 1 || paths[0].StartsWith('-'))
+        bool json = false;
+        var cli = new ArgReader("verify", args);
+        while (cli.Next() is { } option)
         {
-            Console.Error.WriteLine(Usage);
-            return ExitCodes.Usage;
+            if (option == "--json") json = true;
+            else throw cli.Unknown();
         }
+        var paths = cli.Operands(1, 1, "DIR or DUMPFILE");
         var lines = new List<string>();
         var (verdict, summary) = CheckReadable(paths[0], lines);
         if (json)

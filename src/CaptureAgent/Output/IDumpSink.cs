@@ -35,18 +35,19 @@ public sealed class FileSink : IDumpSink
     public FileSink(SafeFileHandle file) => _file = file;
 
     /// <summary>Creates the file 0600 (dumps hold secrets), refusing to follow a symlink planted at the path.</summary>
-    public static FileSink Create(string path)
+    /// <param name="overwrite">False: a file already at the path is refused (O_EXCL), as makedumpfile does without -f.</param>
+    public static FileSink Create(string path, bool overwrite = true)
     {
-        var handle = Libc.OpenFile(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, 0x180 /* 0600 */);
+        var handle = Libc.OpenFile(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | (overwrite ? 0 : Libc.O_EXCL), 0x180 /* 0600 */);
         // An existing file keeps its old mode through O_TRUNC: tighten it.
         File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return new FileSink(handle);
     }
 
     /// <summary>The same safe creation, as a plain stream (logs, small files).</summary>
-    public static FileStream OpenStream(string path)
+    public static FileStream OpenStream(string path, bool overwrite = true)
     {
-        var handle = Libc.OpenFile(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW, 0x180);
+        var handle = Libc.OpenFile(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | (overwrite ? 0 : Libc.O_EXCL), 0x180);
         File.SetUnixFileMode(handle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return new FileStream(handle, FileAccess.Write);
     }
