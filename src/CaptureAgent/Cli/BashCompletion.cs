@@ -10,11 +10,11 @@ namespace CaptureAgent.Cli;
 public static partial class BashCompletion
 {
     /// <summary>Words a command takes first (its subcommands), beyond its options.</summary>
-    private static readonly Dictionary<string, string[]> Subcommands = new()
+    public static readonly IReadOnlyDictionary<string, string[]> Subcommands = new Dictionary<string, string[]>
     {
         ["config"] = ["import", "check", "default"],
         ["net"] = ["up", "list", "modules"],
-        ["kernel-hook"] = ["add", "remove"],
+        ["kernel-hook"] = ["add", "remove", "early"],
         ["initramfs"] = ["build"],
         ["test"] = ["--crash"],
     };

@@ -78,7 +78,7 @@ public class CodecInteropTests(ITestOutputHelper log)
         Assert.Equal(0, Fixtures.Exec(Fixtures.Makedumpfile, [.. args, vmcore, dump]).ExitCode);
 
         var lines = new List<string>();
-        var (exit, summary) = Cli.VerifyCommand.Verify(dump, lines);
+        var (exit, summary) = CaptureAgent.Cli.VerifyCommand.Verify(dump, lines);
         Assert.True(exit == 0, summary + "\n" + string.Join("\n", lines));
         using (var kd = new KdumpFile(dump))
         {
@@ -86,8 +86,8 @@ public class CodecInteropTests(ITestOutputHelper log)
             Assert.Equal((kd.DumpablePages, 0UL, 0UL), (scan.Ok, scan.Missing, scan.Corrupt));
         }
 
-        Assert.Equal(0, Cli.DmesgCommand.Run([vmcore, dir.File("from-vmcore.txt")]));
-        Assert.Equal(0, Cli.DmesgCommand.Run([dump, dir.File("from-dump.txt")]));
+        Assert.Equal(0, CaptureAgent.Cli.DmesgCommand.Run([vmcore, dir.File("from-vmcore.txt")]));
+        Assert.Equal(0, CaptureAgent.Cli.DmesgCommand.Run([dump, dir.File("from-dump.txt")]));
         Assert.Equal(File.ReadAllText(dir.File("from-vmcore.txt")), File.ReadAllText(dir.File("from-dump.txt")));
 
         var e = Assert.Single(DumpCatalog.Scan(dir.File("crash")));

@@ -165,9 +165,9 @@ public class RealVmcoreTests(ITestOutputHelper log)
     {
         using var dir = new TempDir();
         var vmcore = Fixtures.Vmcore(fixture);
-        Assert.Equal(0, Cli.DmesgCommand.Run([vmcore, dir.File("ours.txt")]));
+        Assert.Equal(0, CaptureAgent.Cli.DmesgCommand.Run([vmcore, dir.File("ours.txt")]));
         SyntheticDumpTests.Dump(vmcore, dir.File("dump"), new DumpOptions { Level = DumpLevel.All });
-        Assert.Equal(0, Cli.DmesgCommand.Run([dir.File("dump"), dir.File("fromdump.txt")]));
+        Assert.Equal(0, CaptureAgent.Cli.DmesgCommand.Run([dir.File("dump"), dir.File("fromdump.txt")]));
         var ours = File.ReadAllText(dir.File("ours.txt"));
         Assert.Equal(ours, File.ReadAllText(dir.File("fromdump.txt")));
         Assert.Contains("CAPTURE-FIXTURE-MARKER " + Fixtures.Marker(fixture).Split(' ')[^1], ours);
@@ -278,7 +278,7 @@ public class QemuElfInputTests
         var r = SyntheticDumpTests.Dump(elf, dir.File("dump"), new DumpOptions { Level = DumpLevel.All });
         Assert.Empty(r.Problems);
         Assert.True(r.Filter!.Free > 10_000 && r.Filter.Cache > 10_000, $"free {r.Filter.Free}, cache {r.Filter.Cache}");
-        Assert.Equal(0, Cli.DmesgCommand.Run([dir.File("dump"), dir.File("dmesg.txt")]));
+        Assert.Equal(0, CaptureAgent.Cli.DmesgCommand.Run([dir.File("dump"), dir.File("dmesg.txt")]));
         Assert.Contains("CAPTURE-FIXTURE-MARKER", File.ReadAllText(dir.File("dmesg.txt")));
         using var kd = new KdumpFile(dir.File("dump"));
         Assert.Equal("6.1.0", kd.Header.Field(2)[..5]);
