@@ -28,6 +28,8 @@ public static class Program
           capture-agent propagate [--target ssh:U@H] [--yes]  ssh targets: make the key, pin the host key, install it on the collector
           capture-agent version | help COMMAND                 this release | a command's help (also: COMMAND --help; man capture-agent)
         makedumpfile-style calls work too: capture-agent -d 31 -c VMCORE DUMPFILE, capture-agent --dump-dmesg VMCORE OUT
+        every command reads its options alike: short ones clustered or with the value attached (-cd31),
+        long ones with the value after = (--message-level=1), -- before operands that start with -
         """;
 
     public static int Main(string[] args)

@@ -25,7 +25,6 @@ public static class DumpCommand
           --num-threads N  compression threads (default: the CPUs available, at most 8; also --threads)
           --message-level N  makedumpfile's bits: 1 progress, 2 common messages, 4 errors and warnings,
                           8 debug details, 16 report (pages excluded, times); default 7;  -q = 4, -v = 31
-          short options cluster as makedumpfile's do: -cd 31, -cd31, -d31; --opt=VALUE works too
         exit status: 0 done, 1 failed (an existing DUMPFILE without -f, too), 2 usage,
           3 written but the input was damaged or filtering degraded
         """;
