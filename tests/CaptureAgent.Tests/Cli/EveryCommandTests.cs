@@ -128,7 +128,10 @@ public class EveryCommandTests
         foreach (var (words, _) in Commands())
         {
             string[] misplaced = words.Length == 1 ? [.. words, "-Z"] : [words[0], "--bogus", .. words[1..]];
-            foreach (string[] line in (string[][])[[.. words, "--bogus"], [.. words, "--bogus=1"], misplaced])
+            // What arms, disarms or crashes the machine is tried in one form only: should the reader
+            // ever let an option through, this test must not run such a command more than once.
+            string[][] lines = words[0] is "load" or "unload" or "test" ? [[.. words, "--bogus"]] : [[.. words, "--bogus"], [.. words, "--bogus=1"], misplaced];
+            foreach (string[] line in lines)
             {
                 var r = box.Run(line);
                 AssertUsageError(r, "capture-agent " + string.Join(' ', line), line.Contains("-Z") ? "-Z" : "--bogus");
@@ -140,8 +143,7 @@ public class EveryCommandTests
     /// <summary>What takes no operand (or fewer than given) says so instead of ignoring it.</summary>
     [Theory]
     [InlineData("status", "extra")]
-    [InlineData("unload", "extra")]
-    [InlineData("load", "extra")]
+    [InlineData("load", "--dry-run", "extra")]   // --dry-run: inert even if the extra word were ignored (unload has no such form: not run)
     [InlineData("capture", "extra")]
     [InlineData("savecore", "extra")]
     [InlineData("estimate", "extra")]
@@ -150,7 +152,7 @@ public class EveryCommandTests
     [InlineData("uninstall", "extra")]
     [InlineData("propagate", "extra")]
     [InlineData("selftest", "extra")]
-    [InlineData("test", "--crash", "extra")]
+    [InlineData("test", "--crash", "extra")]     // no --yes and no CRASH on stdin: inert either way
     [InlineData("version", "extra")]
     [InlineData("net", "list", "extra")]
     [InlineData("net", "modules", "eth0", "extra")]
