@@ -101,6 +101,19 @@ public partial class RegressionTests : IDisposable
         Assert.InRange(stats.SlowestSeconds, 0, 10);
     }
 
+    /// <summary>
+    /// A config case kept by its seed: `config check` accepted stall_timeout, printed it among the
+    /// effective settings, and those did not parse again (the key was missing from the key table
+    /// that gates the parser).
+    /// </summary>
+    [Fact]
+    public void ConfigCheckOutputWithStallTimeoutParsesAgain()
+    {
+        var kind = new ConfigKind();
+        var stats = new FuzzStats { Kind = kind.Name };
+        Assert.True(FuzzRunner.RunCase(kind, 319, _dir, stats, 20261205UL), stats.Failures.FirstOrDefault());
+    }
+
     /// <summary>A dump that cannot reach its end under the file size limit is refused before anything is written, in words.</summary>
     [Fact]
     public void FileSizeLimitIsCheckedBeforeTheBitmapsAreWritten()
