@@ -70,7 +70,7 @@ judge_package() {
            initrd_agent_files_after_purge units_left; do
     echo "$k=$(check "$k")"
   done
-  for b in install crash check; do echo "${b}_boot_s=$(host "${b}_boot_s")"; done
+  for b in install crash check; do echo "${b}_boot_s=$(host "${b}_boot_s")"; echo "${b}_boot_retries=$(host "${b}_boot_retries")"; done
 
   if [ ! -f "$dir/install/result.env" ]; then
     stage=install tail_of=$con_i reason="the install boot wrote no results; the guest was at: $(last_step "$con_i")"

@@ -48,6 +48,8 @@ public static class ConfigKeys
         new("min_free", "SIZE", "64M", "Space left free on the target; the dump level is raised, then the dump cut short, to keep it.", "64M"),
         new("final_action", "reboot | halt | poweroff | shell", "reboot", "What the capture kernel does after a dump was saved.", "reboot"),
         new("failure_action", "reboot | halt | poweroff | shell", "reboot", "What the capture kernel does when no target took the dump.", "reboot"),
+        new("stall_timeout", "10-86400", "300",
+            "Seconds the capture may make no progress before the capture kernel's PID 1 stops it and goes on with the next target or the failure action.", "300"),
         new("device_timeout", "1-3600", "60", "Seconds to wait for a local or raw target's device to appear.", "60"),
         new("network", "dhcp | none | ADDR/PREFIX [via GATEWAY]", null,
             "How the capture kernel brings the network up for nfs: and ssh: targets.", "dhcp",

@@ -102,6 +102,22 @@ public class ManualTests
     }
 
     [Fact]
+    public void EveryKeyConfigCheckPrintsIsInTheKeyTable()
+    {
+        // The parser accepts only the table's keys, so a key `config check` prints but the table
+        // lacks makes its own output unreadable (stall_timeout was: found by the config fuzzer).
+        var config = AgentConfig.Parse("target = LABEL=crashdump\nfstype = ext4\nstall_timeout = 120\nnetwork = dhcp\n");
+        Assert.Empty(config.Errors);
+        var printed = ConfigCommand.Effective(config).Where(l => !l.StartsWith('#')).ToList();
+        foreach (var line in printed)
+        {
+            string key = line[..line.IndexOf(" = ", StringComparison.Ordinal)];
+            Assert.True(ConfigKeys.Find(key) is not null, $"config check prints '{key}', which capture-agent.conf(5) does not know");
+        }
+        Assert.Empty(AgentConfig.Parse(string.Join('\n', printed) + "\n").Errors);
+    }
+
+    [Fact]
     public void VersionIsTheOneFromDirectoryBuildProps()
     {
         string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", ".."));
