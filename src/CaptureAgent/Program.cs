@@ -1,4 +1,5 @@
 using CaptureAgent.Cli;
+using CaptureAgent.Common;
 
 namespace CaptureAgent;
 

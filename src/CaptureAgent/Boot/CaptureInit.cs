@@ -1,9 +1,5 @@
-using CaptureAgent.Capture;
-using CaptureAgent.Cli;
 using CaptureAgent.Config;
-using CaptureAgent.Kexec;
-using CaptureAgent.Native;
-
+using CaptureAgent.Common;
 namespace CaptureAgent.Boot;
 
 /// <summary>
@@ -26,7 +22,7 @@ public static class CaptureInit
             Log.Info("capture-agent: capture kernel started");
             BootEnvironment.MountPseudoFilesystems();
             BootEnvironment.DisableWatermarkBoost();
-            Log.Info($"capture-agent: {BootEnvironment.MemorySummary()}");
+            Log.Info($"capture-agent: {ProcessMemory.MemorySummary()}");
             var config = AgentConfig.Load(AgentConfig.DefaultPath);
             foreach (var e in config.Errors) Log.Warn(e);
             action = config.FailureAction;
@@ -39,7 +35,7 @@ public static class CaptureInit
             var supervisor = new CaptureSupervisor(config, Log.Info);
             var (complete, saved) = supervisor.Run();
             // What the reservation had to hold: this process and the capture process beside it.
-            long own = BootEnvironment.PeakRssKiB();
+            long own = ProcessMemory.PeakRssKiB();
             if (supervisor.WorkerPeakKiB > 0 && own > 0)
                 Log.Info($"capture-agent: peak memory {own + supervisor.WorkerPeakKiB} KiB (capture {supervisor.WorkerPeakKiB} KiB, PID 1 {own} KiB)");
             if (complete) action = config.FinalAction;

@@ -1,11 +1,10 @@
 using System.Diagnostics;
 using System.Text;
 using CaptureAgent.Capture;
-using CaptureAgent.Cli;
 using CaptureAgent.Config;
-using CaptureAgent.Kexec;
 using CaptureAgent.Native;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Boot;
 
@@ -49,7 +48,7 @@ public static class CaptureWorker
                 return ExitCodes.Usage;
             }
             var outcomes = chain.Run(first);
-            channel.Send($"peak {BootEnvironment.PeakRssKiB()}");
+            channel.Send($"peak {ProcessMemory.PeakRssKiB()}");
             channel.Send("done");
             var last = outcomes[^1];
             return last.Complete ? ExitCodes.Ok : last.Saved ? ExitCodes.Degraded : ExitCodes.Failed;

@@ -1,5 +1,6 @@
-using CaptureAgent.Cli;
 using CaptureAgent.Native;
+using CaptureAgent.Common;
+using CaptureAgent.Config;
 
 namespace CaptureAgent.Boot;
 
@@ -19,7 +20,7 @@ public sealed class FaultInjection
 
     public static FaultInjection? FromCommandLine(string cmdline)
     {
-        if (Kexec.CaptureCommandLine.Value(cmdline, Parameter) is not { Length: > 0 } spec) return null;
+        if (Config.CaptureCommandLine.Value(cmdline, Parameter) is not { Length: > 0 } spec) return null;
         var faults = new Dictionary<int, string>();
         foreach (var item in spec.Split(',', StringSplitOptions.RemoveEmptyEntries))
         {

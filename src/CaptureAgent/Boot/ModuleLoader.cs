@@ -1,5 +1,5 @@
-using CaptureAgent.Initramfs;
 using CaptureAgent.Native;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Boot;
 

@@ -6,6 +6,8 @@ using CaptureAgent.Targets;
 using CaptureAgent.Targets.Nfs;
 using CaptureAgent.Targets.Raw;
 using CaptureAgent.Targets.Ssh;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Capture;
 
@@ -174,7 +176,7 @@ public sealed class CaptureChain
     {
         // Where the agent's memory stands once the target is found (md, LVM, probes done): the peak
         // comes during the dump, and this says how much of it finding the target left.
-        _report($"capture-agent: memory before the dump: peak {Boot.BootEnvironment.PeakRssKiB()} KiB, {Boot.BootEnvironment.MemoryNow()}");
+        _report($"capture-agent: memory before the dump: peak {ProcessMemory.PeakRssKiB()} KiB, {ProcessMemory.MemoryNow()}");
         try
         {
             var result = CaptureJob.Run(_vmcore, mountPoint, Settings(), _report);

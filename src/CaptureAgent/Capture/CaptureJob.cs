@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
-using CaptureAgent.Cli;
 using CaptureAgent.Dmesg;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
 using CaptureAgent.Native;
 using CaptureAgent.Output;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Capture;
 

@@ -1,13 +1,14 @@
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Capture;
 
 /// <summary>How one crash is saved into a directory target (a local filesystem or an NFS mount).</summary>
 public sealed class CaptureSettings
 {
-    /// <summary>The dump directory below the target's root (see <see cref="Capture.PathTemplate"/>).</summary>
-    public string PathTemplate { get; init; } = "/var/crash/" + Capture.PathTemplate.DefaultLeaf;
+    /// <summary>The dump directory below the target's root (see <see cref="Formats.PathTemplate"/>).</summary>
+    public string PathTemplate { get; init; } = "/var/crash/" + Formats.PathTemplate.DefaultLeaf;
     public DumpOptions Dump { get; init; } = new();
     /// <summary>The level used when the dump would not fit (makedumpfile's `-d 1,31` retry, done in one pass).</summary>
     public DumpLevel FallbackLevel { get; init; } = DumpLevel.All;

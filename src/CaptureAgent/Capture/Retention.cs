@@ -1,3 +1,5 @@
+using CaptureAgent.Formats;
+
 namespace CaptureAgent.Capture;
 
 /// <summary>

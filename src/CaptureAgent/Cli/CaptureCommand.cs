@@ -1,5 +1,6 @@
 using CaptureAgent.Capture;
 using CaptureAgent.Config;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

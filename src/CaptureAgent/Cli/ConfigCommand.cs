@@ -1,5 +1,6 @@
 using System.Globalization;
 using CaptureAgent.Config;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CaptureAgent.Sizing;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

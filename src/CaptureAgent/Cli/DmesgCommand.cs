@@ -1,6 +1,8 @@
 using CaptureAgent.Dmesg;
 using CaptureAgent.Translation;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Common;
+using CaptureAgent.Dump;
 
 namespace CaptureAgent.Cli;
 
@@ -40,7 +42,7 @@ public static class DmesgCommand
     {
         try
         {
-            using var mem = OpenMemory(input, out var info, out var segments);
+            using var mem = DumpOpener.OpenMemory(input, out var info, out var segments);
             if (info is null) throw new VmcoreException($"{input} has no VMCOREINFO: cannot find the kernel log");
             var tables = X86_64PageTables.FromVmcoreInfo((IPhysicalMemory)mem, info, segments);
             var log = new PrintkLog(new KernelMemory((IPhysicalMemory)mem, tables), info);
@@ -60,31 +62,5 @@ public static class DmesgCommand
             Log.Error(ErrorText.Of(e));
             return ExitCodes.Failed;
         }
-    }
-
-    /// <summary>Opens an ELF vmcore or a kdump-compressed file, whichever the bytes say it is.</summary>
-    public static IDisposable OpenMemory(string path, out VmcoreInfo? info, out IReadOnlyList<LoadSegment>? segments)
-    {
-        Span<byte> magic = stackalloc byte[8];
-        try
-        {
-            using var f = InputFile.OpenRegular(path);
-            RandomAccess.Read(f, magic, 0);
-        }
-        catch (Exception x) when (x is IOException or UnauthorizedAccessException)
-        {
-            throw new VmcoreException(ErrorText.Of(x));
-        }
-        if (magic.SequenceEqual("KDUMP   "u8))
-        {
-            var k = new KdumpFile(path);
-            info = k.Info;
-            segments = null;
-            return k;
-        }
-        var e = new ElfVmcore(path);
-        info = e.Info;
-        segments = e.Segments;
-        return e;
     }
 }

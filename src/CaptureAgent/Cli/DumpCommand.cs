@@ -4,6 +4,7 @@ using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
 using CaptureAgent.Output;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

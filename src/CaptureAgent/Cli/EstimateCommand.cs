@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using CaptureAgent.Sizing;
+using CaptureAgent.Common;
+using CaptureAgent.Rehearsal;
 
 namespace CaptureAgent.Cli;
 

@@ -1,3 +1,5 @@
+using CaptureAgent.Common;
+
 namespace CaptureAgent.Cli;
 
 /// <summary>makedumpfile's rule for its output (dump, --dump-dmesg, -R): a file already there is kept unless -f.</summary>

@@ -1,3 +1,5 @@
+using CaptureAgent.Common;
+
 namespace CaptureAgent.Cli;
 
 /// <summary>`capture-agent version` and `capture-agent help COMMAND | --man 8|5 | --bash-completion`.</summary>

@@ -1,5 +1,6 @@
 using CaptureAgent.Initramfs;
 using CaptureAgent.Output;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

@@ -1,4 +1,5 @@
 using CaptureAgent.Host;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 
@@ -65,7 +66,9 @@ public static class InstallCommand
                 Installer.DefaultConfig(host, out var notes);
                 foreach (var n in notes) Log.Warn(n);
             }
-            Installer.Apply(host, Installer.Plan(host, binary, options), dryRun, Say);
+            var date = ManPages.DateFromEnvironment();
+            var docs = new InstallDocs(ManPages.Command(date), ManPages.Config(date), BashCompletion.Script());
+            Installer.Apply(host, Installer.Plan(host, binary, options, docs), dryRun, Say);
             if (options.Enable) Installer.Enable(host, dryRun, Say);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -1,4 +1,5 @@
 using CaptureAgent.Host;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

@@ -1,4 +1,6 @@
 using CaptureAgent.Kexec;
+using CaptureAgent.Common;
+using CaptureAgent.Config;
 
 namespace CaptureAgent.Cli;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CaptureAgent.Net;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

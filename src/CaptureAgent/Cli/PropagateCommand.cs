@@ -1,5 +1,8 @@
 using CaptureAgent.Config;
 using CaptureAgent.Targets.Ssh;
+using CaptureAgent.Common;
+using CaptureAgent.Host;
+using CaptureAgent.Targets;
 
 namespace CaptureAgent.Cli;
 

@@ -1,4 +1,6 @@
 using CaptureAgent.Output;
+using CaptureAgent.Common;
+using CaptureAgent.Dump;
 
 namespace CaptureAgent.Cli;
 
@@ -42,7 +44,7 @@ public static class RearrangeCommand
             return ExitCodes.Failed;
         }
         var lines = new List<string>();
-        var (code, summary) = VerifyCommand.Verify(output, lines);
+        var (code, summary) = DumpVerifier.Verify(output, lines);
         foreach (var l in lines) Log.Detail(l);
         if (stopped is not null)
         {

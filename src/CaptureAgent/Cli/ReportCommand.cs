@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using CaptureAgent.Config;
 using CaptureAgent.Report;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

@@ -1,9 +1,9 @@
 using System.Text.Json;
-using CaptureAgent.Capture;
 using CaptureAgent.Config;
 using CaptureAgent.Targets;
-using CaptureAgent.Targets.Raw;
-
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
+using CaptureAgent.Host;
 namespace CaptureAgent.Cli;
 
 /// <summary>

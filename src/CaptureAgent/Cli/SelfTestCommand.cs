@@ -2,8 +2,7 @@ using System.Text.Json;
 using CaptureAgent.Host;
 using CaptureAgent.Kexec;
 using CaptureAgent.Rehearsal;
-using CaptureAgent.Sizing;
-
+using CaptureAgent.Common;
 namespace CaptureAgent.Cli;
 
 /// <summary>`capture-agent selftest` (a crash rehearsed in QEMU) and `capture-agent test --crash` (the real one).</summary>

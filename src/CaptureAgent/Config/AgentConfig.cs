@@ -1,7 +1,8 @@
 using System.Globalization;
-using CaptureAgent.Capture;
 using CaptureAgent.Compression;
 using CaptureAgent.Filtering;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Config;
 

@@ -1,6 +1,4 @@
 using System.Text;
-using CaptureAgent.Kexec;
-
 namespace CaptureAgent.Config;
 
 /// <summary>Where an imported setting came from: "/etc/kdump.conf:12" and the line as written.</summary>

@@ -469,7 +469,7 @@ public static class KdumpConfImporter
                 case "KDUMP_COMMANDLINE_REMOVE":
                 {
                     var names = a.Value.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(t => t.Split('=')[0]).ToList();
-                    var missing = names.Where(n => !Kexec.CaptureCommandLine.Dropped.Contains(n)).ToList();
+                    var missing = names.Where(n => !CaptureCommandLine.Dropped.Contains(n)).ToList();
                     if (missing.Count > 0)
                         import.Drop(origin, $"capture-agent has no remove list (`capture-agent load` drops crashkernel=, hugepages= and the like itself); these stay on the capture kernel's command line: {string.Join(' ', missing)}");
                     else import.Note($"{origin.Where}: KDUMP_COMMANDLINE_REMOVE needs nothing: `capture-agent load` drops all of these itself");

@@ -2,8 +2,6 @@ using CaptureAgent.Targets;
 
 namespace CaptureAgent.Config;
 
-public enum TargetType { Local, Raw, Nfs, Ssh }
-
 /// <summary>
 /// One `target =` line: a local filesystem (<c>LABEL=</c>, <c>UUID=</c>, <c>PARTUUID=</c>, <c>PARTLABEL=</c>,
 /// <c>/dev/NAME</c>), <c>raw:DEVICE</c>, <c>nfs:HOST:/export</c> or <c>ssh:user@host[:port]</c>.

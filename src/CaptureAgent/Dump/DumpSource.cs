@@ -1,6 +1,8 @@
 using CaptureAgent.Filtering;
 using CaptureAgent.Translation;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Dump;
 

@@ -1,6 +1,7 @@
 using CaptureAgent.Config;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Targets;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Host;
 

@@ -30,6 +30,9 @@ public sealed record InstallItem(string Path, InstallKind Kind, UnixFileMode Mod
 /// Debian system, no config (the package's postinst writes it), nothing enabled, no host checks.</param>
 public sealed record InstallOptions(bool Enable = true, bool Stage = false);
 
+/// <summary>The man pages (section 8 and 5) and the bash completion, made by the command-line layer from its command table.</summary>
+public sealed record InstallDocs(string CommandManPage, string ConfigManPage, string BashCompletion);
+
 /// <summary>
 /// `capture-agent install` and `uninstall`: the binary, a default config, the systemd units with
 /// their preset, the kernel package hooks, the early-boot hooks of the host's initramfs generator
@@ -60,7 +63,7 @@ public static class Installer
     public static readonly string[] LegacyUnits = ["/etc/systemd/system/capture-agent.service", "/etc/systemd/system/capture-agent-savecore.service"];
 
     /// <summary>Everything install writes, in the order it is written.</summary>
-    public static List<InstallItem> Plan(HostLayout host, string agentSource, InstallOptions o)
+    public static List<InstallItem> Plan(HostLayout host, string agentSource, InstallOptions o, InstallDocs docs)
     {
         var items = new List<InstallItem> { new(HostLayout.AgentBinary, InstallKind.Binary, HostFiles.Mode0755, Source: agentSource) };
         if (!o.Stage) items.Add(new(HostLayout.ConfigFile, InstallKind.FileIfMissing, HostFiles.Mode0600, Text: DefaultConfig(host, out _)));
@@ -77,10 +80,9 @@ public static class Installer
             foreach (var (path, text) in g.Files)
                 // mkinitcpio sources its hook files; the others are run (or, for dracut's, copied with their mode).
                 items.Add(new(path, InstallKind.File, path.StartsWith("/etc/initcpio/", StringComparison.Ordinal) ? HostFiles.Mode0644 : HostFiles.Mode0755, text));
-        var date = Cli.ManPages.DateFromEnvironment();
-        items.Add(new(ManPage8, InstallKind.Gzip, HostFiles.Mode0644, Cli.ManPages.Command(date)));
-        items.Add(new(ManPage5, InstallKind.Gzip, HostFiles.Mode0644, Cli.ManPages.Config(date)));
-        items.Add(new(BashCompletionFile, InstallKind.File, HostFiles.Mode0644, Cli.BashCompletion.Script()));
+        items.Add(new(ManPage8, InstallKind.Gzip, HostFiles.Mode0644, docs.CommandManPage));
+        items.Add(new(ManPage5, InstallKind.Gzip, HostFiles.Mode0644, docs.ConfigManPage));
+        items.Add(new(BashCompletionFile, InstallKind.File, HostFiles.Mode0644, docs.BashCompletion));
         return items;
     }
 

@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Crc = CaptureAgent.Compression.Xz.Crc64;
+using CaptureAgent.Common;
+using Crc = CaptureAgent.Common.Crc64;
 
 namespace CaptureAgent.Host;
 

@@ -1,4 +1,5 @@
 using CaptureAgent.Config;
+using CaptureAgent.Targets;
 
 namespace CaptureAgent.Initramfs;
 

@@ -1,4 +1,6 @@
 using System.IO.Compression;
+using CaptureAgent.Boot;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Initramfs;
 

@@ -1,3 +1,5 @@
+using CaptureAgent.Compression;
+
 namespace CaptureAgent.Initramfs;
 
 /// <summary>

@@ -1,3 +1,5 @@
+using CaptureAgent.Compression;
+
 namespace CaptureAgent.Initramfs;
 
 /// <summary>One module to load: its path under the release's module directory, in load order.</summary>

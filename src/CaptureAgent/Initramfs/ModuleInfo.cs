@@ -1,4 +1,5 @@
 using System.Text;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Initramfs;
 

@@ -1,3 +1,5 @@
+using CaptureAgent.Config;
+
 namespace CaptureAgent.Kexec;
 
 /// <summary>What the running kernel says about crash capture, read from /sys and /proc.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Output;
 

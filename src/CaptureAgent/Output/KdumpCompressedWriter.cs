@@ -4,6 +4,7 @@ using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
 using CaptureAgent.Native;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Output;
 

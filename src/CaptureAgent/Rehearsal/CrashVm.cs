@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Text;
 using CaptureAgent.Boot;
-using CaptureAgent.Cli;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Kexec;
 using CaptureAgent.Native;
+using CaptureAgent.Common;
+using CaptureAgent.Config;
 
 namespace CaptureAgent.Rehearsal;
 
@@ -203,7 +204,7 @@ public static class CrashVm
             BootEnvironment.EnsureConsole();
             BootEnvironment.MountPseudoFilesystems();
             if (File.Exists("/proc/vmcore")) return CaptureInit.Run();
-            Log.Info($"{role}: first kernel up; {BootEnvironment.MemorySummary()}");
+            Log.Info($"{role}: first kernel up; {ProcessMemory.MemorySummary()}");
             body();
         }
         catch (Exception e)

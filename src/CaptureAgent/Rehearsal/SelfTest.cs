@@ -1,9 +1,10 @@
-using CaptureAgent.Cli;
 using CaptureAgent.Config;
 using CaptureAgent.Host;
 using CaptureAgent.Report;
 using CaptureAgent.Sizing;
 using CaptureAgent.Targets;
+using CaptureAgent.Common;
+using CaptureAgent.Dump;
 
 namespace CaptureAgent.Rehearsal;
 
@@ -198,7 +199,7 @@ public static class SelfTest
         string dir = dumps[0];
         string inside = "/" + Path.GetRelativePath(root, dir);
         var details = new List<string>();
-        var (exit, summary) = VerifyCommand.Verify(dir, details);
+        var (exit, summary) = DumpVerifier.Verify(dir, details);
         foreach (var d in details) log("selftest:   " + d);
         log($"selftest: {inside}: {summary}");
         var entry = DumpCatalog.Read(dir);

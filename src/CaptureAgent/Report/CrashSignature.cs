@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
-using CaptureAgent.Compression.Xz;
-
+using CaptureAgent.Common;
 namespace CaptureAgent.Report;
 
 /// <summary>

@@ -5,9 +5,11 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using CaptureAgent.Config;
 using CaptureAgent.Dmesg;
-using CaptureAgent.Output;
 using CaptureAgent.Translation;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Common;
+using CaptureAgent.Dump;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Report;
 
@@ -317,7 +319,7 @@ public static partial class DumpCatalog
     /// <summary>The tail of the crashed kernel's log from a vmcore (ELF or kdump-compressed).</summary>
     public static string ReadVmcoreLog(string path)
     {
-        using var mem = Cli.DmesgCommand.OpenMemory(path, out var info, out var segments);
+        using var mem = DumpOpener.OpenMemory(path, out var info, out var segments);
         if (info is null) throw new VmcoreException($"{Path.GetFileName(path)} has no VMCOREINFO");
         var tables = X86_64PageTables.FromVmcoreInfo((IPhysicalMemory)mem, info, segments);
         var log = new PrintkLog(new KernelMemory((IPhysicalMemory)mem, tables), info);

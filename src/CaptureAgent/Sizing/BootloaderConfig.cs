@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using CaptureAgent.Kexec;
-
+using CaptureAgent.Config;
 namespace CaptureAgent.Sizing;
 
 /// <summary>A file to write: its content before (null: new file) and after, and the mode it keeps.</summary>

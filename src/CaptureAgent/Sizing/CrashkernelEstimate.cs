@@ -1,5 +1,6 @@
 using System.Globalization;
 using CaptureAgent.Kexec;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Sizing;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using CaptureAgent.Compression.Xz;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Sizing;
 

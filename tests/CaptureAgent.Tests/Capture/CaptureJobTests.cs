@@ -3,6 +3,7 @@ using CaptureAgent.Dump;
 using CaptureAgent.Tests.Synthetic;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Capture;
 

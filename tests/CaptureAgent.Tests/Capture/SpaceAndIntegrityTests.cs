@@ -10,6 +10,8 @@ using CaptureAgent.Tests.Integration;
 using CaptureAgent.Translation;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Capture;
 

@@ -4,6 +4,7 @@ using CaptureAgent.Initramfs;
 using CaptureAgent.Tests.Integration;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Chain;
 

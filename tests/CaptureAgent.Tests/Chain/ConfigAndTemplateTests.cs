@@ -5,6 +5,7 @@ using CaptureAgent.Kexec;
 using CaptureAgent.Targets;
 using CaptureAgent.Targets.Nfs;
 using Xunit;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Chain;
 

@@ -1,5 +1,6 @@
 using CaptureAgent.Cli;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Cli;
 

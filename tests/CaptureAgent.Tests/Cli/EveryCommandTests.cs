@@ -8,6 +8,8 @@ using CaptureAgent.Vmcore;
 using CaptureAgent.Tests.Integration;
 using CaptureAgent.Tests.Synthetic;
 using Xunit;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Cli;
 

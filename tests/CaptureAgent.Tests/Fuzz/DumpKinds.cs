@@ -4,6 +4,7 @@ using CaptureAgent.Capture;
 using CaptureAgent.Dump;
 using CaptureAgent.Output;
 using CaptureAgent.Targets.Raw;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Fuzz;
 
@@ -250,7 +251,7 @@ public sealed class RawKind(string name, byte[] rawImage) : IFuzzKind
         }
         // A header with a wrong CRC is refused at once: make it right again, mostly, to reach the deeper checks.
         if (image.Length >= RawDumpHeader.Size && m.Chance(75))
-            BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(RawDumpHeader.Size - 8), Compression.Xz.Crc64.Update(0, image.AsSpan(0, RawDumpHeader.Size - 8)));
+            BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(RawDumpHeader.Size - 8), Common.Crc64.Update(0, image.AsSpan(0, RawDumpHeader.Size - 8)));
         string input = Path.Combine(dir, "raw.img"), saved = Path.Combine(dir, "saved");
         File.WriteAllBytes(input, image);
         return new FuzzCase(string.Join("; ", notes), [new(["savecore", "--device", input, "--dir", saved, "--allow-file"], Check: r => Extracted(r, saved, dir))], image);

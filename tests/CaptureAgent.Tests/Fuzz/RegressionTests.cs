@@ -319,8 +319,8 @@ public partial class RegressionTests : IDisposable
         string d = Path.Combine(_dir, "dump");
         Directory.CreateDirectory(d);
         File.WriteAllBytes(Path.Combine(d, "vmcore"), FuzzInputs.Dumps("synthetic", _meta).Kdump);
-        var m = new global::CaptureAgent.Capture.DumpManifest { Complete = true, DumpablePages = 12345 };
-        m.Files.Add(global::CaptureAgent.Capture.DumpManifest.Checksum(Path.Combine(d, "vmcore")));
+        var m = new global::CaptureAgent.Formats.DumpManifest { Complete = true, DumpablePages = 12345 };
+        m.Files.Add(global::CaptureAgent.Formats.DumpManifest.Checksum(Path.Combine(d, "vmcore")));
         File.WriteAllText(Path.Combine(d, "manifest.json"), m.ToJson());
         var r = Run([], "verify", d);
         Assert.Equal(1, r.ExitCode);
@@ -335,7 +335,7 @@ public partial class RegressionTests : IDisposable
         var header = global::CaptureAgent.Targets.Raw.RawDumpHeader.Parse(image, out _)!;
         var records = DumpBases.Records(image.AsSpan((int)header.StreamOffset, (int)header.StreamLength));
         BinaryPrimitives.WriteInt64BigEndian(image.AsSpan((int)(header.StreamOffset + records[3])), 1L << 40);
-        header.StreamCrc = global::CaptureAgent.Compression.Xz.Crc64.Update(0, image.AsSpan((int)header.StreamOffset, (int)header.StreamLength));
+        header.StreamCrc = global::CaptureAgent.Common.Crc64.Update(0, image.AsSpan((int)header.StreamOffset, (int)header.StreamLength));
         header.Build().CopyTo(image, 0);
         string saved = Path.Combine(_dir, "saved");
         var r = Run(image, "savecore", "--device", Write("raw.img", image), "--dir", saved, "--allow-file");

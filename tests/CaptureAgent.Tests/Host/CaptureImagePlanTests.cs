@@ -2,6 +2,7 @@ using CaptureAgent.Host;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Tests.Initramfs;
 using Xunit;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Tests.Host;
 

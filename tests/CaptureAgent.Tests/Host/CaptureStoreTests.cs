@@ -186,7 +186,7 @@ public class CaptureStoreTests
         Assert.Contains(log, l => l.Contains("the previous image") && l.Contains("stays in use"));
         Assert.Equal(before, File.ReadAllBytes(image));
         // What the kernel package hooks run says so by its exit status.
-        Assert.Equal(CaptureAgent.Cli.ExitCodes.Failed, CaptureAgent.Cli.KernelHookCommand.Run(["add", K, "--root", h.Root, "--force"]));
+        Assert.Equal(CaptureAgent.Common.ExitCodes.Failed, CaptureAgent.Cli.KernelHookCommand.Run(["add", K, "--root", h.Root, "--force"]));
         Assert.Equal(before, File.ReadAllBytes(image));
         // A config without any target is refused the same way.
         h.Config("path = /var/crash\n");

@@ -1,6 +1,7 @@
 using CaptureAgent.Cli;
 using CaptureAgent.Host;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Host;
 

@@ -4,6 +4,7 @@ using CaptureAgent.Cli;
 using CaptureAgent.Host;
 using CaptureAgent.Tests.Integration;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Host;
 

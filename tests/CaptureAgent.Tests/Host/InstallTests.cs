@@ -3,6 +3,7 @@ using CaptureAgent.Config;
 using CaptureAgent.Host;
 using CaptureAgent.Tests.Integration;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Host;
 

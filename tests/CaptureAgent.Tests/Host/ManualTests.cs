@@ -3,6 +3,7 @@ using CaptureAgent.Cli;
 using CaptureAgent.Config;
 using CaptureAgent.Tests.Integration;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Host;
 
@@ -127,8 +128,8 @@ public class ManualTests
         Assert.Equal($"capture-agent {version}\n", Run("--version").Stdout);
         Assert.Equal($"capture-agent {version}\n", Run("version").Stdout);
         Assert.Contains($"\"capture_agent_version\": \"{version}\"", Run("version", "--json").Stdout);
-        Assert.Contains($"\"capture_agent_version\": \"{version}\"", new CaptureAgent.Capture.DumpManifest().ToJson());
-        Assert.Equal(version, CaptureAgent.Capture.DumpManifest.Parse(new CaptureAgent.Capture.DumpManifest().ToJson()).AgentVersion);
+        Assert.Contains($"\"capture_agent_version\": \"{version}\"", new CaptureAgent.Formats.DumpManifest().ToJson());
+        Assert.Equal(version, CaptureAgent.Formats.DumpManifest.Parse(new CaptureAgent.Formats.DumpManifest().ToJson()).AgentVersion);
         Assert.Contains($"capture-agent {version}", ManPages.Command(null).Split('\n')[0]);
         // debian/changelog's newest entry names the same version (scripts/build-deb refuses otherwise).
         string changelog = File.ReadAllLines(Path.Combine(repo, "debian", "changelog"))[0];

@@ -2,6 +2,7 @@ using CaptureAgent.Cli;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Tests.Integration;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Initramfs;
 

@@ -1,6 +1,7 @@
 using CaptureAgent.Boot;
 using CaptureAgent.Initramfs;
 using Xunit;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Tests.Initramfs;
 

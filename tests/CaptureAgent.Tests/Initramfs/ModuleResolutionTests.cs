@@ -1,5 +1,6 @@
 using CaptureAgent.Initramfs;
 using Xunit;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Tests.Initramfs;
 

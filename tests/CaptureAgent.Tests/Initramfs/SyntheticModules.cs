@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Tests.Integration;
+using CaptureAgent.Compression;
 
 namespace CaptureAgent.Tests.Initramfs;
 

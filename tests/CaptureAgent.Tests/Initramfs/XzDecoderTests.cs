@@ -3,6 +3,7 @@ using System.Text;
 using CaptureAgent.Compression.Xz;
 using CaptureAgent.Tests.Integration;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Initramfs;
 

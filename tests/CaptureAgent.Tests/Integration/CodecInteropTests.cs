@@ -7,6 +7,7 @@ using CaptureAgent.Tests.Unit;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Integration;
 
@@ -78,7 +79,7 @@ public class CodecInteropTests(ITestOutputHelper log)
         Assert.Equal(0, Fixtures.Exec(Fixtures.Makedumpfile, [.. args, vmcore, dump]).ExitCode);
 
         var lines = new List<string>();
-        var (exit, summary) = CaptureAgent.Cli.VerifyCommand.Verify(dump, lines);
+        var (exit, summary) = CaptureAgent.Dump.DumpVerifier.Verify(dump, lines);
         Assert.True(exit == 0, summary + "\n" + string.Join("\n", lines));
         using (var kd = new KdumpFile(dump))
         {

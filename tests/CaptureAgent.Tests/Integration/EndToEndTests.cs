@@ -4,6 +4,7 @@ using CaptureAgent.Tests.Unit;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Integration;
 

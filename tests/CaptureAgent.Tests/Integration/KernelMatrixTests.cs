@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Integration;
 

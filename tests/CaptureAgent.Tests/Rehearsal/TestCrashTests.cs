@@ -2,6 +2,7 @@ using CaptureAgent.Cli;
 using CaptureAgent.Kexec;
 using CaptureAgent.Rehearsal;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Rehearsal;
 

@@ -5,6 +5,8 @@ using CaptureAgent.Cli;
 using CaptureAgent.Output;
 using CaptureAgent.Report;
 using Xunit;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Report;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Sizing;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Sizing;
 

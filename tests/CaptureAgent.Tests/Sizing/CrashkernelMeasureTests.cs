@@ -3,6 +3,8 @@ using CaptureAgent.Sizing;
 using CaptureAgent.Tests.Integration;
 using Xunit;
 using Xunit.Abstractions;
+using CaptureAgent.Compression;
+using CaptureAgent.Rehearsal;
 
 namespace CaptureAgent.Tests.Sizing;
 

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using CaptureAgent.Initramfs;
 using CaptureAgent.Sizing;
 using Xunit;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Sizing;
 

@@ -6,6 +6,8 @@ using CaptureAgent.Output;
 using CaptureAgent.Tests.Synthetic;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Unit;
 

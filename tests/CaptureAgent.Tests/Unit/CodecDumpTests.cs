@@ -7,6 +7,8 @@ using CaptureAgent.Tests.Integration;
 using CaptureAgent.Tests.Synthetic;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Formats;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Tests.Unit;
 

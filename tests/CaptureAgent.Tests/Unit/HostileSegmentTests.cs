@@ -7,6 +7,8 @@ using CaptureAgent.Tests.Integration;
 using CaptureAgent.Tests.Synthetic;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Unit;
 

@@ -6,6 +6,7 @@ using CaptureAgent.Output;
 using CaptureAgent.Tests.Synthetic;
 using CaptureAgent.Vmcore;
 using Xunit;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Unit;
 

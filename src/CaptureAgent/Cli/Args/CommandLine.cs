@@ -1,3 +1,5 @@
+using CaptureAgent.Common;
+
 namespace CaptureAgent.Cli;
 
 /// <summary>

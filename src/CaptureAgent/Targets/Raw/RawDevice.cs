@@ -1,5 +1,6 @@
 using CaptureAgent.Native;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Targets.Raw;
 

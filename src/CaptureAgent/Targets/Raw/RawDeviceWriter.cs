@@ -1,10 +1,10 @@
-using CaptureAgent.Capture;
-using CaptureAgent.Cli;
 using CaptureAgent.Dmesg;
 using CaptureAgent.Dump;
 using CaptureAgent.Output;
 using CaptureAgent.Vmcore;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Targets.Raw;
 

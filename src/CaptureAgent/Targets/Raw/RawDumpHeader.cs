@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
-using CaptureAgent.Capture;
-using CaptureAgent.Compression.Xz;
-
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 namespace CaptureAgent.Targets.Raw;
 
 /// <summary>Where a raw dump area stands.</summary>

@@ -1,7 +1,7 @@
-using CaptureAgent.Compression.Xz;
 using CaptureAgent.Native;
 using CaptureAgent.Output;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Targets.Raw;
 

@@ -2,12 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using CaptureAgent.Capture;
-using CaptureAgent.Compression.Xz;
 using CaptureAgent.Dmesg;
 using CaptureAgent.Dump;
 using CaptureAgent.Output;
 using CaptureAgent.Vmcore;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Targets.Ssh;
 

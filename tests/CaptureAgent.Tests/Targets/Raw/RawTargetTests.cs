@@ -10,6 +10,9 @@ using CaptureAgent.Tests.Integration;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
+using CaptureAgent.Host;
 
 namespace CaptureAgent.Tests.Targets.Raw;
 

@@ -2,6 +2,8 @@ using CaptureAgent.Cli;
 using CaptureAgent.Targets.Ssh;
 using CaptureAgent.Tests.Integration;
 using Xunit;
+using CaptureAgent.Common;
+using CaptureAgent.Host;
 
 namespace CaptureAgent.Tests.Targets.Ssh;
 

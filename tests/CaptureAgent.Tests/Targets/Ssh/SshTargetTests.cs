@@ -11,6 +11,7 @@ using CaptureAgent.Tests.Integration;
 using CaptureAgent.Tests.Synthetic;
 using Xunit;
 using Xunit.Abstractions;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Tests.Targets.Ssh;
 

@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
-using CaptureAgent.Compression.Xz;
-
-namespace CaptureAgent.Capture;
+using CaptureAgent.Common;
+namespace CaptureAgent.Formats;
 
 /// <summary>One saved file: its size and CRC-64/XZ (16 lowercase hex digits).</summary>
 public sealed record ManifestFile(string Name, long Size, string Crc64);

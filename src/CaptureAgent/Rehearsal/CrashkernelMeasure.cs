@@ -1,9 +1,11 @@
 using System.Text;
-using CaptureAgent.Cli;
 using CaptureAgent.Config;
 using CaptureAgent.Rehearsal;
+using CaptureAgent.Common;
+using CaptureAgent.Targets;
+using CaptureAgent.Sizing;
 
-namespace CaptureAgent.Sizing;
+namespace CaptureAgent.Rehearsal;
 
 public sealed record MeasureOptions
 {

@@ -1,4 +1,4 @@
-namespace CaptureAgent.Sizing;
+namespace CaptureAgent.Common;
 
 /// <summary>Sizes as the kernel's memparse() reads them (K, M, G, T suffixes, powers of 1024) and back.</summary>
 public static class SizeText

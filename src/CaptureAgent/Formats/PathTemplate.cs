@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace CaptureAgent.Capture;
+namespace CaptureAgent.Formats;
 
 /// <summary>What a dump path template can name about the crash.</summary>
 public sealed record CrashFacts(string Host, DateTimeOffset CrashTime, string KernelRelease, string? BootId);

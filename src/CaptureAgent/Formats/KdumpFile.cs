@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using CaptureAgent.Compression;
-using CaptureAgent.Output;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
+using CaptureAgent.Vmcore;
 
-namespace CaptureAgent.Vmcore;
+namespace CaptureAgent.Formats;
 
 /// <summary>
 /// Reads a kdump-compressed file (ours or makedumpfile's) as physical memory, page by page,

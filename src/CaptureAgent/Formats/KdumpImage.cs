@@ -1,7 +1,9 @@
 using CaptureAgent.Filtering;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
+using CaptureAgent.Vmcore;
 
-namespace CaptureAgent.Vmcore;
+namespace CaptureAgent.Formats;
 
 /// <summary>
 /// An existing kdump-compressed dump as the input of another dump (makedumpfile's re-filtering):

@@ -1,4 +1,6 @@
-namespace CaptureAgent.Initramfs;
+using CaptureAgent.Compression;
+
+namespace CaptureAgent.Boot;
 
 /// <summary>
 /// lib/modules/RELEASE/capture-agent.modules, written by the image builder and read by the agent

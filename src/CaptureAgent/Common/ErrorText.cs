@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
-namespace CaptureAgent;
+namespace CaptureAgent.Common;
 
 /// <summary>
 /// What went wrong, in words. The binary is built with UseSystemResourceKeys, so the runtime's own

@@ -1,13 +1,15 @@
 using System.Buffers.Binary;
 using CaptureAgent.Capture;
 using CaptureAgent.Compression;
-using CaptureAgent.Compression.Xz;
 using CaptureAgent.Native;
 using CaptureAgent.Output;
 using CaptureAgent.Vmcore;
 using Microsoft.Win32.SafeHandles;
+using CaptureAgent.Common;
+using CaptureAgent.Formats;
+using CaptureAgent.Targets.Raw;
 
-namespace CaptureAgent.Targets.Raw;
+namespace CaptureAgent.Host;
 
 public enum SavecoreStatus
 {

@@ -2,7 +2,7 @@ using System.Text;
 using CaptureAgent.Native;
 using Microsoft.Win32.SafeHandles;
 
-namespace CaptureAgent;
+namespace CaptureAgent.Common;
 
 /// <summary>
 /// Opening what the user named as input. The open never blocks (O_NONBLOCK: a FIFO would wait

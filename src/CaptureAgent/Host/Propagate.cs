@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using CaptureAgent.Host;
+using CaptureAgent.Formats;
+using CaptureAgent.Targets.Ssh;
 
-namespace CaptureAgent.Targets.Ssh;
+namespace CaptureAgent.Host;
 
 /// <summary>What `propagate` needs besides the target: the paths of the config, how to ask, extra ssh options.</summary>
 /// <param name="DumpDirectory">The directory on the collector that must be writable (the path up to its first placeholder).</param>
@@ -47,7 +49,7 @@ public static class Propagate
     public static string StaticPrefix(string template)
     {
         var kept = new List<string>();
-        foreach (var part in Capture.PathTemplate.Normalize(template).Split('/', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var part in Formats.PathTemplate.Normalize(template).Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
             if (part.Contains('{')) break;
             kept.Add(part);

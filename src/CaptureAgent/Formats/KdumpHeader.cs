@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace CaptureAgent.Output;
+namespace CaptureAgent.Formats;
 
 /// <summary>
 /// The fixed parts of a kdump-compressed file (header_version 6, x86_64 layout): the 464-byte

@@ -1,4 +1,4 @@
-namespace CaptureAgent.Cli;
+namespace CaptureAgent.Common;
 
 public static class ExitCodes
 {

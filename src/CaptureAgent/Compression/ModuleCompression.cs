@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using CaptureAgent.Compression.Xz;
 
-namespace CaptureAgent.Initramfs;
+namespace CaptureAgent.Compression;
 
 /// <summary>How a module file is compressed, by its name (what kmod and the kernel build go by).</summary>
 public enum ModuleCodec { None, Gzip, Xz, Zstd }

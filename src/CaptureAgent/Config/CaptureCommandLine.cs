@@ -1,4 +1,4 @@
-namespace CaptureAgent.Kexec;
+namespace CaptureAgent.Config;
 
 /// <summary>
 /// The capture kernel's command line: the running kernel's, minus what must not carry over, plus

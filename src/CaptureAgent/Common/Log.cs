@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using CaptureAgent.Native;
 
-namespace CaptureAgent.Cli;
+namespace CaptureAgent.Common;
 
 /// <summary>
 /// What the messages are, as makedumpfile's --message-level bits name them: a run shows the kinds
