@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using CaptureAgent.Config;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using CaptureAgent.Dump;
+using CaptureAgent.Common;
 
 namespace CaptureAgent.Cli;
 

@@ -23,7 +23,7 @@ public class PackageTests
         TestCategory.Require(TestCategory.Binary);
         if (Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } env) return env;
         string bin = Path.Combine(Repo, "artifacts", "static", "capture-agent");
-        var newestSource = Directory.EnumerateFiles(Path.Combine(Repo, "src", "CaptureAgent"), "*.cs", SearchOption.AllDirectories)
+        var newestSource = Directory.EnumerateFiles(Path.Combine(Repo, "src"), "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Append(Path.Combine(Repo, "Directory.Build.props")).Max(File.GetLastWriteTimeUtc);
         if (!File.Exists(bin) || File.GetLastWriteTimeUtc(bin) < newestSource)
         {

@@ -231,7 +231,7 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
         while (!File.Exists(Path.Combine(repo, "CaptureAgent.sln"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("repository root not found");
         string bin = Path.Combine(repo, "artifacts", "static", "capture-agent");
         // Older than any source file: the first kernel's role it would run may not be today's.
-        var newestSource = Directory.EnumerateFiles(Path.Combine(repo, "src", "CaptureAgent"), "*.cs", SearchOption.AllDirectories)
+        var newestSource = Directory.EnumerateFiles(Path.Combine(repo, "src"), "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Max(File.GetLastWriteTimeUtc);
         bool stale = !File.Exists(bin) || File.GetLastWriteTimeUtc(bin) < newestSource;
         if (stale)
