@@ -10,17 +10,18 @@ public static class DumpOpener
     /// <summary>Opens an ELF vmcore or a kdump-compressed file, whichever the bytes say it is.</summary>
     public static IDisposable OpenMemory(string path, out VmcoreInfo? info, out IReadOnlyList<LoadSegment>? segments)
     {
-        Span<byte> magic = stackalloc byte[8];
+        Span<byte> magic = stackalloc byte[DumpProbe.HeadLength];
+        int got;
         try
         {
             using var f = InputFile.OpenRegular(path);
-            RandomAccess.Read(f, magic, 0);
+            got = RandomAccess.Read(f, magic, 0);
         }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException)
         {
             throw new VmcoreException(ErrorText.Of(x));
         }
-        if (magic.SequenceEqual("KDUMP   "u8))
+        if (DumpProbe.Kind(magic[..got]) == DumpKind.KdumpCompressed)
         {
             var k = new KdumpFile(path);
             info = k.Info;

@@ -155,7 +155,7 @@ public sealed class DumpSource : IDisposable
     /// </summary>
     private static IVmcoreImage Open(string path)
     {
-        Span<byte> magic = stackalloc byte[16];
+        Span<byte> magic = stackalloc byte[DumpProbe.HeadLength];
         int got;
         try
         {
@@ -166,8 +166,9 @@ public sealed class DumpSource : IDisposable
         {
             throw new VmcoreException(ErrorText.Of(e));
         }
-        if (got >= 8 && magic[..8].SequenceEqual("KDUMP   "u8)) return new KdumpImage(path);
-        if (got >= 13 && magic[..13].SequenceEqual("makedumpfile\0"u8))
+        var kind = DumpProbe.Kind(magic[..got]);
+        if (kind == DumpKind.KdumpCompressed) return new KdumpImage(path);
+        if (kind == DumpKind.Flattened)
             throw new VmcoreException($"{path} is a flattened dump (makedumpfile -F), which cannot be read out of order: " +
                                       $"rearrange it first with `capture-agent rearrange DUMPFILE < {path}`, then dump that");
         return new ElfVmcore(path);

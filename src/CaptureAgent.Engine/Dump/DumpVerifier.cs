@@ -82,10 +82,12 @@ public static class DumpVerifier
 
     private static (Verdict, string) CheckDumpFile(string path, List<string> lines, string? reason = null, ulong? manifestPages = null)
     {
-        var head = new byte[16];
-        using (var f = InputFile.OpenStream(path)) f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (head.AsSpan(0, 12).SequenceEqual("makedumpfile"u8)) return CheckFlattened(path);
-        if (head.AsSpan(0, 4).SequenceEqual("\u007fELF"u8)) return CheckElf(path, lines);
+        var head = new byte[DumpProbe.HeadLength];
+        int got;
+        using (var f = InputFile.OpenStream(path)) got = f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        var kind = DumpProbe.Kind(head.AsSpan(0, got));
+        if (kind == DumpKind.Flattened) return CheckFlattened(path);
+        if (kind == DumpKind.Elf) return CheckElf(path, lines);
         using var kd = new KdumpFile(path);
         var structure = kd.CheckStructure();
         if (manifestPages is ulong pages && pages != kd.DumpablePages)

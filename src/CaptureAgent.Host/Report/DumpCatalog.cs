@@ -352,11 +352,12 @@ public static partial class DumpCatalog
     {
         using var f = InputFile.OpenRegular(path);
         long length = RandomAccess.GetLength(f);
-        var magic = new byte[16];
+        var magic = new byte[DumpProbe.HeadLength];
         int got = RandomAccess.Read(f, magic, 0);
-        if (got >= 8 && magic.AsSpan(0, 8).SequenceEqual(KdumpHeader.Signature))
+        var kind = DumpProbe.Kind(magic.AsSpan(0, got));
+        if (kind == DumpKind.KdumpCompressed)
             return FromKdump("kdump-compressed", (buf, off) => RandomAccess.Read(f, buf, off), length);
-        if (got >= 12 && magic.AsSpan(0, 12).SequenceEqual("makedumpfile"u8))
+        if (kind == DumpKind.Flattened)
         {
             var front = FlattenedFront(f, length);
             var h = FromKdump("flattened", (buf, off) =>
@@ -368,7 +369,7 @@ public static partial class DumpCatalog
             }, front.Length);
             return h;
         }
-        if (got >= 4 && magic[0] == 0x7f && magic[1] == (byte)'E' && magic[2] == (byte)'L' && magic[3] == (byte)'F')
+        if (kind == DumpKind.Elf)
         {
             f.Dispose();
             using var elf = new ElfVmcore(path);
