@@ -9,7 +9,8 @@ namespace CaptureAgent.Tests.Unit;
 /// reference each other one way only, Common below Engine below CaptureKernel below Host below the
 /// command line. The namespace graph is read from the sources as /work/shared/tools/nsgraph.py does:
 /// namespaces cut at depth 2 (CaptureAgent.Targets.Raw counts as CaptureAgent.Targets), edges from
-/// using directives and from fully qualified references to declared namespaces.
+/// using directives and from fully qualified references to declared namespaces. And libc is called
+/// from one place only, Native in the bottom layer.
 /// </summary>
 public class LayeringTests
 {
@@ -84,6 +85,16 @@ public class LayeringTests
         var split = homes.Where(h => h.Value.Count > 1).Select(h => $"{h.Key} in {string.Join(" and ", h.Value.Order())}").ToList();
         Assert.True(homes.Count >= 20, $"only {homes.Count} namespaces found under {Src}");
         Assert.True(split.Count == 0, "namespaces split across layers: " + string.Join("; ", split));
+    }
+
+    [Fact]
+    public void PInvokeOnlyInNative()
+    {
+        string native = Path.Combine(Src, "CaptureAgent.Common", "Native") + Path.DirectorySeparatorChar;
+        var imports = SourceFiles(Src).Where(f => Regex.IsMatch(f.Text, @"\[(LibraryImport|DllImport)\(")).Select(f => f.Path).ToList();
+        Assert.NotEmpty(imports);
+        var outside = imports.Where(p => !p.StartsWith(native, StringComparison.Ordinal)).ToList();
+        Assert.True(outside.Count == 0, "P/Invoke outside src/CaptureAgent.Common/Native: " + string.Join(", ", outside));
     }
 
     private static bool IsBuildOutput(string path) =>
