@@ -97,3 +97,18 @@ ensure_rootfs() {
   find "$dir" -maxdepth 1 -name "rootfs-$ROOTFS_SUITE-*.tar.zst" ! -name "$(basename "$ROOTFS_TAR")" -delete
   log "root filesystem made in $(( SECONDS - t0 )) s: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1))"
 }
+
+# unpack_rootfs TARBALL DIR: the cached root filesystem into DIR (emptied first). Once in a CI run
+# the unpack failed with no word from tar (zstd: broken pipe) and the same tarball unpacked cleanly
+# right after: the exit statuses are kept in the log, and a failed unpack is tried once more.
+unpack_rootfs() {
+  local tarball=$1 dir=$2 attempt status
+  for attempt in 1 2; do
+    rm -rf "$dir"; mkdir -p "$dir"
+    zstd -dc "$tarball" | tar -C "$dir" --numeric-owner --xattrs --xattrs-include='*' -xpf -
+    status="${PIPESTATUS[*]}"
+    [ "$status" = "0 0" ] && return 0
+    log "unpacking $tarball (attempt $attempt): exit statuses zstd/tar $status (128+N: killed by signal N)"
+  done
+  return 1
+}

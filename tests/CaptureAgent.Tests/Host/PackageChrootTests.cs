@@ -82,8 +82,7 @@ public class PackageChrootTests
     /// <summary>scripts/build-deb on the static binary, into WORK/deb.</summary>
     private static string BuiltDeb(TempDir work)
     {
-        string agent = Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } s ? s : Path.Combine(Repo, "artifacts/static/capture-agent");
-        Assert.True(File.Exists(agent), $"{agent} is missing: publish the static build (PackageTests does, or scripts/build-deb)");
+        string agent = Fixtures.StaticAgent();
         var build = Fixtures.Exec(Path.Combine(Repo, "scripts/build-deb"), ["--binary", agent, "--out", work.File("deb")], timeoutSeconds: 1200);
         Assert.True(build.ExitCode == 0, build.Stderr);
         return Directory.GetFiles(work.File("deb"), "*.deb").Single();
@@ -137,7 +136,7 @@ public class PackageChrootTests
     {
         TestCategory.Require(TestCategory.Root);
         string tarball = ChrootTarball();
-        string agent = Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } s ? s : Path.Combine(Repo, "artifacts/static/capture-agent");
+        string agent = Fixtures.StaticAgent();
         using var work = new TempDir();
         string deb = BuiltDeb(work);
         string root = UnpackedRoot(work, tarball);

@@ -17,21 +17,10 @@ public class PackageTests
 
     private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 
-    /// <summary>The statically linked agent: CAPTURE_AGENT_STATIC_BIN, else artifacts/static (published here when absent or older than the sources).</summary>
     private static string StaticAgent()
     {
         TestCategory.Require(TestCategory.Binary);
-        if (Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } env) return env;
-        string bin = Path.Combine(Repo, "artifacts", "static", "capture-agent");
-        var newestSource = Directory.EnumerateFiles(Path.Combine(Repo, "src"), "*.cs", SearchOption.AllDirectories)
-            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Append(Path.Combine(Repo, "Directory.Build.props")).Max(File.GetLastWriteTimeUtc);
-        if (!File.Exists(bin) || File.GetLastWriteTimeUtc(bin) < newestSource)
-        {
-            var r = Fixtures.Exec("dotnet", ["publish", Path.Combine(Repo, "src/CaptureAgent/CaptureAgent.csproj"), "-c", "Release", "-p:StaticBuild=true",
-                "--artifacts-path", Path.Combine(Repo, "artifacts/static-build"), "-o", Path.Combine(Repo, "artifacts/static"), "-v", "quiet", "-nologo"], timeoutSeconds: 1800);
-            Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
-        }
-        return bin;
+        return Fixtures.StaticAgent();
     }
 
     private static string Deb(string dir) => Directory.GetFiles(dir, "capture-agent_*_amd64.deb").Single();

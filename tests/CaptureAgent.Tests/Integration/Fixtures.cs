@@ -1,3 +1,4 @@
+using Xunit;
 using System.Diagnostics;
 using System.Text;
 
@@ -9,6 +10,34 @@ namespace CaptureAgent.Tests.Integration;
 /// </summary>
 public static class Fixtures
 {
+    private static readonly Lock StaticPublish = new();
+
+    /// <summary>
+    /// The statically linked agent (the capture initramfs's /init and the package's binary):
+    /// CAPTURE_AGENT_STATIC_BIN, else artifacts/static, published here as scripts/e2e and
+    /// scripts/build-deb publish it when absent or older than a source. One publish at a time: the
+    /// test classes that need it run in parallel.
+    /// </summary>
+    public static string StaticAgent()
+    {
+        if (Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } env) return env;
+        string repo = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(repo, "CaptureAgent.sln"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("repository root not found");
+        string bin = Path.Combine(repo, "artifacts", "static", "capture-agent");
+        lock (StaticPublish)
+        {
+            var newestSource = Directory.EnumerateFiles(Path.Combine(repo, "src"), "*.cs", SearchOption.AllDirectories)
+                .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Append(Path.Combine(repo, "Directory.Build.props")).Max(File.GetLastWriteTimeUtc);
+            if (!File.Exists(bin) || File.GetLastWriteTimeUtc(bin) < newestSource)
+            {
+                var r = Exec("dotnet", ["publish", Path.Combine(repo, "src/CaptureAgent/CaptureAgent.csproj"), "-c", "Release", "-p:StaticBuild=true",
+                    "--artifacts-path", Path.Combine(repo, "artifacts/static-build"), "-o", Path.Combine(repo, "artifacts/static"), "-v", "quiet", "-nologo"], timeoutSeconds: 1800);
+                Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+            }
+        }
+        return bin;
+    }
+
     public static string Cache => Environment.GetEnvironmentVariable("CAPTURE_AGENT_CACHE")
         ?? Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".cache", "capture-agent");
 

@@ -223,23 +223,5 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
         }
     }
 
-    /// <summary>The statically linked agent (the first kernel's /init), built as scripts/e2e builds it if absent or stale.</summary>
-    private static string StaticAgent()
-    {
-        if (Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } env) return env;
-        string repo = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(repo, "CaptureAgent.sln"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("repository root not found");
-        string bin = Path.Combine(repo, "artifacts", "static", "capture-agent");
-        // Older than any source file: the first kernel's role it would run may not be today's.
-        var newestSource = Directory.EnumerateFiles(Path.Combine(repo, "src"), "*.cs", SearchOption.AllDirectories)
-            .Where(f => !f.Contains("/obj/", StringComparison.Ordinal)).Max(File.GetLastWriteTimeUtc);
-        bool stale = !File.Exists(bin) || File.GetLastWriteTimeUtc(bin) < newestSource;
-        if (stale)
-        {
-            var r = Fixtures.Exec("dotnet", ["publish", Path.Combine(repo, "src/CaptureAgent/CaptureAgent.csproj"), "-c", "Release", "-p:StaticBuild=true",
-                "--artifacts-path", Path.Combine(repo, "artifacts/static-build"), "-o", Path.Combine(repo, "artifacts/static"), "-v", "quiet", "-nologo"], timeoutSeconds: 1800);
-            Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
-        }
-        return bin;
-    }
+    private static string StaticAgent() => Fixtures.StaticAgent();
 }
