@@ -132,7 +132,10 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
         Assert.False(result.Attempts[2].Works);
         Assert.Equal(96L << 20, result.SmallestWorking);
         Assert.Equal(128L << 20, result.Recommended);   // 96M + max(16M, 19.2M), in 16 MiB steps
-        Assert.All(result.Attempts.Take(2), a => Assert.InRange(a.AgentPeakKiB ?? 0, 1, 16 * 1024));
+        // The peak line sums PID 1 (the supervisor) and the capture worker, two processes of one
+        // binary whose shared text counts twice: 21.2 MiB measured, where the single process of
+        // before the supervisor (issue 12) peaked at 15.6 MiB. The sizes above are what binds.
+        Assert.All(result.Attempts.Take(2), a => Assert.InRange(a.AgentPeakKiB ?? 0, 1, 24 * 1024));
     }
 
     /// <summary>
