@@ -41,10 +41,10 @@ public static class Program
         // As /init of the capture initramfs the kernel starts us as PID 1. Its arguments are kernel
         // parameters the kernel did not recognise, not a command: PID 1 must never take another path.
         if (Environment.ProcessId == 1)
-            return Rehearsal.CrashVm.Role() switch
+            return Rehearsal.RehearsalGuest.Role() switch
             {
-                Rehearsal.CrashVm.GuestRole => Rehearsal.CrashVm.RunGuest(),
-                Rehearsal.CrashVm.CommandsRole => Rehearsal.CrashVm.RunCommandsGuest(Dispatch),
+                Rehearsal.RehearsalGuest.CrashRole => Rehearsal.RehearsalGuest.RunCrash(),
+                Rehearsal.RehearsalGuest.CommandsRole => Rehearsal.RehearsalGuest.RunCommands(Dispatch),
                 _ => Boot.CaptureInit.Run(),
             };
         try

@@ -36,7 +36,7 @@ public class ServiceCommandsEndToEndTests(ITestOutputHelper log)
         var boot = CrashVm.Boot(new VmBootOptions
         {
             Kernel = Path.Combine(root.Root, "boot", $"vmlinuz-{Release}"), FirstInitramfs = first, Crashkernel = 256L << 20,
-            DiskArguments = ScratchDisk.QemuArguments(disk, image), Role = CrashVm.CommandsRole, TimeoutSeconds = 900,
+            DiskArguments = ScratchDisk.QemuArguments(disk, image), Role = RehearsalGuest.CommandsRole, TimeoutSeconds = 900,
             ConsoleLog = Path.Combine(work, "console.log"),
         });
         string console = boot.Console;
