@@ -129,35 +129,81 @@ public static partial class PanicAnalysis
 
     private static PanicReport? Analyze(List<LogLine> lines, string? releaseHint)
     {
-        int panicAt = -1;
-        for (int i = lines.Count - 1; i >= 0 && panicAt < 0; i--)
-            if (lines[i].Text.TrimStart().StartsWith("Kernel panic - not syncing: ", StringComparison.Ordinal)) panicAt = i;
+        int panicAt = LastPanicLine(lines);
         string? panicLine = panicAt >= 0 ? lines[panicAt].Text.Trim() : null;
         string? panicMessage = panicLine?["Kernel panic - not syncing: ".Length..].Trim();
+        if (FindEvent(lines, panicAt, panicMessage) is not var (eventAt, kind)) return null;
+        (eventAt, kind) = FirstLineOfReport(lines, eventAt, kind);
 
-        int eventAt = -1;
-        CrashKind kind = CrashKind.Panic;
+        var ev = lines[eventAt];
+        string headline = ev.Text.Trim();
+        // Lines of the report come from the reporting context; an RCU stall also prints the
+        // stalled CPUs' NMI backtraces, so it takes lines from any context.
+        string? caller = kind == CrashKind.RcuStall ? null : ev.Caller;
+        var (rip, ripFunction) = FindRip(lines, eventAt, caller);
+        var frames = ReadCallTrace(lines, eventAt, caller);
+        int eventCpuAt = FindCpuLine(lines, eventAt, caller);
+        // The panicking CPU's own line has the final taint flags; else the report's.
+        int cpuAt = PanickingCpuLine(lines, panicAt);
+        if (cpuAt < 0) cpuAt = eventCpuAt;
+        var (tainted, release, hardware) = ReadTaintAndHardware(lines, cpuAt);
+        var (cpu, pid, comm) = ReadTask(lines, eventCpuAt, kind, headline);
+
+        return new PanicReport
+        {
+            PanicLine = panicLine,
+            PanicMessage = panicMessage,
+            Kind = kind,
+            Headline = headline,
+            Rip = rip,
+            RipFunction = ripFunction,
+            CallTrace = frames,
+            Tainted = tainted,
+            Hardware = hardware,
+            KernelRelease = release ?? releaseHint,
+            Cpu = cpu,
+            Pid = pid,
+            Comm = comm,
+            Uptime = ev.Time,
+        };
+    }
+
+    /// <summary>A line from the report's context: any line when the context is unknown on either side.</summary>
+    private static bool FromCaller(LogLine l, string? caller) => caller is null || l.Caller is null || l.Caller == caller;
+
+    private static int LastPanicLine(List<LogLine> lines)
+    {
+        for (int i = lines.Count - 1; i >= 0; i--)
+            if (lines[i].Text.TrimStart().StartsWith("Kernel panic - not syncing: ", StringComparison.Ordinal)) return i;
+        return -1;
+    }
+
+    /// <summary>
+    /// The report that led to the crash: before a panic line, the last report of a kind its message
+    /// follows from (else the panic itself); without one, the last report, a warning only if nothing else.
+    /// </summary>
+    private static (int At, CrashKind Kind)? FindEvent(List<LogLine> lines, int panicAt, string? panicMessage)
+    {
         if (panicMessage is not null)
         {
             var wanted = ConsequenceOf(panicMessage);
             if (wanted.Length > 0)
-            {
-                for (int i = panicAt - 1; i >= 0 && eventAt < 0; i--)
-                    if (Classify(lines[i].Text) is CrashKind k && wanted.Contains(k)) { eventAt = i; kind = k; }
-            }
-            if (eventAt < 0) { eventAt = panicAt; kind = CrashKind.Panic; }
+                for (int i = panicAt - 1; i >= 0; i--)
+                    if (Classify(lines[i].Text) is CrashKind k && wanted.Contains(k)) return (i, k);
+            return (panicAt, CrashKind.Panic);
         }
-        else
-        {
-            // No panic line: an oops in interrupt context or with panic_on_oops kexecs from oops_end,
-            // before panic() prints anything. The last report is the crash; a warning only if nothing else.
-            for (int i = lines.Count - 1; i >= 0 && eventAt < 0; i--)
-                if (Classify(lines[i].Text) is CrashKind k && k != CrashKind.Warning) { eventAt = i; kind = k; }
-            for (int i = lines.Count - 1; i >= 0 && eventAt < 0; i--)
-                if (Classify(lines[i].Text) is CrashKind.Warning) { eventAt = i; kind = CrashKind.Warning; }
-            if (eventAt < 0) return null;
-        }
+        // No panic line: an oops in interrupt context or with panic_on_oops kexecs from oops_end,
+        // before panic() prints anything. The last report is the crash; a warning only if nothing else.
+        for (int i = lines.Count - 1; i >= 0; i--)
+            if (Classify(lines[i].Text) is CrashKind k && k != CrashKind.Warning) return (i, k);
+        for (int i = lines.Count - 1; i >= 0; i--)
+            if (Classify(lines[i].Text) is CrashKind.Warning) return (i, CrashKind.Warning);
+        return null;
+    }
 
+    /// <summary>Where the report starts, when the line found is not its first.</summary>
+    private static (int At, CrashKind Kind) FirstLineOfReport(List<LogLine> lines, int eventAt, CrashKind kind)
+    {
         if (kind is CrashKind.Oops or CrashKind.Bug && DieLine().IsMatch(lines[eventAt].Text.Trim()))
         {
             // "Oops: 0000 [#1]" / "invalid opcode: 0000 [#1]" follow the line that says what happened.
@@ -167,49 +213,47 @@ public static partial class PanicAnalysis
                 string t = lines[i].Text.Trim();
                 if (t.StartsWith("BUG: ", StringComparison.Ordinal) || t.StartsWith("kernel BUG at ", StringComparison.Ordinal)
                     || t.StartsWith("Unable to handle kernel ", StringComparison.Ordinal))
-                {
-                    eventAt = i;
-                    kind = Classify(t) ?? kind;
-                    break;
-                }
+                    return (i, Classify(t) ?? kind);
             }
         }
         else if (kind == CrashKind.HungTask)
         {
             // One khungtaskd scan reports every blocked task: the first one reported is the crash.
             double? t0 = lines[eventAt].Time;
+            int first = eventAt;
             for (int i = eventAt - 1; i >= 0; i--)
             {
                 var k = Classify(lines[i].Text);
                 if (k is not null && k != CrashKind.HungTask) break;
                 if (t0 is double a && lines[i].Time is double b && a - b > 2) break;
-                if (k == CrashKind.HungTask) eventAt = i;
+                if (k == CrashKind.HungTask) first = i;
             }
+            return (first, kind);
         }
+        return (eventAt, kind);
+    }
 
-        var ev = lines[eventAt];
-        string headline = ev.Text.Trim();
-        // Lines of the report come from the reporting context; an RCU stall also prints the
-        // stalled CPUs' NMI backtraces, so it takes lines from any context.
-        string? caller = kind == CrashKind.RcuStall ? null : ev.Caller;
-        bool Mine(LogLine l) => caller is null || l.Caller is null || l.Caller == caller;
-
-        string? rip = null, ripFunction = null;
-        for (int i = eventAt; i < lines.Count && rip is null; i++)
+    /// <summary>The first RIP/PC line of the report: the address as printed, and its function.</summary>
+    private static (string? Rip, string? Function) FindRip(List<LogLine> lines, int eventAt, string? caller)
+    {
+        for (int i = eventAt; i < lines.Count; i++)
         {
-            if (!Mine(lines[i])) continue;
+            if (!FromCaller(lines[i], caller)) continue;
             var m = RipLine().Match(lines[i].Text.Trim());
             if (m.Success)
-            {
-                rip = m.Groups[3].Success ? $"{m.Groups[1].Value}{m.Groups[2].Value} [{m.Groups[3].Value}]" : m.Groups[1].Value + m.Groups[2].Value;
-                ripFunction = m.Groups[1].Value;
-            }
+                return (m.Groups[3].Success ? $"{m.Groups[1].Value}{m.Groups[2].Value} [{m.Groups[3].Value}]" : m.Groups[1].Value + m.Groups[2].Value,
+                        m.Groups[1].Value);
         }
+        return (null, null);
+    }
 
+    /// <summary>The frames of the report's first call trace, without stale "? func" addresses.</summary>
+    private static List<TraceFrame> ReadCallTrace(List<LogLine> lines, int eventAt, string? caller)
+    {
         var frames = new List<TraceFrame>();
         for (int i = eventAt; i < lines.Count; i++)
         {
-            if (!Mine(lines[i])) continue;
+            if (!FromCaller(lines[i], caller)) continue;
             string t = lines[i].Text.Trim();
             if (!t.StartsWith("Call Trace:", StringComparison.OrdinalIgnoreCase)) continue;   // arm64 prints "Call trace:"
             string? traceCaller = lines[i].Caller;
@@ -232,38 +276,55 @@ public static partial class PanicAnalysis
             }
             break;
         }
+        return frames;
+    }
 
-        // The panicking CPU's own line has the final taint flags; else the report's.
-        int cpuAt = -1;
-        if (panicAt >= 0)
-            for (int i = panicAt + 1; i < Math.Min(lines.Count, panicAt + 4) && cpuAt < 0; i++)
-                if (CpuLine().IsMatch(lines[i].Text.Trim())) cpuAt = i;
-        int eventCpuAt = -1;
-        for (int i = eventAt; i < lines.Count && eventCpuAt < 0; i++)
-            if (Mine(lines[i]) && CpuLine().IsMatch(lines[i].Text.Trim())) eventCpuAt = i;
-        if (cpuAt < 0) cpuAt = eventCpuAt;
+    /// <summary>The "CPU: N PID: N Comm: ..." line within three lines after the panic line, or -1.</summary>
+    private static int PanickingCpuLine(List<LogLine> lines, int panicAt)
+    {
+        if (panicAt < 0) return -1;
+        for (int i = panicAt + 1; i < Math.Min(lines.Count, panicAt + 4); i++)
+            if (CpuLine().IsMatch(lines[i].Text.Trim())) return i;
+        return -1;
+    }
 
-        string? tainted = null, release = null, hardware = null, comm = null;
-        int? cpu = null, pid = null;
-        if (cpuAt >= 0)
+    /// <summary>The report's first "CPU: N PID: N Comm: ..." line, or -1.</summary>
+    private static int FindCpuLine(List<LogLine> lines, int eventAt, string? caller)
+    {
+        for (int i = eventAt; i < lines.Count; i++)
+            if (FromCaller(lines[i], caller) && CpuLine().IsMatch(lines[i].Text.Trim())) return i;
+        return -1;
+    }
+
+    /// <summary>Taint flags and release from a CPU line, and the "Hardware name:" line just after it.</summary>
+    private static (string? Tainted, string? Release, string? Hardware) ReadTaintAndHardware(List<LogLine> lines, int cpuAt)
+    {
+        string? tainted = null, release = null, hardware = null;
+        if (cpuAt < 0) return (tainted, release, hardware);
+        string cpuText = lines[cpuAt].Text.Trim();
+        if (TaintedField().Match(cpuText) is { Success: true } tm)
         {
-            string cpuText = lines[cpuAt].Text.Trim();
-            if (TaintedField().Match(cpuText) is { Success: true } tm)
-            {
-                tainted = new string(tm.Groups[1].Value.Where(char.IsAsciiLetterUpper).ToArray());
-                release = tm.Groups[2].Value;
-            }
-            else if (NotTainted().Match(cpuText) is { Success: true } nm)
-            {
-                tainted = "";
-                release = nm.Groups[1].Value;
-            }
-            for (int i = cpuAt + 1; i < Math.Min(lines.Count, cpuAt + 4) && hardware is null; i++)
-            {
-                string t = lines[i].Text.Trim();
-                if (t.StartsWith("Hardware name: ", StringComparison.Ordinal)) hardware = t["Hardware name: ".Length..];
-            }
+            tainted = new string(tm.Groups[1].Value.Where(char.IsAsciiLetterUpper).ToArray());
+            release = tm.Groups[2].Value;
         }
+        else if (NotTainted().Match(cpuText) is { Success: true } nm)
+        {
+            tainted = "";
+            release = nm.Groups[1].Value;
+        }
+        for (int i = cpuAt + 1; i < Math.Min(lines.Count, cpuAt + 4) && hardware is null; i++)
+        {
+            string t = lines[i].Text.Trim();
+            if (t.StartsWith("Hardware name: ", StringComparison.Ordinal)) hardware = t["Hardware name: ".Length..];
+        }
+        return (tainted, release, hardware);
+    }
+
+    /// <summary>The crashing task: from the report's CPU line, or for a hung task from its headline.</summary>
+    private static (int? Cpu, int? Pid, string? Comm) ReadTask(List<LogLine> lines, int eventCpuAt, CrashKind kind, string headline)
+    {
+        int? cpu = null, pid = null;
+        string? comm = null;
         if (eventCpuAt >= 0)
         {
             var cm = CpuLine().Match(lines[eventCpuAt].Text.Trim());
@@ -278,24 +339,7 @@ public static partial class PanicAnalysis
             pid = int.Parse(hm.Groups[2].Value, CultureInfo.InvariantCulture);
             cpu = null;
         }
-
-        return new PanicReport
-        {
-            PanicLine = panicLine,
-            PanicMessage = panicMessage,
-            Kind = kind,
-            Headline = headline,
-            Rip = rip,
-            RipFunction = ripFunction,
-            CallTrace = frames,
-            Tainted = tainted,
-            Hardware = hardware,
-            KernelRelease = release ?? releaseHint,
-            Cpu = cpu,
-            Pid = pid,
-            Comm = comm,
-            Uptime = ev.Time,
-        };
+        return (cpu, pid, comm);
     }
 
     /// <summary>The kind of report a line starts, or null.</summary>
