@@ -6,6 +6,7 @@ using CaptureAgent.Vmcore;
 using Microsoft.Win32.SafeHandles;
 using CaptureAgent.Common;
 using CaptureAgent.Formats;
+using CaptureAgent.Targets;
 using CaptureAgent.Targets.Raw;
 
 namespace CaptureAgent.Host;
@@ -101,6 +102,23 @@ public static class RawDeviceReader
                 return new SavecoreResult(devicePath, SavecoreStatus.Failed, $"{devicePath}: extracting failed, the dump stays on the device: {ErrorText.Of(e)}") { Header = found.Header };
             }
         }
+    }
+
+    /// <summary>A /dev path as it is; PARTUUID=, PARTLABEL= (and their /dev/disk/by-* links) found through sysfs.</summary>
+    public static string? Resolve(string text, out string? problem)
+    {
+        problem = null;
+        if (!TargetSpec.TryParse(text, out var spec, out string? error))
+        {
+            // Not a device name the capture kernel would understand; still a path we may read (an image).
+            if (text.StartsWith('/')) return text;
+            problem = error;
+            return null;
+        }
+        if (spec.Kind == TargetKind.Path) return spec.Value;
+        var match = new TargetLocator().Find(spec, out var seen);
+        if (match is null) problem = $"no block device with {spec}";
+        return match?.Node;
     }
 
     /// <summary>Marks a dump as extracted without extracting it (`savecore --discard`): for a damaged one already looked at.</summary>
