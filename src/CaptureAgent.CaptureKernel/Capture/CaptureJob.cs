@@ -107,7 +107,7 @@ public static class CaptureJob
         };
         DumpResult result;
         using (var sink = FileSink.Create(incomplete))
-            result = new KdumpCompressedWriter(source, sink, options).Write();   // fsyncs before it returns
+            result = DumpWriters.Create(source, sink, options).Write();   // fsyncs before it returns
         problems.AddRange(result.Problems);
         if (result.CodecChoice is { } why) report($"capture-agent: {why}");
         string saved = incomplete;

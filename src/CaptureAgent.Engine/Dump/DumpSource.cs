@@ -31,7 +31,7 @@ public sealed class DumpSource : IDisposable
 
     public DumpSource(string path)
     {
-        Vmcore = Open(path);
+        Vmcore = DumpOpener.Open(path);
         try
         {
             MaxMapnr = Vmcore.MaxPfn;
@@ -146,32 +146,6 @@ public sealed class DumpSource : IDisposable
         if (MaxMapnr <= fileBacked) return;
         Warnings.Add($"PT_LOAD segments describe memory up to pfn 0x{MaxMapnr:x} without data for it in the file; the dump ends at pfn 0x{fileBacked:x}");
         MaxMapnr = fileBacked;
-    }
-
-    /// <summary>
-    /// An ELF vmcore or a kdump-compressed dump, told apart by their first bytes. A flattened
-    /// stream (makedumpfile -F) is refused: filtering reads the kernel's page tables and mem_map
-    /// wherever they are, which a stream read front to back cannot give.
-    /// </summary>
-    private static IVmcoreImage Open(string path)
-    {
-        Span<byte> magic = stackalloc byte[DumpProbe.HeadLength];
-        int got;
-        try
-        {
-            using var f = InputFile.OpenRegular(path);
-            got = RandomAccess.Read(f, magic, 0);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new VmcoreException(ErrorText.Of(e));
-        }
-        var kind = DumpProbe.Kind(magic[..got]);
-        if (kind == DumpKind.KdumpCompressed) return new KdumpImage(path);
-        if (kind == DumpKind.Flattened)
-            throw new VmcoreException($"{path} is a flattened dump (makedumpfile -F), which cannot be read out of order: " +
-                                      $"rearrange it first with `capture-agent rearrange DUMPFILE < {path}`, then dump that");
-        return new ElfVmcore(path);
     }
 
     /// <summary>A filter for the level (plus what the input already left out).</summary>

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using CaptureAgent.Vmcore;
 using CaptureAgent.Common;
 using CaptureAgent.Formats;
@@ -124,24 +123,19 @@ public static class DumpVerifier
                                   (elf.Info is null ? " (no VMCOREINFO: its log and kernel data cannot be read)" : ""));
     }
 
-    /// <summary>A flattened stream: well-formed records up to the end marker.</summary>
+    /// <summary>
+    /// A flattened stream: every record read and judged as rearranging would (nothing written),
+    /// up to the end marker, with nothing after it.
+    /// </summary>
     private static (Verdict, string) CheckFlattened(string path)
     {
-        using var f = InputFile.OpenStream(path);
-        long length = f.Length, pos = 4096, records = 0;
-        Span<byte> rec = stackalloc byte[16];
-        while (true)
-        {
-            if (pos + 16 > length) return (Verdict.Incomplete, $"incomplete: flattened stream ends after {records} records without its end marker");
-            f.Position = pos;
-            f.ReadExactly(rec);
-            long offset = BinaryPrimitives.ReadInt64BigEndian(rec), size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
-            if (offset == -1 && size == -1) break;
-            if (offset < 0 || size <= 0 || size > 1L << 32) return (Verdict.Corrupt, $"corrupt: bad flattened record {records} at {pos} (offset {offset}, size {size})");
-            pos += 16 + size;
-            records++;
-        }
-        if (pos + 16 != length) return (Verdict.Corrupt, $"corrupt: {length - pos - 16} bytes after the end marker");
-        return (Verdict.Complete, $"complete flattened stream, {records} records (rearrange it to check its pages)");
+        using var f = InputFile.OpenStream(path, 1 << 20);
+        long length = f.Length;
+        var outcome = new FlattenedReader(f, length).CopyTo(static (_, _) => { });
+        if (outcome.Cut) return (Verdict.Incomplete, $"incomplete: {outcome.Describe("the flattened stream")}");
+        if (!outcome.Ended) return (Verdict.Corrupt, $"corrupt: {outcome.Describe("the flattened stream")}");
+        long after = length - (outcome.StreamOffset + 16);
+        if (after != 0) return (Verdict.Corrupt, $"corrupt: {after} bytes after the end marker");
+        return (Verdict.Complete, $"complete flattened stream, {outcome.Records} records (rearrange it to check its pages)");
     }
 }

@@ -16,7 +16,7 @@ public static class DumpProbe
     private static readonly (byte[] Signature, DumpKind Kind)[] Signatures =
     [
         (KdumpHeader.Signature.ToArray(), DumpKind.KdumpCompressed), // disk_dump_header.signature: ours and makedumpfile's
-        ("makedumpfile"u8.ToArray(), DumpKind.Flattened),             // makedumpfile_header.signature of a -F stream
+        (FlattenedReader.Signature.ToArray(), DumpKind.Flattened),            // makedumpfile_header.signature of a -F stream
         ("\u007fELF"u8.ToArray(), DumpKind.Elf),                     // /proc/vmcore, its copies, QEMU dump-guest-memory, -E
     ];
 

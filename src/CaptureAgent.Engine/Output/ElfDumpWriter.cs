@@ -10,7 +10,7 @@ namespace CaptureAgent.Output;
 /// pass and written in a second, both streaming over the filter windows; zero pages are decided
 /// in the first pass by reading them (as makedumpfile does for ELF).
 /// </summary>
-public sealed class ElfDumpWriter
+public sealed class ElfDumpWriter : IDumpWriter
 {
     private const int MinGapPages = 256;
     private const int EhdrSize = 64, PhdrSize = 56, ShdrSize = 64;

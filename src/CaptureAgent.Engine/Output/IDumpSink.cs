@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using CaptureAgent.Formats;
 using CaptureAgent.Native;
 using Microsoft.Win32.SafeHandles;
 
@@ -81,8 +82,7 @@ public sealed class FileSink : IDumpSink
 /// </summary>
 public sealed class FlattenedSink : IDumpSink
 {
-    public const int HeaderSize = 4096;
-    private static ReadOnlySpan<byte> Signature => "makedumpfile"u8;
+    public const int HeaderSize = FlattenedReader.HeaderSize;
     private readonly Stream _out;
     private readonly bool _leaveOpen;
 
@@ -91,8 +91,8 @@ public sealed class FlattenedSink : IDumpSink
         _out = output;
         _leaveOpen = leaveOpen;
         var header = new byte[HeaderSize];
-        Signature.CopyTo(header);
-        BinaryPrimitives.WriteInt64BigEndian(header.AsSpan(16), 1);   // TYPE_FLAT_HEADER
+        FlattenedReader.Signature.CopyTo(header);
+        BinaryPrimitives.WriteInt64BigEndian(header.AsSpan(16), FlattenedReader.FlatHeaderType);
         BinaryPrimitives.WriteInt64BigEndian(header.AsSpan(24), 1);   // VERSION_FLAT_HEADER
         _out.Write(header);
     }
@@ -121,44 +121,16 @@ public sealed class FlattenedSink : IDumpSink
     }
 
     /// <summary>
-    /// Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does), record by
-    /// record through one 1 MiB buffer, each record judged first (<see cref="FlattenedRecords"/>).
-    /// Returns null when the stream ended with its end marker, else why it stopped: what came
-    /// before stays written.
+    /// Rearranges a flattened stream into a seekable sink (what `makedumpfile -R` does) through
+    /// the one flattened reader, then completes the sink. What came before a cut or a damaged
+    /// record stays written.
     /// </summary>
-    public static string? Rearrange(Stream input, IDumpSink output)
+    /// <exception cref="InvalidDataException">The input is not a flattened stream.</exception>
+    public static FlattenedOutcome Rearrange(Stream input, IDumpSink output, long? length = null)
     {
-        var header = new byte[HeaderSize];
-        if (input.ReadAtLeast(header, HeaderSize, throwOnEndOfStream: false) < HeaderSize
-            || !header.AsSpan(0, Signature.Length).SequenceEqual(Signature) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
-            throw new InvalidDataException("not a makedumpfile flattened stream");
-        var buf = new byte[1 << 20];
-        var judge = new FlattenedRecords();
-        Span<byte> rec = stackalloc byte[16];
         try
         {
-            while (true)
-            {
-                if (input.ReadAtLeast(rec, 16, throwOnEndOfStream: false) < 16)
-                    return $"the stream ends after {judge.Records} records, without its end marker (cut short)";
-                long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
-                long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
-                if (offset == -1 && size == -1) return null;
-                int first = (int)Math.Clamp(size, 0, buf.Length);
-                if (input.ReadAtLeast(buf.AsSpan(0, first), first, throwOnEndOfStream: false) < first)
-                    return $"the stream ends inside its record {judge.Records + 1} (cut short)";
-                if (judge.Accept(offset, size, buf.AsSpan(0, first)) is { } bad)
-                    return $"record {judge.Records + 1} is damaged: {bad}";
-                output.Write(offset, buf.AsSpan(0, first));
-                for (long done = first; done < size;)
-                {
-                    int n = (int)Math.Min(size - done, buf.Length);
-                    if (input.ReadAtLeast(buf.AsSpan(0, n), n, throwOnEndOfStream: false) < n)
-                        return $"the stream ends inside its record {judge.Records} (cut short)";
-                    output.Write(offset + done, buf.AsSpan(0, n));
-                    done += n;
-                }
-            }
+            return new FlattenedReader(input, length).CopyTo(output.Write);
         }
         finally
         {

@@ -15,9 +15,9 @@ namespace CaptureAgent.Output;
 /// page data. Descriptors reach the sink only after the data they point to, so a dump cut short
 /// leaves descriptors that are either valid or zero (which readers report as incomplete).
 /// </summary>
-public sealed class KdumpCompressedWriter
+public sealed class KdumpCompressedWriter : IDumpWriter
 {
-    private const int DescriptorSize = 24;
+    internal const int DescriptorSize = 24;
     private const int DescriptorBatch = 2730;         // 64 KiB of descriptors
     private const int DataBufferBytes = 1 << 20;
     private const int BatchPages = 256;             // 1 MiB of input per batch
@@ -28,6 +28,7 @@ public sealed class KdumpCompressedWriter
     /// <summary>compression = auto: the sink's speed is measured through this wrapper.</summary>
     private readonly TimedSink? _timed;
     private readonly CodecChoice? _choice;
+    private readonly KdumpSizePolicy _space;
     private readonly int _ps;
 
     private readonly byte[] _desc = new byte[DescriptorBatch * DescriptorSize];
@@ -40,7 +41,6 @@ public sealed class KdumpCompressedWriter
     /// <summary>Where the descriptors stood at the last successful fsync: all before it is on the target.</summary>
     private long _durableDescOffset;
     private const long SpaceCheckBytes = 32L << 20;
-    private const int SamplePagesPerWindow = 64;
 
     /// <summary>The target filled up: nothing more is written, the file ends as it is.</summary>
     private sealed class TargetFullException(string message) : Exception(message);
@@ -56,60 +56,58 @@ public sealed class KdumpCompressedWriter
             _choice = new CodecChoice(_ps, options.ZstdLevel);
         }
         else _sink = sink;
+        _space = new KdumpSizePolicy(source, options);
     }
 
     public DumpResult Write()
     {
         var (filter, result) = _src.BeginDump(_opt.Level);
         result.Codec = _opt.Codec;
-        ulong maxMapnr = _src.MaxMapnr;
-        ulong window = Math.Max(32768, (_opt.WindowPfns + 32767) / 32768 * 32768);
-        var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
-        bool singleWindow = window >= maxMapnr;
+        var header = BuildHeader(_src.MaxMapnr);
 
-        // Pass 1: count what goes in, so the descriptor table can be placed.
+        // Pass 1: count what goes in, so the descriptor table can be placed; exclude more from the start if it will not fit.
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var sample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel, _choice);
-        ulong dumpable = CountDumpable(filter, bitmap, window, maxMapnr, sample);
-        var header = BuildHeader(maxMapnr);
-        long estimate = Estimate(header, dumpable, sample);
-        result.EstimatedBytes = estimate;
-
-        // Will it fit? If not, exclude more from the start rather than run out halfway.
-        long? free = _opt.FreeSpace?.Invoke();
-        var fallback = _opt.FallbackLevel;
-        if (free is long freeAtStart && estimate > freeAtStart && CanRaise(filter.Level, fallback))
-        {
-            var raised = _src.BeginDump(fallback!.Value).Filter;
-            var raisedSample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel);
-            ulong raisedCount = CountDumpable(raised, bitmap, window, maxMapnr, raisedSample);
-            long raisedEstimate = Estimate(header, raisedCount, raisedSample);
-            result.Problems.Add($"the dump at level {(int)filter.Level} would take about {estimate >> 20} MiB but the target has {freeAtStart >> 20} MiB: " +
-                                $"dump level {(int)fallback.Value} used instead (about {raisedEstimate >> 20} MiB)");
-            result.LevelRaisedTo = fallback;
-            filter = raised;
-            dumpable = raisedCount;
-            estimate = result.EstimatedBytes = raisedEstimate;
-            fallback = null;
-        }
+        var plan = _space.Choose(filter, header, result, _choice);
+        result.EstimatedBytes = plan.EstimatedBytes;
         // A dump without a page is none: readers have nothing to read and verify rejects it. Said
         // before anything is written (a damaged kdump input whose bitmaps select nothing).
-        if (dumpable == 0)
-            throw new VmcoreException($"{_src.Vmcore.Path}: no page of its {maxMapnr} pfns is left to dump at level {(int)filter.Level}: nothing written");
-        result.DumpablePages = dumpable;
+        if (plan.Dumpable == 0)
+            throw new VmcoreException($"{_src.Vmcore.Path}: no page of its {_src.MaxMapnr} pfns is left to dump at level {(int)plan.Filter.Level}: nothing written");
+        result.DumpablePages = plan.Dumpable;
         result.FilterSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
 
-        // The header says "incomplete" until the very end: a dump cut by a crash, a kill or a full
-        // disk tells its readers so (makedumpfile's DUMP_DH_COMPRESSED_INCOMPLETE).
-        header.DumpLevel = (int)filter.Level;
+        WriteHeaders(header, plan);
+        WritePresentBitmap(plan.Filter, header);
+        bool zeroShared = (plan.Filter.Level & DumpLevel.Zero) != 0;
+        long dataStart = StartData(header, plan.Dumpable, zeroShared);
+        var pass = new CopyPass(this, plan.Filter, header, zeroShared, dataStart, result) { Dumpable = plan.Dumpable };
+        CopyPages(pass, header, result);
+        result.CopySeconds = clock.Elapsed.TotalSeconds;
+        Summarize(pass, result);
+        WriteFinalHeader(header, result);
+        return result;
+    }
+
+    /// <summary>
+    /// Main header, sub header and notes, with the descriptor table's storage reserved first. The
+    /// header says "incomplete" until the very end: a dump cut by a crash, a kill or a full disk
+    /// tells its readers so (makedumpfile's DUMP_DH_COMPRESSED_INCOMPLETE).
+    /// </summary>
+    private void WriteHeaders(KdumpHeader header, KdumpSizePolicy.Plan plan)
+    {
+        header.DumpLevel = (int)plan.Filter.Level;
         header.Status = (uint)_opt.Codec | KdumpHeader.StatusIncomplete;
-        _sink.Reserve(header.DescriptorsOffset, (long)dumpable * DescriptorSize + _ps);
+        _sink.Reserve(header.DescriptorsOffset, (long)plan.Dumpable * DescriptorSize + _ps);
         _sink.Write(0, header.BuildMainHeader());
         _sink.Write(header.BlockSize, header.BuildSubHeader());
         if (header.Notes.Length > 0) _sink.Write(header.BlockSize + KdumpHeader.SubHeaderSize, header.Notes);
+    }
 
-        // 1st bitmap: pages that exist. Its own window keeps a single filtered window reusable.
+    /// <summary>The 1st bitmap (pages that exist), in a bitmap of its own: a single filtered window stays reusable.</summary>
+    private void WritePresentBitmap(PageFilter filter, KdumpHeader header)
+    {
+        ulong maxMapnr = _src.MaxMapnr, window = _space.Window;
         var present = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
         for (ulong start = 0; start < maxMapnr; start += window)
         {
@@ -118,24 +116,27 @@ public sealed class KdumpCompressedWriter
             _opt.Heartbeat?.Invoke();
             WriteBitmap(header.Bitmap1Offset + (long)(start / 8), present.Bytes.AsSpan(0, present.ByteLength));
         }
+    }
 
+    /// <summary>Where descriptors and data begin; the one zero page every zero descriptor points to goes first. Returns the data's start.</summary>
+    private long StartData(KdumpHeader header, ulong dumpable, bool zeroShared)
+    {
         _descFileOffset = _durableDescOffset = header.DescriptorsOffset;
         long dataStart = header.DescriptorsOffset + (long)dumpable * DescriptorSize;
         _dataFileOffset = dataStart;
-        bool zeroShared = (filter.Level & DumpLevel.Zero) != 0;
         if (zeroShared)
         {
             _sink.Write(dataStart, new byte[_ps]);
             _dataFileOffset += _ps;
         }
-
         _nextSpaceCheck = _dataFileOffset + SpaceCheckBytes;
         _opt.Progress?.Invoke(0, dumpable);
-        var pass = new CopyPass(this, filter, bitmap, window, maxMapnr, header, singleWindow, zeroShared, dataStart, result)
-        {
-            Dumpable = dumpable,
-            Fallback = fallback,
-        };
+        return dataStart;
+    }
+
+    /// <summary>Pass 2 to its end or to a full target, which leaves an incomplete dump that says how far it got.</summary>
+    private void CopyPages(CopyPass pass, KdumpHeader header, DumpResult result)
+    {
         try
         {
             pass.Run();
@@ -152,12 +153,16 @@ public sealed class KdumpCompressedWriter
         {
             pass.Dispose();
         }
-        filter = pass.Filter;
-        dumpable = pass.Dumpable;
+    }
+
+    /// <summary>The result's counts and problems once the pages are written.</summary>
+    private void Summarize(CopyPass pass, DumpResult result)
+    {
+        var filter = pass.Filter;
+        ulong dumpable = pass.Dumpable;
         // A raised level changed the count of pass 1: what the bitmap now selects is what was written.
         if (!result.Incomplete) result.DumpablePages = pass.Done;
         _choice?.Dispose();
-        result.CopySeconds = clock.Elapsed.TotalSeconds;
         _opt.Progress?.Invoke(dumpable, dumpable);
         result.Filter = filter.Stats;
         result.Filter.Zero = result.ZeroPages;
@@ -166,8 +171,14 @@ public sealed class KdumpCompressedWriter
             result.Problems.Add($"{result.UnreadablePages} pages could not be read from the vmcore; they are marked missing in the dump");
         if (filter.Stats.UnreadableStructPages > 0)
             result.Problems.Add($"struct page of {filter.Stats.UnreadableStructPages} pages could not be read; those pages were kept");
-        // Everything the header vouches for is on disk (the last checkpoint) before it stops saying
-        // "incomplete". An incomplete dump gets its header rewritten too, for the level it used.
+    }
+
+    /// <summary>
+    /// Everything the header vouches for is on disk (the last checkpoint) before it stops saying
+    /// "incomplete". An incomplete dump gets its header rewritten too, for the level it used.
+    /// </summary>
+    private void WriteFinalHeader(KdumpHeader header, DumpResult result)
+    {
         header.Status = (uint)result.Codec | (result.Incomplete ? KdumpHeader.StatusIncomplete : 0);
         try
         {
@@ -183,7 +194,6 @@ public sealed class KdumpCompressedWriter
             }
             result.Problems.Add($"the dump's header could not be rewritten at the end: {e.Message}");
         }
-        return result;
     }
 
     /// <summary>
@@ -203,14 +213,9 @@ public sealed class KdumpCompressedWriter
     public static (ulong Pages, long Bytes) Estimate(DumpSource source, DumpOptions options)
     {
         var w = new KdumpCompressedWriter(source, NoSink.Instance, options);
-        var filter = source.CreateFilter(options.Level);
-        ulong maxMapnr = source.MaxMapnr;
-        ulong window = Math.Max(32768, (options.WindowPfns + 32767) / 32768 * 32768);
-        var bitmap = new PfnBitmap(Math.Min(window, (maxMapnr + 63) / 64 * 64));
-        var sample = new SizeSample(options.Codec, source.PageSize, options.ZstdLevel);
-        ulong pages = w.CountDumpable(filter, bitmap, window, maxMapnr, sample);
         w._choice?.Dispose();
-        return (pages, w.Estimate(w.BuildHeader(maxMapnr), pages, sample));
+        var plan = w._space.Measure(source.CreateFilter(options.Level), w.BuildHeader(source.MaxMapnr));
+        return (plan.Dumpable, plan.EstimatedBytes);
     }
 
     private sealed class NoSink : IDumpSink
@@ -220,29 +225,6 @@ public sealed class KdumpCompressedWriter
         public void Complete() { }
         public void Dispose() { }
     }
-
-    /// <summary>Pass 1: the dumpable pages of every window, with a few of them compressed as a size sample.</summary>
-    private ulong CountDumpable(PageFilter filter, PfnBitmap bitmap, ulong window, ulong maxMapnr, SizeSample sample)
-    {
-        filter.BeginPass();
-        ulong dumpable = 0;
-        for (ulong start = 0; start < maxMapnr; start += window)
-        {
-            bitmap.Reset(start, Math.Min(window, maxMapnr - start));
-            filter.FillDumpable(bitmap);
-            ulong n = bitmap.PopCount();
-            dumpable += n;
-            _opt.Heartbeat?.Invoke();
-            sample.Take(_src, bitmap, n, (filter.Level & DumpLevel.Zero) != 0);
-        }
-        return dumpable;
-    }
-
-    /// <summary>Headers, bitmaps and descriptors exactly; the pages at the sample's average size.</summary>
-    private long Estimate(KdumpHeader header, ulong dumpable, SizeSample sample) =>
-        header.DescriptorsOffset + (long)dumpable * DescriptorSize + _ps + (long)(sample.BytesPerPage * dumpable);
-
-    private static bool CanRaise(DumpLevel level, DumpLevel? fallback) => fallback is { } f && (f & ~level) != 0;
 
     /// <summary>
     /// From <paramref name="from"/> on, keeps only what <paramref name="raised"/> keeps too, in the
@@ -289,15 +271,14 @@ public sealed class KdumpCompressedWriter
 
         public PageFilter Filter;
         public ulong Dumpable;
-        public DumpLevel? Fallback;
         /// <summary>Pages written so far (descriptors added, whatever their kind).</summary>
         public ulong Done => _done;
 
-        public CopyPass(KdumpCompressedWriter writer, PageFilter filter, PfnBitmap bitmap, ulong window, ulong maxMapnr,
-            KdumpHeader header, bool singleWindow, bool zeroShared, long dataStart, DumpResult result)
+        public CopyPass(KdumpCompressedWriter writer, PageFilter filter, KdumpHeader header, bool zeroShared, long dataStart, DumpResult result)
         {
-            (_w, Filter, _bitmap, _window, _maxMapnr, _header) = (writer, filter, bitmap, window, maxMapnr, header);
-            (_singleWindow, _zeroShared, _dataStart, _result) = (singleWindow, zeroShared, dataStart, result);
+            var space = writer._space;
+            (_w, Filter, _bitmap, _window, _maxMapnr, _header) = (writer, filter, space.Bitmap, space.Window, writer._src.MaxMapnr, header);
+            (_singleWindow, _zeroShared, _dataStart, _result) = (space.SingleWindow, zeroShared, dataStart, result);
             var opt = writer._opt;
             int slot = opt.AutoCodec
                 ? CodecChoice.Candidates.Max(c => BatchCompressor.SlotSize(c, writer._ps))
@@ -309,7 +290,7 @@ public sealed class KdumpCompressedWriter
                 ? [new PageBatch(BatchPages, writer._ps, slot), new PageBatch(BatchPages, writer._ps, slot)]
                 : [new PageBatch(BatchPages, writer._ps, slot)];
             _decided = !opt.AutoCodec;
-            if (!singleWindow) Filter.BeginPass();
+            if (!_singleWindow) Filter.BeginPass();
         }
 
         public void Run()
@@ -434,19 +415,12 @@ public sealed class KdumpCompressedWriter
             // export at the commit, not at the write), then see whether the rest fits.
             _w.Checkpoint();
             _w._nextSpaceCheck = _w._dataFileOffset + SpaceCheckBytes;
-            if (Fallback is null || _w._opt.FreeSpace is null) return;
             // Running out of room: exclude more for the pages still to come, and go on.
-            long room = _w._opt.FreeSpace();
-            double perPage = _stored > 0 ? (double)_storedBytes / _stored : _w._ps;
-            long need = (long)(perPage * (Dumpable - Math.Min(_done, Dumpable)));
-            if (need <= room) return;
-            var raised = _w._src.BeginDump(Fallback.Value).Filter;
+            if (_w._space.RaiseForRoom(_done, Dumpable, _stored, _storedBytes, _pfn) is not ({ } raised, var level, { } why)) return;
             ulong cleared = _w.Raise(raised, _bitmap, _pfn, _header);
-            _result.Problems.Add($"the target was running out of room (about {need >> 20} MiB still to write, {Math.Max(room, 0) >> 20} MiB free): " +
-                                 $"dump level {(int)Fallback.Value} used from pfn 0x{_pfn:x} on");
-            _result.LevelRaisedTo = Fallback;
+            _result.Problems.Add(why);
+            _result.LevelRaisedTo = level;
             Filter = raised;
-            Fallback = null;
             Dumpable -= Math.Min(cleared, Dumpable - _done);
             _pfn = _bitmap.NextSet(_pfn);
         }
@@ -482,39 +456,6 @@ public sealed class KdumpCompressedWriter
         }
 
         public void Dispose() => _compressor.Dispose();
-    }
-
-    /// <summary>
-    /// Compressed sizes of a few dumpable pages per window, spread over it: enough to foresee the
-    /// file size within some percent, for a few hundred page reads.
-    /// </summary>
-    private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel, CodecChoice? choice = null)
-    {
-        // compression = auto times every candidate on the sample: a few more pages make that steadier.
-        private readonly ulong _perWindow = choice is null ? SamplePagesPerWindow : 4UL * SamplePagesPerWindow;
-        private readonly byte[] _page = new byte[pageSize];
-        private readonly byte[] _out = new byte[PageCompressors.MaxCompressedLength(codec, pageSize)];
-        private long _bytes;
-        private long _pages;
-
-        public double BytesPerPage => _pages == 0 ? pageSize : (double)_bytes / _pages;
-
-        public void Take(DumpSource src, PfnBitmap bitmap, ulong setBits, bool zeroExcluded)
-        {
-            if (setBits == 0) return;
-            using var compressor = PageCompressors.Create(codec, pageSize, zstdLevel);
-            ulong stride = Math.Max(1, setBits / _perWindow), index = 0;
-            for (ulong pfn = bitmap.NextSet(bitmap.Start); pfn < bitmap.End; pfn = bitmap.NextSet(pfn + 1), index++)
-            {
-                if (index % stride != 0) continue;
-                _pages++;
-                if (!src.Vmcore.TryRead(pfn * (ulong)pageSize, _page)) continue;   // unreadable: a zero descriptor
-                if (zeroExcluded && _page.AsSpan().IndexOfAnyExcept((byte)0) < 0) continue;
-                int n = compressor?.Compress(_page, _out) ?? -1;
-                _bytes += n > 0 ? n : pageSize;
-                choice?.Measure(_page);
-            }
-        }
     }
 
     private KdumpHeader BuildHeader(ulong maxMapnr)

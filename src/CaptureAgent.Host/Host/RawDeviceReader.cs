@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using CaptureAgent.Capture;
 using CaptureAgent.Compression;
 using CaptureAgent.Native;
@@ -7,6 +6,7 @@ using CaptureAgent.Vmcore;
 using Microsoft.Win32.SafeHandles;
 using CaptureAgent.Common;
 using CaptureAgent.Formats;
+using CaptureAgent.Targets;
 using CaptureAgent.Targets.Raw;
 
 namespace CaptureAgent.Host;
@@ -102,6 +102,23 @@ public static class RawDeviceReader
                 return new SavecoreResult(devicePath, SavecoreStatus.Failed, $"{devicePath}: extracting failed, the dump stays on the device: {ErrorText.Of(e)}") { Header = found.Header };
             }
         }
+    }
+
+    /// <summary>A /dev path as it is; PARTUUID=, PARTLABEL= (and their /dev/disk/by-* links) found through sysfs.</summary>
+    public static string? Resolve(string text, out string? problem)
+    {
+        problem = null;
+        if (!TargetSpec.TryParse(text, out var spec, out string? error))
+        {
+            // Not a device name the capture kernel would understand; still a path we may read (an image).
+            if (text.StartsWith('/')) return text;
+            problem = error;
+            return null;
+        }
+        if (spec.Kind == TargetKind.Path) return spec.Value;
+        var match = new TargetLocator().Find(spec, out var seen);
+        if (match is null) problem = $"no block device with {spec}";
+        return match?.Node;
     }
 
     /// <summary>Marks a dump as extracted without extracting it (`savecore --discard`): for a damaged one already looked at.</summary>
@@ -266,7 +283,7 @@ public static class RawDeviceReader
     private static ulong CopyRegion(SafeFileHandle device, long offset, long length, string path)
     {
         using var output = new FileSink(CreateNew(path));
-        var reader = new RegionReader(device, offset, length);
+        var reader = new RegionStream(device, offset, length);
         var buf = new byte[Math.Min(Chunk, length)];
         for (long done = 0; done < length;)
         {
@@ -280,60 +297,36 @@ public static class RawDeviceReader
     }
 
     /// <summary>
-    /// Applies the stream's records in order into a new file (later records for the same offset
-    /// win), stopping at the end marker or at the first record that is not whole or makes no sense.
-    /// Reads the rest of the region so the CRC-64 covers all of it. Returns (end marker seen, CRC, why it stopped early).
+    /// Applies the stream's records into a new file through the one flattened reader (later
+    /// records for the same offset win), stopping at the end marker or at the first record that
+    /// is not whole or makes no sense. Reads the rest of the region so the CRC-64 covers all of it.
+    /// Returns (end marker seen, CRC, why it stopped early).
     /// </summary>
     internal static (bool Ended, ulong Crc, string? Cut) Rearrange(SafeFileHandle device, long offset, long length, string path)
     {
-        var reader = new RegionReader(device, offset, length);
+        var region = new RegionStream(device, offset, length);
         string? cut = null;
         bool ended = false;
-        long records = 0;
         using (var output = new FileSink(CreateNew(path)))
         {
-            var header = new byte[FlattenedSink.HeaderSize];
-            if (!reader.TryRead(header) || !header.AsSpan(0, 12).SequenceEqual("makedumpfile"u8) || BinaryPrimitives.ReadInt64BigEndian(header.AsSpan(16)) != 1)
-                cut = "the dump on the device does not start with a makedumpfile flattened header";
-            else
+            FlattenedReader? reader = null;
+            try
             {
-                var buf = new byte[Chunk];
-                var judge = new FlattenedRecords();
-                Span<byte> rec = stackalloc byte[16];
-                while (true)
-                {
-                    long at = reader.Position;
-                    if (!reader.TryRead(rec)) { cut = $"the dump stream ends after {records} records, without its end marker (cut short)"; break; }
-                    long fileOffset = BinaryPrimitives.ReadInt64BigEndian(rec);
-                    long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
-                    if (fileOffset == -1 && size == -1) { ended = true; break; }
-                    if (size > 0 && size > reader.Remaining)
-                    {
-                        cut = $"the dump stream ends inside its record {records + 1} (cut short); the {records} whole records before it are kept";
-                        break;
-                    }
-                    int first = (int)Math.Clamp(size, 0, buf.Length);
-                    reader.ReadExactly(buf.AsSpan(0, first));
-                    if (judge.Accept(fileOffset, size, buf.AsSpan(0, first)) is { } bad)
-                    {
-                        cut = $"the dump stream has a damaged record at byte {at}: {bad}; the {records} records before it are kept";
-                        break;
-                    }
-                    output.Write(fileOffset, buf.AsSpan(0, first));
-                    for (long done = first; done < size;)
-                    {
-                        int n = (int)Math.Min(size - done, buf.Length);
-                        reader.ReadExactly(buf.AsSpan(0, n));
-                        output.Write(fileOffset + done, buf.AsSpan(0, n));
-                        done += n;
-                    }
-                    records++;
-                }
+                reader = new FlattenedReader(region, length);
+            }
+            catch (InvalidDataException)
+            {
+                cut = "the dump on the device does not start with a makedumpfile flattened header";
+            }
+            if (reader?.CopyTo(output.Write) is { } outcome)
+            {
+                ended = outcome.Ended;
+                if (!ended) cut = $"{outcome.Describe("the dump stream")}; the {outcome.Records} whole records before it are kept";
             }
             output.Complete();
         }
-        reader.Drain();
-        return (ended, reader.Crc, cut);
+        region.Drain();
+        return (ended, region.Crc, cut);
     }
 
     /// <summary>
@@ -397,51 +390,47 @@ public static class RawDeviceReader
         catch (Exception e) when (e is VmcoreException or IOException) { }
     }
 
-    /// <summary>Sequential reads of [start, start+length) of a device through a 1 MiB buffer, with the CRC-64 of what was consumed.</summary>
-    private sealed class RegionReader(SafeFileHandle device, long start, long length)
+    /// <summary>
+    /// [start, start+length) of a device as a stream read front to back through a 1 MiB buffer,
+    /// with the CRC-64 of what was consumed; it ends where the region does.
+    /// </summary>
+    private sealed class RegionStream(SafeFileHandle device, long start, long length) : Stream
     {
         private readonly byte[] _buf = new byte[(int)Math.Clamp(length, 1, Chunk)];
         private int _at, _end;
-        private long _filled;
+        private long _filled, _position;
 
-        public long Position { get; private set; }
-        public long Remaining => length - Position;
         public ulong Crc { get; private set; }
+        private long Remaining => length - _position;
 
-        /// <summary>False (nothing consumed) when fewer bytes are left.</summary>
-        public bool TryRead(Span<byte> dst)
+        public override int Read(Span<byte> dst)
         {
-            if (dst.Length > Remaining) return false;
-            ReadExactly(dst);
-            return true;
+            if (Remaining == 0 || dst.IsEmpty) return 0;
+            if (_at == _end) Fill();
+            int n = (int)Math.Min(Math.Min(dst.Length, _end - _at), Remaining);
+            var piece = _buf.AsSpan(_at, n);
+            piece.CopyTo(dst);
+            Consume(piece);
+            return n;
         }
 
-        public void ReadExactly(Span<byte> dst)
-        {
-            if (dst.Length > Remaining) throw new EndOfStreamException("past the end of the recorded region");
-            while (!dst.IsEmpty)
-            {
-                if (_at == _end) Fill();
-                int n = Math.Min(dst.Length, _end - _at);
-                var piece = _buf.AsSpan(_at, n);
-                piece.CopyTo(dst);
-                Crc = Crc64.Update(Crc, piece);
-                _at += n;
-                Position += n;
-                dst = dst[n..];
-            }
-        }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+        /// <summary>Consumes the rest of the region, for its CRC-64.</summary>
         public void Drain()
         {
             while (Remaining > 0)
             {
                 if (_at == _end) Fill();
-                int n = (int)Math.Min(Remaining, _end - _at);
-                Crc = Crc64.Update(Crc, _buf.AsSpan(_at, n));
-                _at += n;
-                Position += n;
+                Consume(_buf.AsSpan(_at, (int)Math.Min(Remaining, _end - _at)));
             }
+        }
+
+        private void Consume(ReadOnlySpan<byte> piece)
+        {
+            Crc = Crc64.Update(Crc, piece);
+            _at += piece.Length;
+            _position += piece.Length;
         }
 
         private void Fill()
@@ -453,5 +442,15 @@ public static class RawDeviceReader
             _at = 0;
             _end = n;
         }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

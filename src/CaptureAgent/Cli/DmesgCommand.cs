@@ -44,8 +44,8 @@ public static class DmesgCommand
         {
             using var mem = DumpOpener.OpenMemory(input, out var info, out var segments);
             if (info is null) throw new VmcoreException($"{input} has no VMCOREINFO: cannot find the kernel log");
-            var tables = X86_64PageTables.FromVmcoreInfo((IPhysicalMemory)mem, info, segments);
-            var log = new PrintkLog(new KernelMemory((IPhysicalMemory)mem, tables), info);
+            var tables = X86_64PageTables.FromVmcoreInfo(mem, info, segments);
+            var log = new PrintkLog(new KernelMemory(mem, tables), info);
             using var output = outputPath is not null
                 ? (Stream)Output.FileSink.OpenStream(outputPath, overwrite: force)
                 : Console.OpenStandardOutput();

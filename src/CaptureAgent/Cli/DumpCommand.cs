@@ -131,7 +131,7 @@ public static class DumpCommand
             IDumpSink sink;
             try
             {
-                sink = outPath is null ? new FlattenedSink(Console.OpenStandardOutput()) : FileSink.Create(outPath, overwrite: force);
+                sink = outPath is null ? DumpWriters.Flattened(Console.OpenStandardOutput()) : FileSink.Create(outPath, overwrite: force);
             }
             catch (IOException e)
             {
@@ -143,9 +143,7 @@ public static class DumpCommand
             {
                 try
                 {
-                    result = options.Format == DumpFormat.Elf
-                        ? new ElfDumpWriter(source, sink, options).Write()
-                        : new KdumpCompressedWriter(source, sink, options).Write();
+                    result = DumpWriters.Create(source, sink, options).Write();
                 }
                 catch (Exception e) when (e is IOException or VmcoreException or UnauthorizedAccessException)
                 {

@@ -1,6 +1,7 @@
 using CaptureAgent.Output;
 using CaptureAgent.Common;
 using CaptureAgent.Dump;
+using CaptureAgent.Formats;
 
 namespace CaptureAgent.Cli;
 
@@ -31,7 +32,7 @@ public static class RearrangeCommand
         }
         string output = cli.Operands(1, 1, "OUTFILE")[0];
         if (ExistingOutput.Refused(output, force)) return ExitCodes.Failed;
-        string? stopped;
+        FlattenedOutcome stopped;
         try
         {
             using var input = new BufferedStream(Console.OpenStandardInput(), 1 << 20);
@@ -46,10 +47,10 @@ public static class RearrangeCommand
         var lines = new List<string>();
         var (code, summary) = DumpVerifier.Verify(output, lines);
         foreach (var l in lines) Log.Detail(l);
-        if (stopped is not null)
+        if (!stopped.Ended)
         {
-            bool cut = stopped.Contains("cut short", StringComparison.Ordinal);
-            Log.Warn($"the flattened stream {(cut ? "is incomplete" : "is damaged")}: {stopped}; {output} holds what came before");
+            bool cut = stopped.Cut;
+            Log.Warn($"the flattened stream {(cut ? "is incomplete" : "is damaged")}: {stopped.Describe()}; {output} holds what came before");
             // Cut short: at best incomplete. Damaged: the file cannot be trusted, whatever it holds.
             code = !cut ? ExitCodes.Failed : code == ExitCodes.Ok ? ExitCodes.Degraded : code;
         }

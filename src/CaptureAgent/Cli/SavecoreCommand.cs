@@ -81,7 +81,7 @@ public static class SavecoreCommand
         var results = new List<SavecoreResult>();
         foreach (var spec in specs)
         {
-            string? node = Resolve(spec, out string? problem);
+            string? node = RawDeviceReader.Resolve(spec, out string? problem);
             SavecoreResult r = node is null
                 ? new SavecoreResult(spec, SavecoreStatus.Failed, problem!)
                 : discard
@@ -98,23 +98,6 @@ public static class SavecoreCommand
         if (json) WriteJson(results);
         if (results.Any(r => r.Status == SavecoreStatus.Failed)) return ExitCodes.Failed;
         return results.Any(r => r.Status is SavecoreStatus.Incomplete or SavecoreStatus.Degraded) ? ExitCodes.Degraded : ExitCodes.Ok;
-    }
-
-    /// <summary>A /dev path as it is; PARTUUID=, PARTLABEL= (and their /dev/disk/by-* links) found through sysfs.</summary>
-    private static string? Resolve(string text, out string? problem)
-    {
-        problem = null;
-        if (!TargetSpec.TryParse(text, out var spec, out string? error))
-        {
-            // Not a device name the capture kernel would understand; still a path we may read (an image).
-            if (text.StartsWith('/')) return text;
-            problem = error;
-            return null;
-        }
-        if (spec.Kind == TargetKind.Path) return spec.Value;
-        var match = new TargetLocator().Find(spec, out var seen);
-        if (match is null) problem = $"no block device with {spec}";
-        return match?.Node;
     }
 
     private static void WriteJson(List<SavecoreResult> results)

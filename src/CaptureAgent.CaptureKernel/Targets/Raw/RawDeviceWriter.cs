@@ -188,7 +188,7 @@ public static class RawDeviceWriter
                     FreeSpace = () => own.FreeSpace,   // the device's room decides a raised dump level, as a filesystem's would
                 };
                 report($"capture-agent: writing the dump to {devicePath} ({size >> 20} MiB, from offset {header.StreamOffset >> 20} MiB)");
-                result = new KdumpCompressedWriter(source, sink, withSpace).Write();
+                result = DumpWriters.Create(source, sink, withSpace).Write();
                 problems.AddRange(result.Problems);
             }
             catch (Exception e) when (e is IOException or VmcoreException)

@@ -107,10 +107,8 @@ public static class SshTarget
         {
             vmcore = steps.Stream($"{dir}/{IncompleteName}", "the dump", s =>
             {
-                using var sink = new FlattenedSink(s, leaveOpen: true);
-                result = options.Format == DumpFormat.Elf
-                    ? new ElfDumpWriter(source, sink, options).Write()
-                    : new KdumpCompressedWriter(source, sink, options).Write();
+                using var sink = DumpWriters.Flattened(s, leaveOpen: true);
+                result = DumpWriters.Create(source, sink, options).Write();
             }, dmesgWhole ? ($"{dir}/{DmesgName}.tmp", $"{dir}/{DmesgName}") : null);
             if (dmesgWhole) dmesgName = DmesgName;
         }

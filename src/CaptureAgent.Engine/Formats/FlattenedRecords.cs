@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
-using CaptureAgent.Formats;
 
-namespace CaptureAgent.Output;
+namespace CaptureAgent.Formats;
 
 /// <summary>
 /// Judges the records of a flattened stream (makedumpfile -F) before they are applied, so a damaged
