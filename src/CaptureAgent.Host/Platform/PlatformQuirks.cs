@@ -111,6 +111,14 @@ public static class PlatformQuirks
             "xen_present(), commit 94fbe64) and `capture-agent load` has only kexec_file_load. RHEL supports Xen only in " +
             "selected configurations (supported-kdump-targets.txt). Capture will not be armed.")),
 
+        new("vm-timer", v => v.CpuHypervisorFlag, _ => Q("vm-timer",
+            "Virtual machine: the capture kernel's boot-time check that the timer interrupt comes through the IO-APIC " +
+            "panics it (\"IO-APIC + timer doesn't work!\") when a busy host delivers the tick late, before anything is " +
+            "saved; seen here under QEMU on a loaded host. no_timer_check skips that test; a VM's timer is emulated and " +
+            "not miswired. Cloud images set it for the same reason (OpenStack diskimage-builder adds it by default, " +
+            "DIB_NO_TIMER_CHECK).",
+            ["no_timer_check"])),
+
         new("gpu-drivers", v => v.Module("nouveau") || v.Module("amdgpu"), _ => Q("gpu-drivers",
             "nouveau/amdgpu are loaded here: in a capture kernel they add nothing and load firmware that eats the small " +
             "reservation; RHEL omits both from every kdump initramfs (kdump-utils 99-kdump.conf, commit 77a0246, " +

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using CaptureAgent.Tests.Initramfs;
+using CaptureAgent.Tests.Host.Initramfs;
 using CaptureAgent.Tests.Integration;
 using CaptureAgent.Tests.Synthetic;
 using Xunit;

@@ -1,6 +1,6 @@
 using System.Text;
 using CaptureAgent.Config;
-using CaptureAgent.Tests.Config;
+using CaptureAgent.Tests.CaptureKernel.Config;
 
 namespace CaptureAgent.Tests.Fuzz;
 

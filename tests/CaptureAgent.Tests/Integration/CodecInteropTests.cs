@@ -3,7 +3,7 @@ using CaptureAgent.Compression;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
 using CaptureAgent.Report;
-using CaptureAgent.Tests.Unit;
+using CaptureAgent.Tests.Engine.Dump;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;

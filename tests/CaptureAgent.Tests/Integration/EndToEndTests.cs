@@ -1,6 +1,6 @@
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
-using CaptureAgent.Tests.Unit;
+using CaptureAgent.Tests.Engine.Dump;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;

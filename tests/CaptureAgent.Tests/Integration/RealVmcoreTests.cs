@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using CaptureAgent.Compression;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
-using CaptureAgent.Tests.Unit;
+using CaptureAgent.Tests.Engine.Dump;
 using CaptureAgent.Vmcore;
 using Xunit;
 using Xunit.Abstractions;
