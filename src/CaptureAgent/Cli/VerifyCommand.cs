@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CaptureAgent.Dump;
 using CaptureAgent.Common;
 
@@ -28,16 +27,13 @@ public static class VerifyCommand
         var (verdict, summary) = DumpVerifier.CheckReadable(paths[0], lines);
         if (json)
         {
-            using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
-            w.WriteStartObject();
-            w.WriteString("capture_agent_version", BuildInfo.Version);
-            w.WriteString("path", paths[0]);
-            w.WriteString("verdict", verdict.ToString().ToLowerInvariant());
-            w.WriteString("summary", summary);
-            w.WriteStartArray("details");
-            foreach (var l in lines) w.WriteStringValue(l);
-            w.WriteEndArray();
-            w.WriteEndObject();
+            JsonOutput.WriteObject(w =>
+            {
+                w.WriteString("path", paths[0]);
+                w.WriteString("verdict", verdict.ToString().ToLowerInvariant());
+                w.WriteString("summary", summary);
+                w.StringArray("details", lines);
+            });
         }
         else
         {
