@@ -95,7 +95,8 @@ public static class EstimateCommand
         bool enough = reservation.Bytes >= est.ReserveBytes;
         if (json)
         {
-            WriteComputed(est, reservation.Bytes, enough);
+            using var stdout = Console.OpenStandardOutput();
+            WriteComputed(stdout, est, reservation.Bytes, enough);
         }
         else
         {
@@ -135,7 +136,8 @@ public static class EstimateCommand
         var result = CrashkernelMeasure.Run(o, m => Log.Info(m));
         if (json)
         {
-            WriteMeasured(result);
+            using var stdout = Console.OpenStandardOutput();
+            WriteMeasured(stdout, result);
         }
         else
         {
@@ -151,7 +153,7 @@ public static class EstimateCommand
     }
 
     /// <summary>estimate --json (docs/json-output.md).</summary>
-    private static void WriteComputed(CrashkernelEstimateResult est, long reservedBytes, bool enough) => JsonOutput.WriteObject(w =>
+    internal static void WriteComputed(Stream output, CrashkernelEstimateResult est, long reservedBytes, bool enough) => JsonOutput.WriteObject(output, w =>
     {
         w.WriteStartArray("terms");
         foreach (var t in est.Terms)
@@ -179,7 +181,7 @@ public static class EstimateCommand
     });
 
     /// <summary>estimate --measure --json (docs/json-output.md).</summary>
-    private static void WriteMeasured(MeasureResult result) => JsonOutput.WriteObject(w =>
+    internal static void WriteMeasured(Stream output, MeasureResult result) => JsonOutput.WriteObject(output, w =>
     {
         w.WriteStartArray("attempts");
         foreach (var a in result.Attempts)

@@ -237,7 +237,8 @@ public static class LoadCommand
         string? wouldNotSave = store.WouldNotSave;
         if (json)
         {
-            WriteStatus(s, wouldNotSave, loaded, store, dumpDir, dumps);
+            using var stdout = Console.OpenStandardOutput();
+            WriteStatus(stdout, s, wouldNotSave, loaded, store, dumpDir, dumps);
         }
         else
         {
@@ -261,7 +262,7 @@ public static class LoadCommand
     }
 
     /// <summary>The per-kernel store of the host (or $CAPTURE_AGENT_ROOT): what load --auto would arm, whether that image is stale, every stored image.</summary>
-    private sealed record StoreView(Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries,
+    internal sealed record StoreView(Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries,
         string? WouldNotSave, IReadOnlyList<string> Skipped);
 
     /// <param name="loadedInitrd">The image armed now (from the load record), if known: the stored image is judged only when it is the one armed.</param>
@@ -287,8 +288,8 @@ public static class LoadCommand
     }
 
     /// <summary>status --json (docs/json-output.md).</summary>
-    private static void WriteStatus(CrashKernelState s, string? wouldNotSave, Dictionary<string, string> loaded, StoreView store,
-                                    string dumpDir, List<Report.DumpEntry> dumps) => JsonOutput.WriteObject(w =>
+    internal static void WriteStatus(Stream output, CrashKernelState s, string? wouldNotSave, Dictionary<string, string> loaded, StoreView store,
+                                     string dumpDir, List<Report.DumpEntry> dumps) => JsonOutput.WriteObject(output, w =>
     {
         w.WriteBoolean("armed", s.Loaded);
         w.WriteString("state", !s.Loaded ? "not_armed" : wouldNotSave is null ? "armed" : "armed_but_would_not_save");

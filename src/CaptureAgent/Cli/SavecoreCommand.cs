@@ -94,7 +94,11 @@ public static class SavecoreCommand
                 foreach (var p in r.Problems.Skip(1)) Log.Warn(p);
             }
         }
-        if (json) WriteJson(results);
+        if (json)
+        {
+            using var stdout = Console.OpenStandardOutput();
+            WriteJson(stdout, results);
+        }
         if (results.Any(r => r.Status == SavecoreStatus.Failed)) return ExitCodes.Failed;
         return results.Any(r => r.Status is SavecoreStatus.Incomplete or SavecoreStatus.Degraded) ? ExitCodes.Degraded : ExitCodes.Ok;
     }
@@ -117,7 +121,7 @@ public static class SavecoreCommand
     }
 
     /// <summary>One object per device (docs/json-output.md, savecore).</summary>
-    private static void WriteJson(List<SavecoreResult> results) => JsonOutput.WriteArray(results, WriteResult);
+    internal static void WriteJson(Stream output, IReadOnlyList<SavecoreResult> results) => JsonOutput.WriteArray(output, results, WriteResult);
 
     private static void WriteResult(System.Text.Json.Utf8JsonWriter w, SavecoreResult r)
     {

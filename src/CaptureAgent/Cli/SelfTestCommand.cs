@@ -60,7 +60,11 @@ public static class SelfTestCommand
             Log.Error($"selftest: cannot run: {e.Message}");
             return ExitCodes.Failed;
         }
-        if (json) WriteJson(r);
+        if (json)
+        {
+            using var stdout = Console.OpenStandardOutput();
+            WriteJson(stdout, r);
+        }
         else
         {
             foreach (var n in r.Notes) Console.Out.WriteLine("note: " + n);
@@ -73,7 +77,8 @@ public static class SelfTestCommand
     private static long Size(ArgReader cli) =>
         SizeText.Parse(cli.Value()) is long v and > 0 ? v : throw cli.Error($"{cli.Option} takes a size like 256M");
 
-    private static void WriteJson(SelfTestResult r) => JsonOutput.WriteObject(w =>
+    /// <summary>selftest --json (docs/json-output.md).</summary>
+    internal static void WriteJson(Stream output, SelfTestResult r) => JsonOutput.WriteObject(output, w =>
     {
         w.WriteBoolean("passed", r.Passed);
         w.WriteString("summary", r.Summary);

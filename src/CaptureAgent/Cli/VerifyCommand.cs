@@ -27,13 +27,8 @@ public static class VerifyCommand
         var (verdict, summary) = DumpVerifier.CheckReadable(paths[0], lines);
         if (json)
         {
-            JsonOutput.WriteObject(w =>
-            {
-                w.WriteString("path", paths[0]);
-                w.WriteString("verdict", verdict.ToString().ToLowerInvariant());
-                w.WriteString("summary", summary);
-                w.StringArray("details", lines);
-            });
+            using var stdout = Console.OpenStandardOutput();
+            WriteJson(stdout, paths[0], verdict.ToString().ToLowerInvariant(), summary, lines);
         }
         else
         {
@@ -42,4 +37,14 @@ public static class VerifyCommand
         }
         return DumpVerifier.ExitCode(verdict);
     }
+
+    /// <summary>verify --json (docs/json-output.md).</summary>
+    internal static void WriteJson(Stream output, string path, string verdict, string summary, IReadOnlyList<string> details) =>
+        JsonOutput.WriteObject(output, w =>
+        {
+            w.WriteString("path", path);
+            w.WriteString("verdict", verdict);
+            w.WriteString("summary", summary);
+            w.StringArray("details", details);
+        });
 }
