@@ -58,17 +58,21 @@ public static class JsonOutput
         });
 
     /// <summary>The object to standard output.</summary>
-    public static void WriteObject(Action<Utf8JsonWriter> body)
-    {
-        using var stdout = Console.OpenStandardOutput();
-        WriteObject(stdout, body);
-    }
+    public static void WriteObject(Action<Utf8JsonWriter> body) => ToStdout(s => WriteObject(s, body));
 
     /// <summary>The array to standard output.</summary>
-    public static void WriteArray<T>(IEnumerable<T> items, Action<Utf8JsonWriter, T> body)
+    public static void WriteArray<T>(IEnumerable<T> items, Action<Utf8JsonWriter, T> body) => ToStdout(s => WriteArray(s, items, body));
+
+    /// <summary>
+    /// What <paramref name="write"/> writes, through Console.Out: one writer for standard output
+    /// whoever redirected it (the in-process tests do). JSON output is small: a report of many dumps is kilobytes.
+    /// </summary>
+    public static void ToStdout(Action<Stream> write)
     {
-        using var stdout = Console.OpenStandardOutput();
-        WriteArray(stdout, items, body);
+        var buf = new MemoryStream();
+        write(buf);
+        Console.Out.Write(System.Text.Encoding.UTF8.GetString(buf.GetBuffer(), 0, (int)buf.Length));
+        Console.Out.Flush();
     }
 
     /// <summary>The object as UTF-8 bytes (a file's contents).</summary>

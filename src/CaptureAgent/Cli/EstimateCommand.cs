@@ -95,8 +95,7 @@ public static class EstimateCommand
         bool enough = reservation.Bytes >= est.ReserveBytes;
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteComputed(stdout, est, reservation.Bytes, enough);
+            JsonOutput.ToStdout(stdout => WriteComputed(stdout, est, reservation.Bytes, enough));
         }
         else
         {
@@ -136,8 +135,7 @@ public static class EstimateCommand
         var result = CrashkernelMeasure.Run(o, m => Log.Info(m));
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteMeasured(stdout, result);
+            JsonOutput.ToStdout(stdout => WriteMeasured(stdout, result));
         }
         else
         {

@@ -237,8 +237,7 @@ public static class LoadCommand
         string? wouldNotSave = store.WouldNotSave;
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteStatus(stdout, s, wouldNotSave, loaded, store, dumpDir, dumps);
+            JsonOutput.ToStdout(stdout => WriteStatus(stdout, s, wouldNotSave, loaded, store, dumpDir, dumps));
         }
         else
         {

@@ -81,8 +81,7 @@ public static class NetCommand
         }
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteJson(stdout, lease);
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, lease));
         }
         else Console.Out.WriteLine(lease.ToString());
         return ExitCodes.Ok;

@@ -96,8 +96,7 @@ public static class SavecoreCommand
         }
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteJson(stdout, results);
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, results));
         }
         if (results.Any(r => r.Status == SavecoreStatus.Failed)) return ExitCodes.Failed;
         return results.Any(r => r.Status is SavecoreStatus.Incomplete or SavecoreStatus.Degraded) ? ExitCodes.Degraded : ExitCodes.Ok;

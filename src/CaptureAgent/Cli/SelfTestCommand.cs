@@ -62,8 +62,7 @@ public static class SelfTestCommand
         }
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteJson(stdout, r);
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, r));
         }
         else
         {

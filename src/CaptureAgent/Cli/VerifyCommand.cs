@@ -27,8 +27,7 @@ public static class VerifyCommand
         var (verdict, summary) = DumpVerifier.CheckReadable(paths[0], lines);
         if (json)
         {
-            using var stdout = Console.OpenStandardOutput();
-            WriteJson(stdout, paths[0], verdict.ToString().ToLowerInvariant(), summary, lines);
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, paths[0], verdict.ToString().ToLowerInvariant(), summary, lines));
         }
         else
         {
