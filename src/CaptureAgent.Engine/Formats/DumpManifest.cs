@@ -1,113 +1,74 @@
 using System.Globalization;
-using System.Text.Json;
 using CaptureAgent.Common;
 namespace CaptureAgent.Formats;
 
-/// <summary>One saved file: its size and CRC-64/XZ (16 lowercase hex digits).</summary>
+/// <summary>One saved file: its size and CRC-64/XZ (16 lowercase hex digits; "" when unknown).</summary>
 public sealed record ManifestFile(string Name, long Size, string Crc64);
 
 /// <summary>
 /// manifest.json next to a saved dump: what was saved, whether it is complete, and a checksum of
 /// every file, so `capture-agent verify` can tell a good dump from a damaged or cut one long after
 /// the capture. Written last, so a dump without one was interrupted before it was finished.
-/// The same snake_case fields as the SSH target writes on a collector.
+/// One model for every writer (the capture, savecore, the SSH target on a collector) and every
+/// reader (<see cref="ManifestReader"/>: strict for verify, lenient for report). Fields:
+/// docs/formats.md.
 /// </summary>
 public sealed class DumpManifest
 {
     public const string FileName = "manifest.json";
 
-    public int Version { get; set; } = 1;
+    /// <summary>The field set: "schema" (written since 0.9.0) or the older "version"; both 1 so far.</summary>
+    public int Schema { get; set; } = JsonOutput.Schema;
     /// <summary>The capture-agent release that saved the dump (older manifests: "unknown").</summary>
     public string AgentVersion { get; set; } = BuildInfo.Version;
     public bool Complete { get; set; }
     public string? IncompleteReason { get; set; }
     public string Host { get; set; } = "";
     public string KernelRelease { get; set; } = "";
+    /// <summary>The crash time; DateTimeOffset.MinValue when a manifest read leniently had none.</summary>
     public DateTimeOffset CrashTime { get; set; }
     public int DumpLevel { get; set; }
     /// <summary>The level asked for, when space made the agent raise it.</summary>
     public int? RequestedDumpLevel { get; set; }
     public string Compression { get; set; } = "";
     public string Format { get; set; } = "kdump-compressed";
-    public ulong DumpablePages { get; set; }
+    /// <summary>Pages the dump's bitmap holds; null when the writer never got to count them (SSH, dump not sent).</summary>
+    public ulong? DumpablePages { get; set; }
     public List<ManifestFile> Files { get; set; } = new();
     public List<string> Problems { get; set; } = new();
 
-    public string ToJson()
+    /// <summary>The manifest as JSON, through the one writer (schema and capture_agent_version first).</summary>
+    public byte[] ToJsonBytes() => JsonOutput.ObjectBytes(w =>
     {
-        var buf = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buf, new JsonWriterOptions { Indented = true }))
+        // "version" stays beside "schema" for agents before 0.9.0, which read it.
+        w.WriteNumber("version", Schema);
+        w.WriteBoolean("complete", Complete);
+        w.StringOrNull("incomplete_reason", IncompleteReason);
+        w.WriteString("host", Host);
+        w.WriteString("kernel_release", KernelRelease);
+        w.WriteString("crash_time", JsonOutput.Time(CrashTime));
+        w.WriteNumber("dump_level", DumpLevel);
+        if (RequestedDumpLevel is int r) w.WriteNumber("requested_dump_level", r);
+        w.WriteString("compression", Compression);
+        w.WriteString("format", Format);
+        if (DumpablePages is ulong pages) w.WriteNumber("dumpable_pages", pages); else w.WriteNull("dumpable_pages");
+        w.WriteStartArray("files");
+        foreach (var f in Files)
         {
             w.WriteStartObject();
-            w.WriteNumber("version", Version);
-            w.WriteString("capture_agent_version", AgentVersion);
-            w.WriteBoolean("complete", Complete);
-            if (IncompleteReason is null) w.WriteNull("incomplete_reason"); else w.WriteString("incomplete_reason", IncompleteReason);
-            w.WriteString("host", Host);
-            w.WriteString("kernel_release", KernelRelease);
-            w.WriteString("crash_time", CrashTime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
-            w.WriteNumber("dump_level", DumpLevel);
-            if (RequestedDumpLevel is int r) w.WriteNumber("requested_dump_level", r);
-            w.WriteString("compression", Compression);
-            w.WriteString("format", Format);
-            w.WriteNumber("dumpable_pages", DumpablePages);
-            w.WriteStartArray("files");
-            foreach (var f in Files)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", f.Name);
-                w.WriteNumber("size", f.Size);
-                w.WriteString("crc64", f.Crc64);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteStartArray("problems");
-            foreach (var p in Problems) w.WriteStringValue(p);
-            w.WriteEndArray();
+            w.WriteString("name", f.Name);
+            w.WriteNumber("size", f.Size);
+            w.StringOrNull("crc64", f.Crc64.Length == 0 ? null : f.Crc64);
             w.WriteEndObject();
         }
-        return System.Text.Encoding.UTF8.GetString(buf.ToArray()) + "\n";
-    }
+        w.WriteEndArray();
+        w.StringArray("problems", Problems);
+    });
 
-    /// <summary>Reads a manifest; anything malformed is one InvalidDataException line.</summary>
-    public static DumpManifest Parse(string json)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            var root = doc.RootElement;
-            var m = new DumpManifest
-            {
-                Version = root.TryGetProperty("version", out var v) ? v.GetInt32() : 1,
-                AgentVersion = root.TryGetProperty("capture_agent_version", out var av) && av.ValueKind == JsonValueKind.String ? av.GetString() ?? "unknown" : "unknown",
-                Complete = root.GetProperty("complete").GetBoolean(),
-                IncompleteReason = root.TryGetProperty("incomplete_reason", out var ir) && ir.ValueKind == JsonValueKind.String ? ir.GetString() : null,
-                Host = root.TryGetProperty("host", out var h) ? h.GetString() ?? "" : "",
-                KernelRelease = root.TryGetProperty("kernel_release", out var k) ? k.GetString() ?? "" : "",
-                DumpLevel = root.TryGetProperty("dump_level", out var d) ? d.GetInt32() : 0,
-                RequestedDumpLevel = root.TryGetProperty("requested_dump_level", out var rd) ? rd.GetInt32() : null,
-                Compression = root.TryGetProperty("compression", out var c) ? c.GetString() ?? "" : "",
-                Format = root.TryGetProperty("format", out var f) ? f.GetString() ?? "" : "",
-                DumpablePages = root.TryGetProperty("dumpable_pages", out var dp) && dp.ValueKind == JsonValueKind.Number ? dp.GetUInt64() : 0,
-            };
-            if (root.TryGetProperty("crash_time", out var t) && t.ValueKind == JsonValueKind.String)
-                m.CrashTime = DateTimeOffset.Parse(t.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
-            foreach (var file in root.GetProperty("files").EnumerateArray())
-            {
-                string name = file.GetProperty("name").GetString() ?? throw new InvalidDataException("a file without a name");
-                if (name.Contains('/') || name is "." or "..") throw new InvalidDataException($"file name '{name}' is not a plain name");
-                var crc = file.GetProperty("crc64");
-                m.Files.Add(new ManifestFile(name, file.GetProperty("size").GetInt64(), crc.ValueKind == JsonValueKind.String ? crc.GetString()! : ""));
-            }
-            if (root.TryGetProperty("problems", out var probs))
-                foreach (var p in probs.EnumerateArray()) m.Problems.Add(p.GetString() ?? "");
-            return m;
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
-        {
-            throw new InvalidDataException($"{FileName} is not a valid manifest: {ErrorText.Of(e)}");
-        }
-    }
+    public string ToJson() => System.Text.Encoding.UTF8.GetString(ToJsonBytes());
+
+    /// <summary>Reads a manifest strictly (verify); anything malformed is one InvalidDataException line.</summary>
+    public static DumpManifest Parse(string json) => ManifestReader.Parse(json, ManifestReading.Strict);
 
     /// <summary>Size and CRC-64 of a file, read in 1 MiB chunks.</summary>
     public static ManifestFile Checksum(string path)
@@ -132,7 +93,7 @@ public sealed class DumpManifest
     public void WriteTo(string directory)
     {
         string tmp = Path.Combine(directory, FileName + ".tmp"), final = Path.Combine(directory, FileName);
-        var bytes = System.Text.Encoding.UTF8.GetBytes(ToJson());
+        var bytes = ToJsonBytes();
         try
         {
             Write(tmp, bytes);

@@ -193,7 +193,7 @@ public static class SelfTest
     private static SelfTestResult CheckDumpIn(SelfTestResult r, string root, ScratchDiskPlan disk, Action<string> log)
     {
         var dumps = Directory.EnumerateDirectories(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
-            .Where(DumpCatalog.IsDumpDirectory).ToList();
+            .Where(DumpFinder.IsDumpDirectory).ToList();
         if (dumps.Count == 0)
             return r with { Summary = "FAILED: the agent reported a dump but the scratch disk holds none" };
         string dir = dumps[0];
@@ -202,8 +202,8 @@ public static class SelfTest
         var (exit, summary) = DumpVerifier.Verify(dir, details);
         foreach (var d in details) log("selftest:   " + d);
         log($"selftest: {inside}: {summary}");
-        var entry = DumpCatalog.Read(dir);
-        DumpCatalog.Analyze(entry);
+        var entry = DumpEntryReader.Read(dir);
+        DumpAnalyzer.Analyze(entry);
         string? panic = entry.Panic?.PanicMessage ?? entry.Panic?.Headline;
         r = r with { DumpDirectory = inside, Verify = summary, PanicMessage = panic };
         if (exit != ExitCodes.Ok) return r with { Summary = $"FAILED: the dump on the scratch disk is not complete: {summary}" };

@@ -95,14 +95,7 @@ public static class EstimateCommand
         bool enough = reservation.Bytes >= est.ReserveBytes;
         if (json)
         {
-            var sb = new StringBuilder($"{{\"capture_agent_version\":{LoadCommand.Json(BuildInfo.Version)},\"terms\":[");
-            sb.AppendJoin(',', est.Terms.Select(t => $"{{\"name\":{LoadCommand.Json(t.Name)},\"bytes\":{t.Bytes},\"phase\":{LoadCommand.Json(PhaseName(t.Phase))},\"why\":{LoadCommand.Json(t.Why)}}}"));
-            sb.Append($"],\"boot_bytes\":{est.BootBytes},\"capture_bytes\":{est.CaptureBytes},");
-            sb.Append($"\"sum_bytes\":{est.SumBytes},\"margin_bytes\":{est.MarginBytes},\"recommended_bytes\":{est.RecommendedBytes},");
-            sb.Append($"\"crashkernel\":{LoadCommand.Json(est.Recommended)},\"reserve_bytes\":{est.ReserveBytes},\"reserve\":{LoadCommand.Json(est.Reserve)},\"memory_bytes\":{est.MemoryBytes},");
-            sb.Append($"\"reserved_bytes\":{reservation.Bytes},\"enough\":{(enough ? "true" : "false")},");
-            sb.Append("\"notes\":[").AppendJoin(',', est.Notes.Select(LoadCommand.Json)).Append("]}");
-            Console.Out.WriteLine(sb.ToString());
+            JsonOutput.ToStdout(stdout => WriteComputed(stdout, est, reservation.Bytes, enough));
         }
         else
         {
@@ -142,15 +135,7 @@ public static class EstimateCommand
         var result = CrashkernelMeasure.Run(o, m => Log.Info(m));
         if (json)
         {
-            var sb = new StringBuilder($"{{\"capture_agent_version\":{LoadCommand.Json(BuildInfo.Version)},\"attempts\":[");
-            sb.AppendJoin(',', result.Attempts.Select(a =>
-                $"{{\"crashkernel_bytes\":{a.Crashkernel},\"works\":{(a.Works ? "true" : "false")},\"outcome\":{LoadCommand.Json(a.Outcome)}," +
-                $"\"seconds\":{a.Seconds.ToString("0.0", CultureInfo.InvariantCulture)},\"memory_at_init\":{LoadCommand.Json(a.MemoryAtInit)}," +
-                $"\"agent_peak_kib\":{(a.AgentPeakKiB?.ToString(CultureInfo.InvariantCulture) ?? "null")},\"console\":{LoadCommand.Json(a.ConsoleLog)}}}"));
-            sb.Append($"],\"smallest_working_bytes\":{(result.SmallestWorking?.ToString(CultureInfo.InvariantCulture) ?? "null")},");
-            sb.Append($"\"recommended\":{LoadCommand.Json(result.Recommended is long r ? SizeText.Format(r) : null)},\"disk_target\":{(result.DiskTarget ? "true" : "false")},");
-            sb.Append("\"notes\":[").AppendJoin(',', result.Notes.Select(LoadCommand.Json)).Append("]}");
-            Console.Out.WriteLine(sb.ToString());
+            JsonOutput.ToStdout(stdout => WriteMeasured(stdout, result));
         }
         else
         {
@@ -164,4 +149,55 @@ public static class EstimateCommand
         }
         return result.SmallestWorking is null ? ExitCodes.Failed : ExitCodes.Ok;
     }
+
+    /// <summary>estimate --json (docs/json-output.md).</summary>
+    internal static void WriteComputed(Stream output, CrashkernelEstimateResult est, long reservedBytes, bool enough) => JsonOutput.WriteObject(output, w =>
+    {
+        w.WriteStartArray("terms");
+        foreach (var t in est.Terms)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", t.Name);
+            w.WriteNumber("bytes", t.Bytes);
+            w.WriteString("phase", PhaseName(t.Phase));
+            w.WriteString("why", t.Why);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteNumber("boot_bytes", est.BootBytes);
+        w.WriteNumber("capture_bytes", est.CaptureBytes);
+        w.WriteNumber("sum_bytes", est.SumBytes);
+        w.WriteNumber("margin_bytes", est.MarginBytes);
+        w.WriteNumber("recommended_bytes", est.RecommendedBytes);
+        w.WriteString("crashkernel", est.Recommended);
+        w.WriteNumber("reserve_bytes", est.ReserveBytes);
+        w.WriteString("reserve", est.Reserve);
+        w.WriteNumber("memory_bytes", est.MemoryBytes);
+        w.WriteNumber("reserved_bytes", reservedBytes);
+        w.WriteBoolean("enough", enough);
+        w.StringArray("notes", est.Notes);
+    });
+
+    /// <summary>estimate --measure --json (docs/json-output.md).</summary>
+    internal static void WriteMeasured(Stream output, MeasureResult result) => JsonOutput.WriteObject(output, w =>
+    {
+        w.WriteStartArray("attempts");
+        foreach (var a in result.Attempts)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("crashkernel_bytes", a.Crashkernel);
+            w.WriteBoolean("works", a.Works);
+            w.WriteString("outcome", a.Outcome);
+            w.WriteNumber("seconds", Math.Round(a.Seconds, 1));
+            w.StringOrNull("memory_at_init", a.MemoryAtInit);
+            w.NumberOrNull("agent_peak_kib", a.AgentPeakKiB);
+            w.StringOrNull("console", a.ConsoleLog);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.NumberOrNull("smallest_working_bytes", result.SmallestWorking);
+        w.StringOrNull("recommended", result.Recommended is long r ? SizeText.Format(r) : null);
+        w.WriteBoolean("disk_target", result.DiskTarget);
+        w.StringArray("notes", result.Notes);
+    });
 }

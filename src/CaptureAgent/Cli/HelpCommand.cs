@@ -33,7 +33,8 @@ public static class HelpCommand
             else throw cli.Unknown();
         }
         cli.NoOperands();
-        Console.Out.WriteLine(json ? $"{{\"capture_agent_version\": {LoadCommand.Json(BuildInfo.Version)}}}" : $"capture-agent {BuildInfo.Version}");
+        if (json) JsonOutput.WriteObject(_ => { });
+        else Console.Out.WriteLine($"capture-agent {BuildInfo.Version}");
         return ExitCodes.Ok;
     }
 

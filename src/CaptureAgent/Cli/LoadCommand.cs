@@ -229,7 +229,7 @@ public static class LoadCommand
         cli.NoOperands();
         var s = CrashKernelState.Read();
         var loaded = s.Loaded ? ReadLoaded() : new Dictionary<string, string>();
-        string dumpDir = Report.DumpCatalog.DefaultDirectory();
+        string dumpDir = Report.DumpFinder.DefaultDirectory();
         var dumps = new List<Report.DumpEntry>();
         try { dumps = Report.DumpCatalog.Scan(dumpDir, limit: 3, readVmcoreLog: false); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
@@ -237,47 +237,7 @@ public static class LoadCommand
         string? wouldNotSave = store.WouldNotSave;
         if (json)
         {
-            using var w = new System.Text.Json.Utf8JsonWriter(Console.OpenStandardOutput(), new System.Text.Json.JsonWriterOptions { Indented = true });
-            w.WriteStartObject();
-            w.WriteString("capture_agent_version", BuildInfo.Version);
-            w.WriteBoolean("armed", s.Loaded);
-            w.WriteString("state", !s.Loaded ? "not_armed" : wouldNotSave is null ? "armed" : "armed_but_would_not_save");
-            w.WriteString("would_not_save", wouldNotSave);
-            w.WriteStartArray("skipped_targets");
-            foreach (var line in store.Skipped) w.WriteStringValue(line);
-            w.WriteEndArray();
-            w.WriteNumber("reserved_bytes", s.ReservedBytes);
-            w.WriteString("crashkernel", s.CrashKernelParameter);
-            w.WriteBoolean("kexec_disabled", s.KexecDisabled);
-            w.WriteString("lockdown", s.Lockdown);
-            w.WriteString("explanation", s.Explain(wouldNotSave));
-            w.WriteString("capture_kernel", loaded.GetValueOrDefault("kernel"));
-            w.WriteString("capture_initramfs", loaded.GetValueOrDefault("initrd"));
-            w.WriteString("capture_cmdline", loaded.GetValueOrDefault("cmdline"));
-            w.WriteString("loaded_at", loaded.GetValueOrDefault("loaded_at"));
-            w.WriteString("auto_release", store.Choice?.Release);
-            w.WriteString("auto_reason", store.Choice?.Reason);
-            w.WriteStartArray("auto_rebuild_needed");
-            foreach (var c in store.Changes) w.WriteStringValue(c);
-            w.WriteEndArray();
-            w.WriteStartArray("capture_store");
-            foreach (var e in store.Entries)
-            {
-                w.WriteStartObject();
-                w.WriteString("kernel_release", e.Release);
-                w.WriteString("image", e.ImagePath);
-                w.WriteNumber("image_bytes", e.ImageBytes);
-                w.WriteString("built_at", e.BuiltAt?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture));
-                w.WriteBoolean("pinned", e.Pinned);
-                w.WriteBoolean("kernel_present", e.KernelPresent);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteString("dump_directory", dumpDir);
-            w.WriteStartArray("last_dumps");
-            foreach (var d in dumps) ReportCommand.WriteEntry(w, d);
-            w.WriteEndArray();
-            w.WriteEndObject();
+            JsonOutput.ToStdout(stdout => WriteStatus(stdout, s, wouldNotSave, loaded, store, dumpDir, dumps));
         }
         else
         {
@@ -301,7 +261,7 @@ public static class LoadCommand
     }
 
     /// <summary>The per-kernel store of the host (or $CAPTURE_AGENT_ROOT): what load --auto would arm, whether that image is stale, every stored image.</summary>
-    private sealed record StoreView(Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries,
+    internal sealed record StoreView(Host.CaptureKernelChoice? Choice, IReadOnlyList<string> Changes, List<Host.StoreEntry> Entries,
         string? WouldNotSave, IReadOnlyList<string> Skipped);
 
     /// <param name="loadedInitrd">The image armed now (from the load record), if known: the stored image is judged only when it is the one armed.</param>
@@ -326,26 +286,42 @@ public static class LoadCommand
         }
     }
 
-    /// <summary>A JSON string literal (no reflection-based serializer in an AOT binary).</summary>
-    public static string Json(string? s)
+    /// <summary>status --json (docs/json-output.md).</summary>
+    internal static void WriteStatus(Stream output, CrashKernelState s, string? wouldNotSave, Dictionary<string, string> loaded, StoreView store,
+                                     string dumpDir, List<Report.DumpEntry> dumps) => JsonOutput.WriteObject(output, w =>
     {
-        if (s is null) return "null";
-        var sb = new System.Text.StringBuilder("\"");
-        foreach (char c in s)
+        w.WriteBoolean("armed", s.Loaded);
+        w.WriteString("state", !s.Loaded ? "not_armed" : wouldNotSave is null ? "armed" : "armed_but_would_not_save");
+        w.WriteString("would_not_save", wouldNotSave);
+        w.StringArray("skipped_targets", store.Skipped);
+        w.WriteNumber("reserved_bytes", s.ReservedBytes);
+        w.WriteString("crashkernel", s.CrashKernelParameter);
+        w.WriteBoolean("kexec_disabled", s.KexecDisabled);
+        w.WriteString("lockdown", s.Lockdown);
+        w.WriteString("explanation", s.Explain(wouldNotSave));
+        w.WriteString("capture_kernel", loaded.GetValueOrDefault("kernel"));
+        w.WriteString("capture_initramfs", loaded.GetValueOrDefault("initrd"));
+        w.WriteString("capture_cmdline", loaded.GetValueOrDefault("cmdline"));
+        w.WriteString("loaded_at", loaded.GetValueOrDefault("loaded_at"));
+        w.WriteString("auto_release", store.Choice?.Release);
+        w.WriteString("auto_reason", store.Choice?.Reason);
+        w.StringArray("auto_rebuild_needed", store.Changes);
+        w.WriteStartArray("capture_store");
+        foreach (var e in store.Entries)
         {
-            switch (c)
-            {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                case '\n': sb.Append("\\n"); break;
-                case '\r': sb.Append("\\r"); break;
-                case '\t': sb.Append("\\t"); break;
-                default:
-                    if (c < 0x20) sb.Append($"\\u{(int)c:x4}");
-                    else sb.Append(c);
-                    break;
-            }
+            w.WriteStartObject();
+            w.WriteString("kernel_release", e.Release);
+            w.WriteString("image", e.ImagePath);
+            w.WriteNumber("image_bytes", e.ImageBytes);
+            w.WriteString("built_at", e.BuiltAt is { } t ? JsonOutput.Time(t) : null);
+            w.WriteBoolean("pinned", e.Pinned);
+            w.WriteBoolean("kernel_present", e.KernelPresent);
+            w.WriteEndObject();
         }
-        return sb.Append('"').ToString();
-    }
+        w.WriteEndArray();
+        w.WriteString("dump_directory", dumpDir);
+        w.WriteStartArray("last_dumps");
+        foreach (var d in dumps) ReportCommand.WriteEntry(w, d);
+        w.WriteEndArray();
+    });
 }

@@ -79,7 +79,11 @@ public static class NetCommand
             Log.Error(e.Message);
             return ExitCodes.Failed;
         }
-        Console.Out.WriteLine(json ? Json(lease) : lease.ToString());
+        if (json)
+        {
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, lease));
+        }
+        else Console.Out.WriteLine(lease.ToString());
         return ExitCodes.Ok;
     }
 
@@ -122,15 +126,18 @@ public static class NetCommand
         }
     }
 
-    public static string Json(NetworkLease l) => "{" +
-        $"\"interface\":{LoadCommand.Json(l.Interface)}," +
-        $"\"address\":{LoadCommand.Json(l.Address)}," +
-        $"\"prefix_length\":{l.PrefixLength}," +
-        $"\"gateway\":{LoadCommand.Json(l.Gateway)}," +
-        $"\"dns\":[{string.Join(',', l.Dns.Select(d => LoadCommand.Json(d)))}]," +
-        $"\"domain\":{LoadCommand.Json(l.Domain)}," +
-        $"\"source\":{LoadCommand.Json(l.Source)}," +
-        $"\"server\":{LoadCommand.Json(l.Server)}," +
-        $"\"lease_seconds\":{(l.LeaseTime is { } t ? ((long)t.TotalSeconds).ToString(CultureInfo.InvariantCulture) : "null")}," +
-        $"\"mac\":{LoadCommand.Json(l.Mac)}" + "}";
+    /// <summary>net up --json (docs/json-output.md): the lease as it was applied.</summary>
+    public static void WriteJson(Stream output, NetworkLease l) => JsonOutput.WriteObject(output, w =>
+    {
+        w.WriteString("interface", l.Interface);
+        w.WriteString("address", l.Address);
+        w.WriteNumber("prefix_length", l.PrefixLength);
+        w.WriteString("gateway", l.Gateway);
+        w.StringArray("dns", l.Dns);
+        w.WriteString("domain", l.Domain);
+        w.WriteString("source", l.Source);
+        w.WriteString("server", l.Server);
+        w.NumberOrNull("lease_seconds", l.LeaseTime is { } t ? (long)t.TotalSeconds : null);
+        w.WriteString("mac", l.Mac);
+    });
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using CaptureAgent.Config;
 using CaptureAgent.Report;
@@ -37,7 +36,7 @@ public static class ReportCommand
         }
         string? dir = cli.Operands(0, 1, "at most one DIR") is [var d] ? d : null;
         bool named = dir is not null;
-        dir ??= DumpCatalog.DefaultDirectory(config ?? AgentConfig.DefaultPath);
+        dir ??= DumpFinder.DefaultDirectory(config ?? AgentConfig.DefaultPath);
         if (!Directory.Exists(dir) && named)
         {
             Log.Error($"{dir}: no such directory");
@@ -133,81 +132,71 @@ public static class ReportCommand
         _ => $"{bytes >> 30} GiB",
     };
 
-    /// <summary>The entries as a JSON array (snake_case, like manifest.json).</summary>
-    public static void WriteJson(Stream output, IReadOnlyList<DumpEntry> entries)
-    {
-        using (var w = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            w.WriteStartArray();
-            foreach (var e in entries) WriteEntry(w, e);
-            w.WriteEndArray();
-        }
-        output.Write("\n"u8);
-    }
+    /// <summary>report --json: the entries as an array (docs/json-output.md).</summary>
+    public static void WriteJson(Stream output, IReadOnlyList<DumpEntry> entries) => JsonOutput.WriteArray(output, entries, WriteFields);
 
+    /// <summary>One entry as an object of its own (inside status --json's last_dumps).</summary>
     public static void WriteEntry(Utf8JsonWriter w, DumpEntry e)
     {
         w.WriteStartObject();
-        w.WriteString("capture_agent_version", BuildInfo.Version);
-        w.WriteString("directory", e.Directory);
-        w.WriteString("layout", e.Layout);
-        Str(w, "host", e.Host);
-        Str(w, "kernel_release", e.KernelRelease);
-        Str(w, "crash_time", e.CrashTime is null ? null : Time(e.CrashTime));
-        Str(w, "crash_time_source", e.CrashTimeSource);
-        w.WriteString("status", DumpEntry.StatusName(e.Status));
-        w.WriteString("status_detail", e.StatusDetail);
-        Str(w, "dump_file", e.DumpFile);
-        Str(w, "dump_format", e.DumpFormat);
-        Str(w, "dmesg_file", e.DmesgFile);
-        w.WriteStartObject("sizes");
-        if (e.DumpBytes is long d) w.WriteNumber("dump", d); else w.WriteNull("dump");
-        if (e.DmesgBytes is long m) w.WriteNumber("dmesg", m); else w.WriteNull("dmesg");
-        w.WriteNumber("total", e.TotalBytes);
-        w.WriteEndObject();
-        Str(w, "log_source", e.LogSource);
-        if (e.Panic is { } p)
-        {
-            w.WriteStartObject("crash");
-            w.WriteString("kind", CrashSignature.KindName(p.Kind));
-            Str(w, "panic", p.PanicLine);
-            w.WriteString("headline", p.Headline);
-            Str(w, "rip", p.Rip);
-            Str(w, "rip_function", p.RipFunction);
-            w.WriteStartArray("call_trace");
-            foreach (var f in p.CallTrace.Take(PanicAnalysis.MaxFrames)) w.WriteStringValue(f.ToString());
-            w.WriteEndArray();
-            Str(w, "tainted", p.Tainted);
-            Str(w, "hardware", p.Hardware);
-            if (p.Cpu is int cpu) w.WriteNumber("cpu", cpu); else w.WriteNull("cpu");
-            if (p.Pid is int pid) w.WriteNumber("pid", pid); else w.WriteNull("pid");
-            Str(w, "comm", p.Comm);
-            if (p.Uptime is double up) w.WriteNumber("uptime_seconds", up); else w.WriteNull("uptime_seconds");
-            w.WriteEndObject();
-        }
-        else w.WriteNull("crash");
-        if (e.Signature is { } s)
-        {
-            w.WriteStartObject("signature");
-            w.WriteString("id", s.Id);
-            w.WriteString("kind", CrashSignature.KindName(s.Kind));
-            w.WriteString("reason", s.Reason);
-            Str(w, "rip_function", s.RipFunction);
-            w.WriteStartArray("frames");
-            foreach (var f in s.Frames) w.WriteStringValue(f);
-            w.WriteEndArray();
-            w.WriteString("text", s.Describe());
-            w.WriteEndObject();
-        }
-        else w.WriteNull("signature");
-        w.WriteStartArray("problems");
-        foreach (var x in e.Problems) w.WriteStringValue(x);
-        w.WriteEndArray();
+        JsonOutput.WriteHeader(w);
+        WriteFields(w, e);
         w.WriteEndObject();
     }
 
-    private static void Str(Utf8JsonWriter w, string name, string? value)
+    private static void WriteFields(Utf8JsonWriter w, DumpEntry e)
     {
-        if (value is null) w.WriteNull(name); else w.WriteString(name, value);
+        w.WriteString("directory", e.Directory);
+        w.WriteString("layout", e.Layout);
+        w.StringOrNull("host", e.Host);
+        w.StringOrNull("kernel_release", e.KernelRelease);
+        w.StringOrNull("crash_time", e.CrashTime is { } t ? JsonOutput.Time(t) : null);
+        w.StringOrNull("crash_time_source", e.CrashTimeSource);
+        w.WriteString("status", DumpEntry.StatusName(e.Status));
+        w.WriteString("status_detail", e.StatusDetail);
+        w.StringOrNull("dump_file", e.DumpFile);
+        w.StringOrNull("dump_format", e.DumpFormat);
+        w.StringOrNull("dmesg_file", e.DmesgFile);
+        w.WriteStartObject("sizes");
+        w.NumberOrNull("dump", e.DumpBytes);
+        w.NumberOrNull("dmesg", e.DmesgBytes);
+        w.WriteNumber("total", e.TotalBytes);
+        w.WriteEndObject();
+        w.StringOrNull("log_source", e.LogSource);
+        WriteCrash(w, e.Panic);
+        WriteSignature(w, e.Signature);
+        w.StringArray("problems", e.Problems);
+    }
+
+    private static void WriteCrash(Utf8JsonWriter w, PanicReport? p)
+    {
+        if (p is null) { w.WriteNull("crash"); return; }
+        w.WriteStartObject("crash");
+        w.WriteString("kind", CrashSignature.KindName(p.Kind));
+        w.StringOrNull("panic", p.PanicLine);
+        w.WriteString("headline", p.Headline);
+        w.StringOrNull("rip", p.Rip);
+        w.StringOrNull("rip_function", p.RipFunction);
+        w.StringArray("call_trace", p.CallTrace.Take(PanicAnalysis.MaxFrames).Select(f => f.ToString()));
+        w.StringOrNull("tainted", p.Tainted);
+        w.StringOrNull("hardware", p.Hardware);
+        w.NumberOrNull("cpu", p.Cpu);
+        w.NumberOrNull("pid", p.Pid);
+        w.StringOrNull("comm", p.Comm);
+        if (p.Uptime is double up) w.WriteNumber("uptime_seconds", up); else w.WriteNull("uptime_seconds");
+        w.WriteEndObject();
+    }
+
+    private static void WriteSignature(Utf8JsonWriter w, CrashSignature? s)
+    {
+        if (s is null) { w.WriteNull("signature"); return; }
+        w.WriteStartObject("signature");
+        w.WriteString("id", s.Id);
+        w.WriteString("kind", CrashSignature.KindName(s.Kind));
+        w.WriteString("reason", s.Reason);
+        w.StringOrNull("rip_function", s.RipFunction);
+        w.StringArray("frames", s.Frames);
+        w.WriteString("text", s.Describe());
+        w.WriteEndObject();
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CaptureAgent.Config;
 using CaptureAgent.Targets;
 using CaptureAgent.Common;
@@ -73,7 +72,7 @@ public static class SavecoreCommand
         }
         if (specs.Count == 0)
         {
-            if (json) Console.Out.WriteLine("[]");
+            if (json) JsonOutput.WriteArray<SavecoreResult>([], WriteResult);
             else Log.Info($"no raw dump device: none given and no `target = raw:...` in {configPath}");
             return ExitCodes.Ok;
         }
@@ -95,47 +94,42 @@ public static class SavecoreCommand
                 foreach (var p in r.Problems.Skip(1)) Log.Warn(p);
             }
         }
-        if (json) WriteJson(results);
+        if (json)
+        {
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, results));
+        }
         if (results.Any(r => r.Status == SavecoreStatus.Failed)) return ExitCodes.Failed;
         return results.Any(r => r.Status is SavecoreStatus.Incomplete or SavecoreStatus.Degraded) ? ExitCodes.Degraded : ExitCodes.Ok;
     }
 
-    private static void WriteJson(List<SavecoreResult> results)
+    /// <summary>One object per device (docs/json-output.md, savecore).</summary>
+    internal static void WriteJson(Stream output, IReadOnlyList<SavecoreResult> results) => JsonOutput.WriteArray(output, results, WriteResult);
+
+    private static void WriteResult(System.Text.Json.Utf8JsonWriter w, SavecoreResult r)
     {
-        using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
-        w.WriteStartArray();
-        foreach (var r in results)
+        w.WriteString("device", r.Device);
+        w.WriteString("status", StatusName(r.Status));
+        w.WriteString("summary", r.Summary);
+        w.StringOrNull("directory", r.Directory);
+        w.StringOrNull("vmcore", r.VmcorePath);
+        w.WriteNumber("vmcore_bytes", r.VmcoreBytes);
+        w.StringOrNull("dmesg", r.DmesgPath);
+        w.WriteBoolean("header_cleared", r.HeaderCleared);
+        if (r.Header is { } h)
         {
-            w.WriteStartObject();
-            w.WriteString("capture_agent_version", BuildInfo.Version);
-            w.WriteString("device", r.Device);
-            w.WriteString("status", r.Status switch
-            {
-                SavecoreStatus.NoDump => "none",
-                SavecoreStatus.Extracted => "extracted",
-                SavecoreStatus.Degraded => "degraded",
-                SavecoreStatus.Incomplete => "incomplete",
-                _ => "failed",
-            });
-            w.WriteString("summary", r.Summary);
-            if (r.Directory is null) w.WriteNull("directory"); else w.WriteString("directory", r.Directory);
-            if (r.VmcorePath is null) w.WriteNull("vmcore"); else w.WriteString("vmcore", r.VmcorePath);
-            w.WriteNumber("vmcore_bytes", r.VmcoreBytes);
-            if (r.DmesgPath is null) w.WriteNull("dmesg"); else w.WriteString("dmesg", r.DmesgPath);
-            w.WriteBoolean("header_cleared", r.HeaderCleared);
-            if (r.Header is { } h)
-            {
-                w.WriteString("host", h.Host);
-                w.WriteString("kernel_release", h.KernelRelease);
-                w.WriteString("crash_time", h.CrashTime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture));
-            }
-            w.WriteStartArray("problems");
-            foreach (var p in r.Problems) w.WriteStringValue(p);
-            w.WriteEndArray();
-            w.WriteEndObject();
+            w.WriteString("host", h.Host);
+            w.WriteString("kernel_release", h.KernelRelease);
+            w.WriteString("crash_time", JsonOutput.Time(h.CrashTime));
         }
-        w.WriteEndArray();
-        w.Flush();
-        Console.Out.WriteLine();
+        w.StringArray("problems", r.Problems);
     }
+
+    private static string StatusName(SavecoreStatus s) => s switch
+    {
+        SavecoreStatus.NoDump => "none",
+        SavecoreStatus.Extracted => "extracted",
+        SavecoreStatus.Degraded => "degraded",
+        SavecoreStatus.Incomplete => "incomplete",
+        _ => "failed",
+    };
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CaptureAgent.Host;
 using CaptureAgent.Kexec;
 using CaptureAgent.Rehearsal;
@@ -61,7 +60,10 @@ public static class SelfTestCommand
             Log.Error($"selftest: cannot run: {e.Message}");
             return ExitCodes.Failed;
         }
-        if (json) WriteJson(r);
+        if (json)
+        {
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, r));
+        }
         else
         {
             foreach (var n in r.Notes) Console.Out.WriteLine("note: " + n);
@@ -74,11 +76,9 @@ public static class SelfTestCommand
     private static long Size(ArgReader cli) =>
         SizeText.Parse(cli.Value()) is long v and > 0 ? v : throw cli.Error($"{cli.Option} takes a size like 256M");
 
-    private static void WriteJson(SelfTestResult r)
+    /// <summary>selftest --json (docs/json-output.md).</summary>
+    internal static void WriteJson(Stream output, SelfTestResult r) => JsonOutput.WriteObject(output, w =>
     {
-        using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
-        w.WriteStartObject();
-        w.WriteString("capture_agent_version", BuildInfo.Version);
         w.WriteBoolean("passed", r.Passed);
         w.WriteString("summary", r.Summary);
         w.WriteString("kernel_release", r.Release);
@@ -90,17 +90,14 @@ public static class SelfTestCommand
         w.WriteString("scratch_disk", r.ScratchFilesystem);
         w.WriteString("outcome", r.Outcome);
         w.WriteNumber("seconds", Math.Round(r.Seconds, 1));
-        if (r.AgentPeakKiB is long kib) w.WriteNumber("agent_peak_kib", kib); else w.WriteNull("agent_peak_kib");
+        w.NumberOrNull("agent_peak_kib", r.AgentPeakKiB);
         w.WriteString("dump_directory", r.DumpDirectory);
         w.WriteString("verify", r.Verify);
         w.WriteString("read_back", r.ReadBack);
         w.WriteString("panic_message", r.PanicMessage);
         w.WriteString("console_log", r.ConsoleLog);
-        w.WriteStartArray("notes");
-        foreach (var n in r.Notes) w.WriteStringValue(n);
-        w.WriteEndArray();
-        w.WriteEndObject();
-    }
+        w.StringArray("notes", r.Notes);
+    });
 
     /// <summary>`test --crash`: only when armed, only after the answer CRASH (or --yes).</summary>
     public static int Test(string[] args) =>

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CaptureAgent.Dump;
 using CaptureAgent.Common;
 
@@ -28,16 +27,7 @@ public static class VerifyCommand
         var (verdict, summary) = DumpVerifier.CheckReadable(paths[0], lines);
         if (json)
         {
-            using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
-            w.WriteStartObject();
-            w.WriteString("capture_agent_version", BuildInfo.Version);
-            w.WriteString("path", paths[0]);
-            w.WriteString("verdict", verdict.ToString().ToLowerInvariant());
-            w.WriteString("summary", summary);
-            w.WriteStartArray("details");
-            foreach (var l in lines) w.WriteStringValue(l);
-            w.WriteEndArray();
-            w.WriteEndObject();
+            JsonOutput.ToStdout(stdout => WriteJson(stdout, paths[0], verdict.ToString().ToLowerInvariant(), summary, lines));
         }
         else
         {
@@ -46,4 +36,14 @@ public static class VerifyCommand
         }
         return DumpVerifier.ExitCode(verdict);
     }
+
+    /// <summary>verify --json (docs/json-output.md).</summary>
+    internal static void WriteJson(Stream output, string path, string verdict, string summary, IReadOnlyList<string> details) =>
+        JsonOutput.WriteObject(output, w =>
+        {
+            w.WriteString("path", path);
+            w.WriteString("verdict", verdict);
+            w.WriteString("summary", summary);
+            w.StringArray("details", details);
+        });
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using CaptureAgent.Dmesg;
 using CaptureAgent.Dump;
 using CaptureAgent.Output;
@@ -161,40 +160,26 @@ public static class SshTarget
         public string? Crc() => Started ? Crc64.ToString("x16", CultureInfo.InvariantCulture) : null;
     }
 
+    /// <summary>The collector's manifest.json: the same model as a local target's, the flattened format and the sent bytes.</summary>
     private static byte[] ManifestJson(CrashFacts facts, DumpOptions options, DumpResult? result, string? reason, List<string> problems,
                                        List<(string Name, Sent Sent)> files)
     {
-        var buf = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buf, new JsonWriterOptions { Indented = true }))
+        bool elf = options.Format == DumpFormat.Elf;
+        var manifest = new DumpManifest
         {
-            w.WriteStartObject();
-            w.WriteString("capture_agent_version", BuildInfo.Version);
-            w.WriteBoolean("complete", reason is null);
-            if (reason is null) w.WriteNull("incomplete_reason"); else w.WriteString("incomplete_reason", reason);
-            w.WriteString("host", facts.Host);
-            w.WriteString("kernel_release", facts.KernelRelease);
-            w.WriteString("crash_time", facts.CrashTime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
-            w.WriteNumber("dump_level", (int)options.Level);
-            w.WriteString("compression", options.Format == DumpFormat.Elf ? "none" : Compression.PageCompressors.Name(result?.Codec ?? options.Codec));
-            w.WriteString("format", options.Format == DumpFormat.Elf ? "flattened-elf" : "flattened");
-            if (result is null) w.WriteNull("dumpable_pages"); else w.WriteNumber("dumpable_pages", result.DumpablePages);
-            w.WriteStartArray("files");
-            foreach (var (name, sent) in files)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", name);
-                w.WriteNumber("size", sent.Bytes);
-                w.WriteString("crc64", sent.Crc());
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteStartArray("problems");
-            foreach (var p in problems) w.WriteStringValue(p);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        buf.WriteByte((byte)'\n');
-        return buf.ToArray();
+            Complete = reason is null,
+            IncompleteReason = reason,
+            Host = facts.Host,
+            KernelRelease = facts.KernelRelease,
+            CrashTime = facts.CrashTime,
+            DumpLevel = (int)options.Level,
+            Compression = elf ? "none" : Compression.PageCompressors.Name(result?.Codec ?? options.Codec),
+            Format = elf ? "flattened-elf" : "flattened",
+            DumpablePages = result?.DumpablePages,
+            Files = files.Select(f => new ManifestFile(f.Name, f.Sent.Bytes, f.Sent.Crc() ?? "")).ToList(),
+            Problems = problems,
+        };
+        return manifest.ToJsonBytes();
     }
 
     /// <summary>A string as one single-quoted sh word: nothing inside is expanded.</summary>

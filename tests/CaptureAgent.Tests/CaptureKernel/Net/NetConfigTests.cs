@@ -217,6 +217,13 @@ public class NetConfigTests
         Assert.Single(Directory.GetFiles(dir.File("etc")));   // no temporary left behind
     }
 
+    private static string Compact(System.Text.Json.JsonElement e)
+    {
+        var buf = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buf)) e.WriteTo(w);
+        return System.Text.Encoding.UTF8.GetString(buf.ToArray());
+    }
+
     [Fact]
     public void LeaseLineAndJson()
     {
@@ -225,8 +232,14 @@ public class NetConfigTests
             Mac = "52:54:00:12:34:56", Server = "10.0.2.2", LeaseTime = TimeSpan.FromSeconds(86400), Domain = "lab",
         };
         Assert.Equal("eth0 10.0.2.15/24 via 10.0.2.2 dns 10.0.2.3 domain lab (dhcp from 10.0.2.2, lease 86400 s, mac 52:54:00:12:34:56)", lease.ToString());
-        Assert.Equal("""{"interface":"eth0","address":"10.0.2.15","prefix_length":24,"gateway":"10.0.2.2","dns":["10.0.2.3"],"domain":"lab","source":"dhcp","server":"10.0.2.2","lease_seconds":86400,"mac":"52:54:00:12:34:56"}""",
-            CaptureAgent.Cli.NetCommand.Json(lease));
+        var ms = new MemoryStream();
+        CaptureAgent.Cli.NetCommand.WriteJson(ms, lease);
+        using var doc = System.Text.Json.JsonDocument.Parse(ms.ToArray());
+        Assert.Equal(["schema", "capture_agent_version", "interface", "address", "prefix_length", "gateway", "dns", "domain", "source", "server", "lease_seconds", "mac"],
+            doc.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal("""{"schema":1,"capture_agent_version":"VERSION","interface":"eth0","address":"10.0.2.15","prefix_length":24,"gateway":"10.0.2.2","dns":["10.0.2.3"],"domain":"lab","source":"dhcp","server":"10.0.2.2","lease_seconds":86400,"mac":"52:54:00:12:34:56"}""".Replace("VERSION", CaptureAgent.Common.BuildInfo.Version),
+            Compact(doc.RootElement));
+        Assert.EndsWith("\n", System.Text.Encoding.UTF8.GetString(ms.ToArray()));
         Assert.Equal("eth1 192.168.1.7/32 (static)", new NetworkLease("eth1", "192.168.1.7", 32, null, [], "static").ToString());
     }
 }

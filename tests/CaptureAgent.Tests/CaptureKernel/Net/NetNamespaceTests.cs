@@ -50,7 +50,12 @@ public class NetNamespaceTests(ITestOutputHelper output)
         // Again, as an emergency shell would: the same lease, the default route replaced, --json.
         var (again, _) = lab.Agent("net", "up", "-i", mac.ToUpperInvariant(), "--timeout", "20", "--resolv-conf", "none", "--json");
         Assert.True(again.ExitCode == 0, again.Stderr);
-        Assert.StartsWith($"{{\"interface\":\"{lab.ClientIf}\",\"address\":\"{address}\",\"prefix_length\":24,\"gateway\":\"10.231.0.1\"", again.Stdout);
+        using (var leaseJson = System.Text.Json.JsonDocument.Parse(again.Stdout))
+        {
+            var l = leaseJson.RootElement;
+            Assert.Equal((lab.ClientIf, address, 24, "10.231.0.1"), (l.GetProperty("interface").GetString(), l.GetProperty("address").GetString(),
+                l.GetProperty("prefix_length").GetInt32(), l.GetProperty("gateway").GetString()));
+        }
         Assert.Single(NetLab.Ip("-n", lab.Client, "-4", "route", "show", "default").Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 

@@ -157,18 +157,18 @@ public class DumpCatalogTests
         using var t = new TempDir();
         File.WriteAllText(t.File("a.conf"), "target = LABEL=crashdump\npath = /srv/dumps/{host}/{date}\n");
         File.WriteAllText(t.File("b.conf"), "path = /data/crash\n");
-        Assert.Equal("/srv/dumps", DumpCatalog.DefaultDirectory(t.File("a.conf")));
-        Assert.Equal("/data/crash", DumpCatalog.DefaultDirectory(t.File("b.conf")));
-        Assert.Equal("/var/crash", DumpCatalog.DefaultDirectory(t.File("missing.conf")));
+        Assert.Equal("/srv/dumps", DumpFinder.DefaultDirectory(t.File("a.conf")));
+        Assert.Equal("/data/crash", DumpFinder.DefaultDirectory(t.File("b.conf")));
+        Assert.Equal("/var/crash", DumpFinder.DefaultDirectory(t.File("missing.conf")));
     }
 
     [Fact]
     public void TimesFromDirectoryNames()
     {
-        Assert.Equal(new DateTimeOffset(2024, 3, 5, 14, 22, 9, TimeSpan.Zero), DumpCatalog.TimeFromName("127.0.0.1-2024-03-05-14:22:09"));
-        Assert.Equal(new DateTimeOffset(2024, 3, 5, 14, 22, 9, TimeSpan.Zero), DumpCatalog.TimeFromName("web-1-2024-03-05-14:22:09-1"));
-        Assert.Equal(new DateTimeOffset(2024, 3, 5, 14, 22, 0, TimeSpan.Zero), DumpCatalog.TimeFromName("202403051422"));
-        Assert.Null(DumpCatalog.TimeFromName("lost+found"));
+        Assert.Equal(new DateTimeOffset(2024, 3, 5, 14, 22, 9, TimeSpan.Zero), DumpLayout.TimeFromName("127.0.0.1-2024-03-05-14:22:09"));
+        Assert.Equal(new DateTimeOffset(2024, 3, 5, 14, 22, 9, TimeSpan.Zero), DumpLayout.TimeFromName("web-1-2024-03-05-14:22:09-1"));
+        Assert.Equal(new DateTimeOffset(2024, 3, 5, 14, 22, 0, TimeSpan.Zero), DumpLayout.TimeFromName("202403051422"));
+        Assert.Null(DumpLayout.TimeFromName("lost+found"));
     }
 
     [Fact]

@@ -14,7 +14,7 @@ namespace CaptureAgent.Tests.Host.Report;
 public class RealCrashReportTests
 {
     private static PanicReport Log(string fixture) =>
-        PanicAnalysis.Analyze(DumpCatalog.ReadVmcoreLog(Fixtures.Vmcore(fixture)))!;
+        PanicAnalysis.Analyze(DumpAnalyzer.ReadVmcoreLog(Fixtures.Vmcore(fixture)))!;
 
     [Theory]
     [InlineData("6.1-1024")]
