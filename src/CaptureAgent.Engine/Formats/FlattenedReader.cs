@@ -113,6 +113,60 @@ public sealed class FlattenedReader
         }
     }
 
+    /// <summary>
+    /// The first <paramref name="bytes"/> of the file the stream describes, as its first
+    /// <paramref name="maxRecords"/> records give them: every writer emits the headers, notes and
+    /// bitmaps first, so `report` gets what it reads without going through the pages. Data of records
+    /// beyond the front is skipped, not read.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A record with a negative offset or size, or longer than the stream.</exception>
+    public byte[] ReadFront(int bytes, int maxRecords)
+    {
+        var front = new byte[bytes];
+        int filled = 0;
+        Span<byte> rec = stackalloc byte[16];
+        for (int i = 0; i < maxRecords && TryRead(rec); i++)
+        {
+            long offset = BinaryPrimitives.ReadInt64BigEndian(rec);
+            long size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
+            if (offset == -1 && size == -1) break;
+            if (offset < 0 || size <= 0 || (_length is long length && size > length - Position))
+                throw new InvalidDataException($"damaged flattened record {i + 1} at byte {Position - 16}");
+            long rest = size;
+            if (offset < bytes)
+            {
+                int n = (int)Math.Min(size, bytes - offset);
+                if (!TryRead(front.AsSpan((int)offset, n))) break;
+                filled = Math.Max(filled, (int)offset + n);
+                rest -= n;
+            }
+            if (!Skip(rest)) break;
+        }
+        return front.AsSpan(0, filled).ToArray();
+    }
+
+    /// <summary>Passes over <paramref name="count"/> bytes: a seek where the stream can, else reads them.</summary>
+    private bool Skip(long count)
+    {
+        if (count == 0) return true;
+        if (_input.CanSeek)
+        {
+            long left = _input.Length - _input.Position;
+            long step = Math.Min(count, Math.Max(left, 0));
+            _input.Seek(step, SeekOrigin.Current);
+            Position += step;
+            return step == count;
+        }
+        _buffer ??= new byte[BufferBytes];
+        for (long done = 0; done < count;)
+        {
+            var piece = _buffer.AsSpan(0, (int)Math.Min(count - done, BufferBytes));
+            if (!TryRead(piece)) return false;
+            done += piece.Length;
+        }
+        return true;
+    }
+
     /// <summary>False when the stream ends first (what came of it is consumed).</summary>
     private bool TryRead(Span<byte> into)
     {

@@ -74,31 +74,13 @@ internal static class DumpHeaderProbe
     }
 
     /// <summary>
-    /// The first 64 KiB of the file a flattened stream describes, from its leading records: enough
-    /// for the headers and notes, which every writer emits first.
+    /// The first 64 KiB of the file a flattened stream describes, from its leading records (at most
+    /// 256): enough for the headers and notes, which every writer emits first.
     /// </summary>
     private static byte[] FlattenedFront(Microsoft.Win32.SafeHandles.SafeFileHandle f, long length)
     {
-        const int Front = 64 << 10;
-        var front = new byte[Front];
-        int filled = 0;
-        long pos = 4096;
-        Span<byte> rec = stackalloc byte[16];
-        for (int i = 0; i < 256 && pos + 16 <= length; i++)
-        {
-            if (RandomAccess.Read(f, rec, pos) != 16) break;
-            long offset = BinaryPrimitives.ReadInt64BigEndian(rec), size = BinaryPrimitives.ReadInt64BigEndian(rec[8..]);
-            if (offset == -1 && size == -1) break;
-            if (offset < 0 || size <= 0 || size > 1L << 32) throw new InvalidDataException($"bad flattened record at {pos}");
-            if (offset < Front)
-            {
-                int n = (int)Math.Min(size, Front - offset);
-                RandomAccess.Read(f, front.AsSpan((int)offset, n), pos + 16);
-                filled = Math.Max(filled, (int)offset + n);
-            }
-            pos += 16 + size;
-        }
-        return front.AsSpan(0, filled).ToArray();
+        using var stream = new FileStream(f, FileAccess.Read, bufferSize: 0);
+        return new FlattenedReader(stream, length).ReadFront(64 << 10, 256);
     }
 
     private static DateTimeOffset? UnixTime(long? seconds) =>
