@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
+using CaptureAgent.Tests.Integration;
 using Xunit;
 
 namespace CaptureAgent.Tests.Architecture;
@@ -18,9 +19,7 @@ public class LayeringTests
     private static readonly string[] LayerOrder =
         ["CaptureAgent.Common", "CaptureAgent.Engine", "CaptureAgent.CaptureKernel", "CaptureAgent.Host", "CaptureAgent"];
 
-    private static string Src => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", "..", "src"));
-
-    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
+    private static string Src => Path.Combine(Fixtures.RepoRoot, "src");
 
     [Fact]
     public void NoNamespaceCycleInSrc()

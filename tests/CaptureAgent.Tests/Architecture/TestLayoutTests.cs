@@ -1,3 +1,4 @@
+using CaptureAgent.Tests.Integration;
 using Xunit;
 
 namespace CaptureAgent.Tests.Architecture;
@@ -20,11 +21,9 @@ public class TestLayoutTests
     /// <summary>Top-level test folders that are not a layer: whole-binary and VM suites, shared helpers.</summary>
     private static readonly string[] CrossLayer = ["Architecture", "Cli", "Fuzz", "Installed", "Integration", "Synthetic", "oracles", "bin", "obj"];
 
-    private static string TestsRoot => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, ".."));
+    private static string TestsRoot => Path.Combine(Fixtures.RepoRoot, "tests", "CaptureAgent.Tests");
 
-    private static string Src => Path.GetFullPath(Path.Combine(TestsRoot, "..", "..", "src"));
-
-    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
+    private static string Src => Path.Combine(Fixtures.RepoRoot, "src");
 
     [Fact]
     public void EveryTopLevelTestFolderIsALayerOrNamedCrossLayer()

@@ -13,6 +13,7 @@ using CaptureAgent.Report;
 using CaptureAgent.Sizing;
 using CaptureAgent.Targets.Raw;
 using CaptureAgent.Tests.Host.Report;
+using CaptureAgent.Tests.Integration;
 using Xunit;
 
 namespace CaptureAgent.Tests.Cli;
@@ -27,10 +28,7 @@ public class JsonDocumentationTests
 {
     private static string RepoFile(string rel)
     {
-        var dir = AppContext.BaseDirectory;
-        while (dir is not null && !File.Exists(Path.Combine(dir, "CaptureAgent.sln"))) dir = Path.GetDirectoryName(dir);
-        Assert.True(dir is not null, "repository root (CaptureAgent.sln) not found above the test binary");
-        return Path.Combine(dir, rel);
+        return Path.Combine(Fixtures.RepoRoot, rel);
     }
 
     /// <summary>The backticked first cells of the tables under each "## " heading.</summary>

@@ -46,10 +46,7 @@ public class InstalledMdSuperblockTests
 
     private static string Script()
     {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "CaptureAgent.sln")))
-            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
-        return Path.Combine(dir, "scripts", "lib", "installed-md.py");
+        return Path.Combine(Fixtures.RepoRoot, "scripts", "lib", "installed-md.py");
     }
 
     private static Dictionary<string, string> Blkid(string file)

@@ -24,7 +24,7 @@ public class InstalledPackageTests(ITestOutputHelper log)
     public void PackageInstallsArmsEarlyCapturesAndPurgesCleanOnInstalledDebian()
     {
         const string layout = "plain-ext4";
-        string repo = RepoRoot();
+        string repo = Fixtures.RepoRoot;
         string outDir = Path.Combine(repo, "artifacts", "installed-package", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}");
         var r = Fixtures.Exec(Path.Combine(repo, "scripts", "installed-package"), ["--layout", layout, "--out", outDir], timeoutSeconds: 14400);
         log.WriteLine(r.Stdout);
@@ -57,13 +57,6 @@ public class InstalledPackageTests(ITestOutputHelper log)
         Assert.Equal("", File.ReadAllText(Path.Combine(dir, "check", "leftovers.txt")).Trim());
     }
 
-    private static string RepoRoot()
-    {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "CaptureAgent.sln")))
-            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
-        return dir;
-    }
 
     private static Dictionary<string, string> ReadEnv(string path)
     {

@@ -25,7 +25,7 @@ public class InstalledSystemTests(ITestOutputHelper log)
     [InlineData("md-lvm-ext4")]   // md RAID1 (1.2) of two disks as the PV, ext4 root LV
     public void CrashOnTheInstalledSystemIsCapturedAndVerifiedOnTheNextBoot(string layout)
     {
-        string repo = RepoRoot();
+        string repo = Fixtures.RepoRoot;
         string outDir = Path.Combine(repo, "artifacts", "installed", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{layout}");
         // The first layout of a fresh cache also makes the root filesystem (mmdebstrap, minutes).
         var r = Fixtures.Exec(Path.Combine(repo, "scripts", "installed-system"), ["--layout", layout, "--out", outDir], timeoutSeconds: 3600);
@@ -51,13 +51,6 @@ public class InstalledSystemTests(ITestOutputHelper log)
         Assert.Equal("1", ReadEnv(Path.Combine(check, "result.env"))["kexec_crash_loaded"]);   // re-armed at boot
     }
 
-    private static string RepoRoot()
-    {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "CaptureAgent.sln")))
-            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root not found");
-        return dir;
-    }
 
     private static Dictionary<string, string> ReadEnv(string path)
     {

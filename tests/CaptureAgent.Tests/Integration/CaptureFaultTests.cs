@@ -17,7 +17,7 @@ public class CaptureFaultTests(ITestOutputHelper log)
     [Fact]
     public void Pid1GoesOnWhenTheCaptureDiesOrHangs()
     {
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Fixtures.Binary)!, "..", ".."));
+        string repo = Fixtures.RepoRoot;
         using var dir = new TempDir();
         string outDir = dir.File("e2e");
         var r = Fixtures.Exec("/usr/bin/env", ["E2E_SCENARIO=faults", $"OUT={outDir}", Path.Combine(repo, "scripts", "e2e"), "6.1"], timeoutSeconds: 2400);

@@ -17,7 +17,7 @@ public class EndToEndTargetTests(ITestOutputHelper log)
 {
     private (string Out, Fixtures.Run Run) RunScenario(string scenario, TempDir dir)
     {
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Fixtures.Binary)!, "..", ".."));
+        string repo = Fixtures.RepoRoot;
         string outDir = dir.File("e2e");
         var r = Fixtures.Exec("/usr/bin/env", [$"E2E_SCENARIO={scenario}", $"OUT={outDir}", Path.Combine(repo, "scripts", "e2e"), "6.1"], timeoutSeconds: 1800);
         log.WriteLine(r.Stdout);

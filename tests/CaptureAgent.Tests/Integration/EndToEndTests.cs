@@ -23,7 +23,7 @@ public class EndToEndTests(ITestOutputHelper log)
     [InlineData("6.12")]
     public void RealCrashIsCapturedByTheAgent(string series)
     {
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Fixtures.Binary)!, "..", ".."));
+        string repo = Fixtures.RepoRoot;
         using var dir = new TempDir();
         string outDir = dir.File("e2e");
         var r = Fixtures.Exec("/usr/bin/env", ["E2E_RAW_COPY=1", $"OUT={outDir}", Path.Combine(repo, "scripts", "e2e"), series], timeoutSeconds: 1800);

@@ -18,11 +18,24 @@ public static class Fixtures
     /// scripts/build-deb publish it when absent or older than a source. One publish at a time: the
     /// test classes that need it run in parallel.
     /// </summary>
+    /// <summary>
+    /// The repository's root: the first directory above the test binary that holds CaptureAgent.sln.
+    /// The one way tests find scripts/, src/ and artifacts/, wherever the test file or the build output sits.
+    /// </summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            string? dir = AppContext.BaseDirectory;
+            while (dir is not null && !File.Exists(Path.Combine(dir, "CaptureAgent.sln"))) dir = Path.GetDirectoryName(dir);
+            return dir ?? throw new InvalidOperationException($"no CaptureAgent.sln above {AppContext.BaseDirectory}");
+        }
+    }
+
     public static string StaticAgent()
     {
         if (Environment.GetEnvironmentVariable("CAPTURE_AGENT_STATIC_BIN") is { Length: > 0 } env) return env;
-        string repo = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(repo, "CaptureAgent.sln"))) repo = Path.GetDirectoryName(repo) ?? throw new InvalidOperationException("repository root not found");
+        string repo = RepoRoot;
         string bin = Path.Combine(repo, "artifacts", "static", "capture-agent");
         lock (StaticPublish)
         {
@@ -102,9 +115,7 @@ public static class Fixtures
             TestCategory.Require(TestCategory.Binary);
             var env = Environment.GetEnvironmentVariable("CAPTURE_AGENT_BIN");
             if (env is not null) return env;
-            var dir = AppContext.BaseDirectory;
-            while (dir is not null && !File.Exists(Path.Combine(dir, "CaptureAgent.sln"))) dir = Path.GetDirectoryName(dir);
-            var bin = Path.Combine(dir ?? ".", "artifacts", "bin", "capture-agent");
+            var bin = Path.Combine(RepoRoot, "artifacts", "bin", "capture-agent");
             if (!File.Exists(bin)) throw new InvalidOperationException($"{bin} is missing: publish it first (.ci/run does)");
             return bin;
         }

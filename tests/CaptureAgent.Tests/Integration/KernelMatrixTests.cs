@@ -40,7 +40,7 @@ public class KernelMatrixTests(ITestOutputHelper log)
     public void CapturesOnEveryKernelOfTheMatrix(string series)
     {
         var kernel = Fixtures.Kernel(series);
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Fixtures.Binary)!, "..", ".."));
+        string repo = Fixtures.RepoRoot;
         using var dir = new TempDir();
         string outDir = dir.File("e2e");
         var r = Fixtures.Exec("/usr/bin/env", ["KERNEL_SELECTION=keep", "SKIP_DBG=1", $"MEM={GuestMib}", $"CRASHKERNEL={Crashkernel}",

@@ -47,7 +47,7 @@ internal static class E2e
 {
     public static (string Stdout, string OutDir) Run(ITestOutputHelper log, string scenario, TempDir dir, int timeoutSeconds = 2400)
     {
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Fixtures.Binary)!, "..", ".."));
+        string repo = Fixtures.RepoRoot;
         string outDir = dir.File("e2e");
         var r = Fixtures.Exec("/usr/bin/env", [$"E2E_SCENARIO={scenario}", $"OUT={outDir}", Path.Combine(repo, "scripts", "e2e"), "6.1"], timeoutSeconds: timeoutSeconds);
         log.WriteLine(r.Stdout);

@@ -19,7 +19,7 @@ public class MdEndToEndTests(ITestOutputHelper log)
     public void ADegradedMirrorMadeByMdadmReceivesTheDump()
     {
         using var dir = new TempDir();
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Fixtures.Binary)!, "..", ".."));
+        string repo = Fixtures.RepoRoot;
         string outDir = dir.File("e2e");
         var r = Fixtures.Exec("/usr/bin/env", ["E2E_SCENARIO=md", $"OUT={outDir}", Path.Combine(repo, "scripts", "e2e"), "6.1"], timeoutSeconds: 1800);
         log.WriteLine(r.Stdout);

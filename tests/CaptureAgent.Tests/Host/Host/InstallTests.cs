@@ -167,7 +167,7 @@ public class InstallTests
     [Fact]
     public void DistFilesAreWhatInstallWrites()
     {
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", ".."));
+        string repo = Fixtures.RepoRoot;
         var pairs = new (string Dist, string Text, string Mode)[]
         {
             ("dist/systemd/capture-agent.service", KernelHooks.ServiceUnit, "644"),
@@ -248,7 +248,6 @@ public class InstallTests
         Assert.Equal(before, h.Tree());
     }
 
-    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 
     private static readonly object ConsoleLock = new();
 

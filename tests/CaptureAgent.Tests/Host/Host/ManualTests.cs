@@ -121,7 +121,7 @@ public class ManualTests
     [Fact]
     public void VersionIsTheOneFromDirectoryBuildProps()
     {
-        string repo = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", ".."));
+        string repo = Fixtures.RepoRoot;
         string props = File.ReadAllText(Path.Combine(repo, "Directory.Build.props"));
         string version = Regex.Match(props, "<Version>([^<]+)</Version>").Groups[1].Value;
         Assert.Matches(@"^\d+\.\d+\.\d+", version);
@@ -176,5 +176,4 @@ public class ManualTests
         Assert.Contains("4 armed, but the dump would not be saved", Regex.Replace(Run("status", "--help").Stdout, @"\s+", " "));
     }
 
-    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 }

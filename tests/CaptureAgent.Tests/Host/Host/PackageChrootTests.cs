@@ -19,9 +19,8 @@ public class PackageChrootTests
     private const string Kernel = "9.9.9-chroot-amd64";
     private const string Uuid = "4b1f6a0e-7d9c-4e2b-a1f3-5c6d7e8f9a0b";
 
-    private static string Repo => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", ".."));
+    private static string Repo => Fixtures.RepoRoot;
 
-    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 
     /// <summary>
     /// bookworm minbase with init-system-helpers (and <paramref name="extra"/> packages, in a tarball

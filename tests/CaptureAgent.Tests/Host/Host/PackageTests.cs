@@ -13,9 +13,8 @@ namespace CaptureAgent.Tests.Host.Host;
 [Trait("Category", "Binary")]
 public class PackageTests
 {
-    private static string Repo => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", ".."));
+    private static string Repo => Fixtures.RepoRoot;
 
-    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 
     private static string StaticAgent()
     {
