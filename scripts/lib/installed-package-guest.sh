@@ -121,7 +121,10 @@ switch_to_dracut() {
   quiet dracut_initrd_list lsinitrd "/boot/initrd.img-$KVER"
   put dracut_initrd_bytes "$(stat -c %s "/boot/initrd.img-$KVER")"
   put dracut_later_initrd_agent_files "$(agent_files_in "/boot/initrd.img-$later")"
-  cp "/boot/initrd.img-$KVER" "$OUT/initrd-dracut.img" || say "copying the dracut initrd failed"
+  # The inputs are used up; $IN is on /run, a tmpfs of a tenth of the RAM, too small for them and
+  # both initrds (measured: the copy of the second one failed halfway).
+  rm -rf "$IN/dracut" "$IN/later-kernel.deb" "$IN/capture-agent.deb"
+  cp "/boot/initrd.img-$KVER" "$OUT/initrd-dracut.img" || { say "copying the dracut initrd failed"; rm -f "$OUT/initrd-dracut.img"; }
 }
 
 stage_crash() {

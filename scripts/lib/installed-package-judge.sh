@@ -112,8 +112,8 @@ judge_package() {
     stage=install tail_of=$con_i reason="the host initrd did not come back from the guest"
   elif [ "$(inst dracut_install_rc)" != 0 ] || [ "$(inst initramfs_tools_after_dracut)" = ii ]; then
     stage=install tail_of=$con_i reason="the switch to dracut: apt-get exit $(inst dracut_install_rc), initramfs-tools '$(inst initramfs_tools_after_dracut)': $(tail -n3 "$dir/install/dracut_install.txt" 2>/dev/null | tr '\n' ' ')"
-  elif [ "$(inst dracut_initrd_agent_files)" = 0 ] || [ ! -s "$dir/install/initrd-dracut.img" ]; then
-    stage=install tail_of=$con_i reason="dracut with early_load = yes: $(inst dracut_initrd_agent_files) capture-agent files in its initrd, which $( [ -s "$dir/install/initrd-dracut.img" ] && echo came || echo did not come) back"
+  elif [ "$(inst dracut_initrd_agent_files)" = 0 ] || [ "$(stat -c %s "$dir/install/initrd-dracut.img" 2>/dev/null)" != "$(inst dracut_initrd_bytes)" ]; then
+    stage=install tail_of=$con_i reason="dracut with early_load = yes: $(inst dracut_initrd_agent_files) capture-agent files in its initrd of $(inst dracut_initrd_bytes) bytes, $(stat -c %s "$dir/install/initrd-dracut.img" 2>/dev/null || echo 0) of them came back"
   elif [ -z "$early_at" ]; then
     stage=crash tail_of=$con_c reason="no early arming line ('$EARLY_LINE') on the console"
   elif [ -z "$mount_at" ] || [ "$early_at" -gt "$mount_at" ]; then
