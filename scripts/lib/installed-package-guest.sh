@@ -5,12 +5,16 @@
 #            units enabled, armed); early_load = yes and update-initramfs through the package's
 #            initramfs-tools hook; a later kernel package installed by dpkg, whose /etc/kernel
 #            hook must build that kernel's capture image; the rebuilt host initrd goes back to
-#            the host (the next boots use it). No crash.
+#            the host (the crash boot uses it). Then the switch to Debian's dracut (the .debs in
+#            dracut/, installed offline by apt, which removes initramfs-tools; dracut's trigger
+#            rebuilds every kernel's initrd, hostonly), whose initrd goes back too. No crash.
 #   crash    the boot with that initrd: the capture kernel was armed before the root was mounted
 #            (the host reads the console); capture-agent.service armed under systemd; then
 #            test --crash --yes.
-#   check    the boot after the capture: savecore service, the dump, verify, report; then
-#            dpkg --purge and what is left of the package on the disk.
+#   check    the boot after the capture, with the dracut initrd (its pre-mount hook armed before
+#            the root was mounted: the host reads the console; armed after boot): savecore
+#            service, the dump, verify, report; then dpkg --purge (dracut's trigger rebuilds the
+#            initrds) and what is left of the package on the disk.
 # Lines for the host start with "harness: " on the console; results/result.env has KEY=VALUE lines.
 set -u
 IN=${IN:?}
@@ -46,8 +50,11 @@ root_paths() {
       -o -path /var/log -o -path /var/cache -o -path /root \) -prune -o -print 2>/dev/null | sort
 }
 
-# agent_files_in INITRD: how many of its files are capture-agent's (0 when none).
-agent_files_in() { lsinitramfs "$1" 2>/dev/null | grep -c 'capture-agent'; }
+# agent_files_in INITRD: how many of its listing's lines name capture-agent (0 when none): dracut's
+# lsinitrd once dracut is installed (its listing also names the dracut module), else lsinitramfs.
+agent_files_in() {
+  if command -v lsinitrd > /dev/null; then lsinitrd "$1"; else lsinitramfs "$1"; fi 2>/dev/null | grep -c 'capture-agent'
+}
 
 stage_install() {
   put boot_to_unit_s "$(uptime_s)"
@@ -94,6 +101,30 @@ stage_install() {
   put later_initrd_agent_files "$(agent_files_in "/boot/initrd.img-$later")"
   run status capture-agent status
   cp "/boot/initrd.img-$KVER" "$OUT/initrd.img" || say "copying the host initrd failed"
+  switch_to_dracut "$later"
+}
+
+# switch_to_dracut LATER: Debian's dracut replaces initramfs-tools, as an administrator does it
+# (apt, offline from the .debs the host fetched); its trigger rebuilds every kernel's initrd with
+# the package's dracut module. hostonly, as Fedora's and RHEL's dracut default to: this machine's
+# drivers only (the initramfs-tools side has MODULES=dep for the same reason).
+switch_to_dracut() {
+  local later=$1 t0
+  install -d /etc/dracut.conf.d
+  echo 'hostonly="yes"' > /etc/dracut.conf.d/harness-hostonly.conf
+  t0=$(uptime_s)
+  run dracut_install env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$IN"/dracut/*.deb || return 1
+  put dracut_install_s "$(since "$t0")"
+  put initramfs_tools_after_dracut "$(dpkg-query -W -f '${db:Status-Abbrev}' initramfs-tools 2>/dev/null | tr -d ' ')"
+  put dracut_version "$(dpkg-query -W -f '${Version}' dracut-core 2>/dev/null)"
+  put dracut_initrd_agent_files "$(agent_files_in "/boot/initrd.img-$KVER")"
+  quiet dracut_initrd_list lsinitrd "/boot/initrd.img-$KVER"
+  put dracut_initrd_bytes "$(stat -c %s "/boot/initrd.img-$KVER")"
+  put dracut_later_initrd_agent_files "$(agent_files_in "/boot/initrd.img-$later")"
+  # The inputs are used up; $IN is on /run, a tmpfs of a tenth of the RAM, too small for them and
+  # both initrds (measured: the copy of the second one failed halfway).
+  rm -rf "$IN/dracut" "$IN/later-kernel.deb" "$IN/capture-agent.deb"
+  cp "/boot/initrd.img-$KVER" "$OUT/initrd-dracut.img" || { say "copying the dracut initrd failed"; rm -f "$OUT/initrd-dracut.img"; }
 }
 
 stage_crash() {
@@ -122,6 +153,11 @@ stage_check() {
   put savecore_result "$(systemctl show -p Result --value capture-agent-savecore.service)"
   put kexec_crash_loaded "$(cat /sys/kernel/kexec_crash_loaded)"
   quiet journal journalctl -b -u capture-agent.service -u capture-agent-savecore.service --no-pager -o short-monotonic
+  # This boot's initrd is dracut's: its pre-mount hook armed first, the service again after.
+  quiet pre_mount_journal journalctl -b -u dracut-pre-mount.service --no-pager -o short-monotonic
+  put early_cmdline_differs "$(grep -c 'armed with another command line' "$OUT/journal.txt")"
+  run status capture-agent status
+  put status_armed "$(grep -c '^armed: ' "$OUT/status.txt")"
   run dumps find /var/crash -printf '%M %u %s %p\n'
   local dir
   dir=$(find /var/crash -mindepth 1 -maxdepth 1 -type d | sort | tail -n1)

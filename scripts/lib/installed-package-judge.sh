@@ -20,6 +20,17 @@ early_block() {
     on { print }'
 }
 
+# dracut_early_block CONSOLE: the dracut pre-mount hook's lines (the agent's stderr, which
+# dracut-pre-mount.service sends to the journal and the console; journald prefixes each line on the
+# console with the time and "dracut-pre-mount[PID]: "): from the agent's first line on, the lines
+# with that same prefix, the prefix removed.
+dracut_early_block() {
+  console_lines "$1" | awk -v first="$EARLY_LINE" '
+    { line = $0; sub(/^\[ *[0-9]+\.[0-9]+\] /, "", line) }
+    !on && (i = index(line, first)) { on = 1; head = substr(line, 1, i - 1); print substr(line, i); next }
+    on && head != "" && index(line, head) == 1 && n++ < 40 { print substr(line, length(head) + 1) }'
+}
+
 # line_of CONSOLE ERE: the number of the first line matching, empty when none.
 # (awk reads to the end: an early exit would end the writer with SIGPIPE, fatal under pipefail)
 line_of() { console_lines "$1" | awk -v re="$2" '!n && $0 ~ re { n = NR } END { if (n) print n }'; }
@@ -57,6 +68,21 @@ judge_package() {
   echo "early_console_line=$early_at"
   echo "root_mount_console_line=$mount_at"
   [ -n "$early_at" ] && echo "early_armed_kernel_time_s=$(kernel_time_around "$con_c" "$early_at")"
+  local dracut_at="" dracut_mount_at=""
+  for k in dracut_version dracut_install_s initramfs_tools_after_dracut dracut_initrd_bytes dracut_initrd_agent_files \
+           dracut_later_initrd_agent_files; do
+    echo "$k=$(inst "$k")"
+  done
+  if [ -f "$con_k" ]; then
+    dracut_early_block "$con_k" > "$dir/dracut-early-console.txt"
+    dracut_at=$(line_of "$con_k" "$EARLY_LINE") dracut_mount_at=$(line_of "$con_k" "$ROOT_MOUNT_RE")
+  fi
+  echo "dracut_early_console_line=$dracut_at"
+  echo "dracut_root_mount_console_line=$dracut_mount_at"
+  [ -n "$dracut_at" ] && echo "dracut_early_armed_kernel_time_s=$(kernel_time_around "$con_k" "$dracut_at")"
+  echo "dracut_boot_kexec_crash_loaded=$(check kexec_crash_loaded)"
+  echo "dracut_boot_status_armed=$(check status_armed)"
+  echo "dracut_boot_cmdline_differs=$(check early_cmdline_differs)"
   echo "armed_at_boot_s=$(crash armed_at_boot_s)"
   echo "early_cmdline_differs=$(crash early_cmdline_differs)"
   local crash_at; crash_at=$(host crash_at_s)
@@ -84,6 +110,10 @@ judge_package() {
     stage=install tail_of=$con_i reason="the later kernel package (exit $(inst kernel_install_rc)) left no capture image for $(inst later_kernel)"
   elif [ ! -s "$dir/install/initrd.img" ]; then
     stage=install tail_of=$con_i reason="the host initrd did not come back from the guest"
+  elif [ "$(inst dracut_install_rc)" != 0 ] || [ "$(inst initramfs_tools_after_dracut)" = ii ]; then
+    stage=install tail_of=$con_i reason="the switch to dracut: apt-get exit $(inst dracut_install_rc), initramfs-tools '$(inst initramfs_tools_after_dracut)': $(tail -n3 "$dir/install/dracut_install.txt" 2>/dev/null | tr '\n' ' ')"
+  elif [ "$(inst dracut_initrd_agent_files)" = 0 ] || [ "$(stat -c %s "$dir/install/initrd-dracut.img" 2>/dev/null)" != "$(inst dracut_initrd_bytes)" ]; then
+    stage=install tail_of=$con_i reason="dracut with early_load = yes: $(inst dracut_initrd_agent_files) capture-agent files in its initrd of $(inst dracut_initrd_bytes) bytes, $(stat -c %s "$dir/install/initrd-dracut.img" 2>/dev/null || echo 0) of them came back"
   elif [ -z "$early_at" ]; then
     stage=crash tail_of=$con_c reason="no early arming line ('$EARLY_LINE') on the console"
   elif [ -z "$mount_at" ] || [ "$early_at" -gt "$mount_at" ]; then
@@ -96,6 +126,14 @@ judge_package() {
     stage=capture tail_of=$con_c reason=$(capture_reason "$con_c")
   elif [ ! -f "$dir/check/result.env" ]; then
     stage=check tail_of=$con_k reason="the boot after the capture wrote no results; the guest was at: $(last_step "$con_k")"
+  elif [ -z "$dracut_at" ]; then
+    stage=dracut tail_of=$con_k reason="booted with the dracut initrd: no early arming line ('$EARLY_LINE') on the console"
+  elif [ -z "$dracut_mount_at" ] || [ "$dracut_at" -gt "$dracut_mount_at" ]; then
+    stage=dracut tail_of=$con_k reason="the dracut hook's early arming line (console line $dracut_at) is not before the root mount (line ${dracut_mount_at:-none})"
+  elif grep -qa 'early arming failed' "$con_k" || ! grep -q '^armed: ' "$dir/dracut-early-console.txt"; then
+    stage=dracut tail_of=$con_k reason="the dracut hook did not arm: $(tail -n2 "$dir/dracut-early-console.txt" | tr '\n' ' ')"
+  elif [ "$(check kexec_crash_loaded)" != 1 ] || [ "$(check status_armed)" != 1 ]; then
+    stage=dracut tail_of=$con_k reason="after the dracut boot: kexec_crash_loaded=$(check kexec_crash_loaded), capture-agent status: $(head -n1 "$dir/check/status.txt" 2>/dev/null)"
   elif [ "$(check dump_dir)" = none ] || [ "$(check verify_rc)" != 0 ]; then
     stage=check tail_of=$con_k reason="dump $(check dump_dir), verify exit $(check verify_rc)"
   elif ! grep -qa 'sysrq triggered crash' "$dir/check/report.txt"; then

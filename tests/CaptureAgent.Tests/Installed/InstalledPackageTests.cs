@@ -12,7 +12,10 @@ namespace CaptureAgent.Tests.Installed;
 /// into the host initrd through the package's initramfs-tools hook; a later kernel package's
 /// install builds its capture image through the package's /etc/kernel hook; on the next boot the
 /// host initrd arms before the root filesystem is mounted (console) and the service arms again;
-/// `test --crash --yes` is captured; the boot after it finds the dump (savecore service, verify,
+/// `test --crash --yes` is captured. The first boot then switches the system to Debian's dracut
+/// (initramfs-tools removed); the boot after the capture runs the initrd dracut made with the
+/// package's dracut module, whose pre-mount hook arms before the root filesystem is mounted
+/// (console) and the service after it; that boot finds the dump (savecore service, verify,
 /// report); `dpkg --purge` leaves no file, unit, initrd content or armed kernel behind.
 /// </summary>
 [Trait("Category", "Vm")]
@@ -47,6 +50,17 @@ public class InstalledPackageTests(ITestOutputHelper log)
         Assert.Contains("capture command line:", early);
         Assert.Equal("0", result["early_cmdline_differs"]);   // early and late arming: one command line
         Assert.True(Number(result, "armed_at_boot_s") > 0, "capture-agent.service did not arm at boot");
+        // dracut: the package's module packed the capture kernel into the initrd Debian's dracut made,
+        // and booted with it, its pre-mount hook armed before the root mount; the service armed after.
+        Assert.True(Number(result, "dracut_initrd_agent_files") > 0, "dracut packed no capture-agent file");
+        Assert.True(Number(result, "dracut_early_console_line") < Number(result, "dracut_root_mount_console_line"));
+        string dracutEarly = File.ReadAllText(Path.Combine(dir, "dracut-early-console.txt"));
+        Assert.Contains("early arming from the initramfs", dracutEarly);
+        Assert.Contains("capture command line:", dracutEarly);
+        Assert.Contains("armed: a capture kernel is loaded", dracutEarly);
+        Assert.Equal("1", result["dracut_boot_kexec_crash_loaded"]);
+        Assert.Equal("1", result["dracut_boot_status_armed"]);
+        Assert.Equal("0", result["dracut_boot_cmdline_differs"]);
         // The figures were measured, not left blank.
         Assert.InRange(Number(result, "deb_bytes"), 512 * 1024, 64L << 20);
         Assert.InRange(Number(result, "capture_image_bytes"), 512 * 1024, 64L << 20);
