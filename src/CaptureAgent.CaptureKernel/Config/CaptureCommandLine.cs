@@ -51,6 +51,23 @@ public static class CaptureCommandLine
         if (modules.Count > 0) kept.Add("modprobe.blacklist=" + string.Join(',', modules));
         if (bootId is { Length: > 0 } && bootId.All(c => char.IsAsciiHexDigit(c) || c == '-')) kept.Add($"{BootIdParameter}={bootId}");
         if (!string.IsNullOrWhiteSpace(extra)) kept.Add(extra.Trim());
+        return WithoutRepeats(string.Join(' ', kept));
+    }
+
+    /// <summary>
+    /// Drops a parameter that appears again later, word for word (no_timer_check inherited from the
+    /// running kernel and added again by a platform quirk). Keeping each token's last copy keeps what
+    /// the kernel sees: for any name, the last token carrying it is untouched. Words after a lone
+    /// "--" go to init as positional arguments and are left as they are.
+    /// </summary>
+    public static string WithoutRepeats(string cmdline)
+    {
+        var tokens = Tokenize(cmdline);
+        int initArgs = tokens.IndexOf("--");
+        int end = initArgs < 0 ? tokens.Count : initArgs;
+        var kept = new List<string>(tokens.Count);
+        for (int i = 0; i < tokens.Count; i++)
+            if (i >= end || tokens.IndexOf(tokens[i], i + 1, end - i - 1) < 0) kept.Add(tokens[i]);
         return string.Join(' ', kept);
     }
 

@@ -24,6 +24,12 @@ public interface IDumpSink : IDisposable
     /// <summary>Makes what was written so far durable before more is written (a file's fsync); the end is still to come.</summary>
     void Flush() { }
 
+    /// <summary>
+    /// True when <see cref="Flush"/> may run on another thread while writes go on, covering what was
+    /// written before it began (a file's fsync); the writer then flushes beside the copy.
+    /// </summary>
+    bool FlushesConcurrently => false;
+
     /// <summary>How far the written data reaches (a file's size), or -1 when the sink cannot tell.</summary>
     long Length => -1;
 }
@@ -58,6 +64,8 @@ public sealed class FileSink : IDumpSink
     public void Complete() => RandomAccess.FlushToDisk(_file);
 
     public void Flush() => RandomAccess.FlushToDisk(_file);
+
+    public bool FlushesConcurrently => true;
 
     public long Length => RandomAccess.GetLength(_file);
 
@@ -139,13 +147,16 @@ public sealed class FlattenedSink : IDumpSink
     }
 }
 
-/// <summary>Passes everything on, counting the bytes and the time spent waiting on the target.</summary>
+/// <summary>
+/// Passes everything on, counting the bytes and the time spent waiting on the target (a flush may
+/// run on the writer's flush thread, so the time is added atomically).
+/// </summary>
 public sealed class TimedSink(IDumpSink inner) : IDumpSink
 {
     private long _ticks;
 
     public long Bytes { get; private set; }
-    public double Seconds => (double)_ticks / System.Diagnostics.Stopwatch.Frequency;
+    public double Seconds => (double)Interlocked.Read(ref _ticks) / System.Diagnostics.Stopwatch.Frequency;
 
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
@@ -156,7 +167,7 @@ public sealed class TimedSink(IDumpSink inner) : IDumpSink
         }
         finally
         {
-            _ticks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+            Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
         Bytes += data.Length;
     }
@@ -170,10 +181,11 @@ public sealed class TimedSink(IDumpSink inner) : IDumpSink
         }
         finally
         {
-            _ticks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+            Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
     }
 
+    public bool FlushesConcurrently => inner.FlushesConcurrently;
     public void Complete() => inner.Complete();
     public void Reserve(long offset, long length) => inner.Reserve(offset, length);
     public long Length => inner.Length;

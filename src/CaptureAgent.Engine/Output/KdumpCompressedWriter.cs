@@ -40,6 +40,9 @@ public sealed class KdumpCompressedWriter : IDumpWriter
     private long _nextSpaceCheck;
     /// <summary>Where the descriptors stood at the last successful fsync: all before it is on the target.</summary>
     private long _durableDescOffset;
+    /// <summary>The periodic fsync beside the copy (sinks that allow it), and where the descriptors stood when it began.</summary>
+    private BackgroundFlush? _flush;
+    private long _flushingDescOffset;
     private const long SpaceCheckBytes = 32L << 20;
 
     /// <summary>The target filled up: nothing more is written, the file ends as it is.</summary>
@@ -152,6 +155,8 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         finally
         {
             pass.Dispose();
+            _flush?.Dispose();
+            _flush = null;
         }
     }
 
@@ -413,7 +418,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             if (_w._dataFileOffset + _w._dataLen < _w._nextSpaceCheck) return;
             // Every 32 MiB: make what is written durable (an NFS server reports a full
             // export at the commit, not at the write), then see whether the rest fits.
-            _w.Checkpoint();
+            _w.CheckpointBesideTheCopy();
             _w._nextSpaceCheck = _w._dataFileOffset + SpaceCheckBytes;
             // Running out of room: exclude more for the pages still to come, and go on.
             if (_w._space.RaiseForRoom(_done, Dumpable, _stored, _storedBytes, _pfn) is not ({ } raised, var level, { } why)) return;
@@ -578,11 +583,12 @@ public sealed class KdumpCompressedWriter : IDumpWriter
     }
 
     /// <summary>
-    /// Writes what is buffered and fsyncs it. If the target then reports a failure, the
-    /// descriptors written since the last good fsync are zeroed: their data may not be there.
+    /// Writes what is buffered and fsyncs it, waiting for the fsync. If the target then reports a
+    /// failure, the descriptors written since the last good fsync are zeroed: their data may not be there.
     /// </summary>
     private void Checkpoint()
     {
+        CollectFlush();
         FlushCaches();
         try
         {
@@ -591,16 +597,54 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         }
         catch (IOException e) when (Libc.IsTargetFailure(e))
         {
-            try
-            {
-                Array.Clear(_desc);
-                for (long at = _durableDescOffset; at < _descFileOffset; at += _desc.Length)
-                    _sink.Write(at, _desc.AsSpan(0, (int)Math.Min(_desc.Length, _descFileOffset - at)));
-                _sink.Flush();
-            }
-            catch (IOException) { }   // best effort: the target is failing
-            _descFileOffset = _durableDescOffset;
-            throw new TargetFullException(Reason(e));
+            RollBackToDurable(e);
         }
+    }
+
+    /// <summary>
+    /// The periodic checkpoint: the fsync begun at the last one is collected (what it covered is
+    /// now durable, or its failure rolls back as <see cref="Checkpoint"/> does) and a new one begins
+    /// beside the copy. A failure is thus seen one checkpoint late, with the same outcome.
+    /// </summary>
+    private void CheckpointBesideTheCopy()
+    {
+        if (!_sink.FlushesConcurrently)
+        {
+            Checkpoint();
+            return;
+        }
+        CollectFlush();
+        FlushCaches();
+        _flush ??= new BackgroundFlush(_sink);
+        _flushingDescOffset = _descFileOffset;
+        _flush.Start();
+    }
+
+    private void CollectFlush()
+    {
+        if (_flush is null) return;
+        try
+        {
+            if (_flush.Collect()) _durableDescOffset = _flushingDescOffset;
+        }
+        catch (IOException e) when (Libc.IsTargetFailure(e))
+        {
+            RollBackToDurable(e);
+        }
+    }
+
+    private void RollBackToDurable(IOException e)
+    {
+        try
+        {
+            Array.Clear(_desc);
+            for (long at = _durableDescOffset; at < _descFileOffset; at += _desc.Length)
+                _sink.Write(at, _desc.AsSpan(0, (int)Math.Min(_desc.Length, _descFileOffset - at)));
+            _sink.Flush();
+        }
+        catch (IOException) { }   // best effort: the target is failing
+        _descFileOffset = _durableDescOffset;
+        _descCount = _dataLen = 0;   // what was buffered is dropped with the rest
+        throw new TargetFullException(Reason(e));
     }
 }

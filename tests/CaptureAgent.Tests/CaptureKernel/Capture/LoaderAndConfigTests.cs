@@ -30,6 +30,21 @@ public class LoaderAndConfigTests
     }
 
     [Fact]
+    public void ARepeatedParameterIsKeptOnceAndTheLastValueOfEachNameStillWins()
+    {
+        // This host's own line has no_timer_check; the vm-timer quirk appends it again.
+        var tokens = CaptureCommandLine.Tokenize(CaptureCommandLine.Build("root=/dev/vda1 no_timer_check console=ttyS0", "no_timer_check"));
+        Assert.Single(tokens, "no_timer_check");
+        Assert.Single(tokens, "root=/dev/vda1");
+
+        // a=1 a=2 a=1: the kernel takes a=1; dropping the later copy would leave a=2.
+        Assert.Equal("a=2 a=1 b", CaptureCommandLine.WithoutRepeats("a=1 a=2 a=1 b"));
+        Assert.Equal("1", CaptureCommandLine.Value(CaptureCommandLine.WithoutRepeats("a=1 a=2 a=1"), "a"));
+        // Words for init after "--" are positional: repeats there stay.
+        Assert.Equal("x y -- y y", CaptureCommandLine.WithoutRepeats("x y x y -- y y"));
+    }
+
+    [Fact]
     public void StatusExplainsWhyCaptureIsNotArmed()
     {
         using var dir = new TempDir();
