@@ -25,12 +25,7 @@ public class BackgroundFlushTests
     {
         var k = new SyntheticKernel(pfns: Pfns);
         using var dir = new TempDir();
-        k.WriteElf(dir.File("vmcore"));
-        DumpResult r;
-        FlakyFileSink sink;
-        using (var src = new DumpSource(dir.File("vmcore")))
-        using (sink = new FlakyFileSink(dir.File("dump"), failFlush: 0))
-            r = new KdumpCompressedWriter(src, sink, Options()).Write();
+        var (r, sink) = Dump(k, dir, failFlush: 0);
 
         Assert.False(r.Incomplete, r.IncompleteReason);
         Assert.True(sink.Flushes >= 3, $"{sink.Flushes} flushes");
@@ -45,11 +40,7 @@ public class BackgroundFlushTests
     {
         var k = new SyntheticKernel(pfns: Pfns);
         using var dir = new TempDir();
-        k.WriteElf(dir.File("vmcore"));
-        DumpResult r;
-        using (var src = new DumpSource(dir.File("vmcore")))
-        using (var sink = new FlakyFileSink(dir.File("dump"), failFlush: 2))   // the 2nd periodic one (at 64 MiB)
-            r = new KdumpCompressedWriter(src, sink, Options()).Write();
+        var (r, _) = Dump(k, dir, failFlush: 2);   // the 2nd periodic one (at 64 MiB)
 
         Assert.True(r.Incomplete);
         Assert.Contains("the target failed to write", r.IncompleteReason);
@@ -74,7 +65,15 @@ public class BackgroundFlushTests
         Assert.True(missing > 10000, $"{missing} missing pages");
     }
 
-    private static DumpOptions Options() => new() { Level = DumpLevel.None, Codec = PageCodec.None, Threads = 1 };
+    /// <summary>The kernel's vmcore dumped uncompressed at level 0 into dir/dump through a sink failing its n-th flush (0: none).</summary>
+    private static (DumpResult, FlakyFileSink) Dump(SyntheticKernel k, TempDir dir, int failFlush)
+    {
+        k.WriteElf(dir.File("vmcore"));
+        var options = new DumpOptions { Level = DumpLevel.None, Codec = PageCodec.None, Threads = 1 };
+        using var src = new DumpSource(dir.File("vmcore"));
+        using var sink = new FlakyFileSink(dir.File("dump"), failFlush);
+        return (new KdumpCompressedWriter(src, sink, options).Write(), sink);
+    }
 
     /// <summary>A file that counts its flushes, notes the threads they ran on and fails the n-th with EIO.</summary>
     private sealed class FlakyFileSink(string path, int failFlush) : IDumpSink
