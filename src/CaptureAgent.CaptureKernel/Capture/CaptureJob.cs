@@ -119,7 +119,7 @@ public static class CaptureJob
         Libc.FsyncDirectory(dir);
         report(result.Incomplete
             ? $"capture-agent: vmcore-incomplete kept ({result.BytesWritten} bytes): {result.IncompleteReason}"
-            : $"capture-agent: vmcore saved: {result.DumpablePages} pages, {result.BytesWritten} bytes in {clock.Elapsed.TotalSeconds:0.0} s");
+            : $"capture-agent: vmcore saved: {result.DumpablePages} pages, {result.BytesWritten} bytes in {clock.Elapsed.TotalSeconds:0.00} s");
         if (settings.SaveRawCopy && !result.Incomplete)
         {
             var copyClock = Stopwatch.StartNew();
