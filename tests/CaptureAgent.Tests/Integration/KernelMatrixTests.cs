@@ -20,7 +20,8 @@ namespace CaptureAgent.Tests.Integration;
 public class KernelMatrixTests(ITestOutputHelper log)
 {
     /// <summary>
-    /// The largest estimate among these kernels (trixie's generic 6.12), above their measured floors (72–80M): the
+    /// Above every one of these kernels' measured floors (72–80M); it was the largest estimate among them
+    /// (trixie's generic 6.12) until the estimate counted PID 1's own memory (now 76–92M). The
     /// matrix proves each kernel captures, the floors are CrashkernelMeasureEndToEndTests' job. At a
     /// floor a boot fails now and then: 6.1 at 80M panicked "System is deadlocked on memory" once
     /// while unpacking the image (a CI run; the out-of-memory report at 76M shows the page allocator's

@@ -144,7 +144,9 @@ public class CrashkernelMeasureEndToEndTests(ITestOutputHelper log)
     /// 1 MiB zstd window), the floor is found below it at 4 MiB resolution, and the estimate lands
     /// on the floor or at most 8 MiB above. The search starts at the estimate, not at the floor
     /// (80M): a boot at the floor itself fails now and then (a CI run's 6.1 capture kernel
-    /// panicked "System is deadlocked on memory" at 80M while unpacking the image).
+    /// panicked "System is deadlocked on memory" at 80M while unpacking the image; another ran out
+    /// of memory at 80M right after saving, when the estimate still left out PID 1's own 2 MiB and
+    /// recommended 80M).
     /// </summary>
     [Fact]
     public void OneAndFourGiBGuestsAreCapturedAtTheEstimateWithin8MOfTheFloor()
