@@ -28,6 +28,26 @@ GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev? virtio_pci_legacy_dev? 
 log() { echo "[fixtures] $*" >&2; }
 die() { echo "[fixtures] ERROR: $*" >&2; exit 1; }
 
+# static_agent: the static capture-agent to run: CAPTURE_AGENT_STATIC_BIN when set (scripts/test
+# publishes once for every test), else artifacts/static/capture-agent, published again only when a
+# source is newer. One place for the scripts that boot it (e2e, the installed-system scripts, bench-auto).
+static_agent() {
+  if [ -n "${CAPTURE_AGENT_STATIC_BIN:-}" ]; then echo "$CAPTURE_AGENT_STATIC_BIN"; return 0; fi
+  local repo=$SCRIPTS_DIR/.. bin newer="" publog
+  bin=$repo/artifacts/static/capture-agent
+  [ -x "$bin" ] && newer=$(find "$repo/src" "$repo/Directory.Build.props" \( -name obj -o -name bin \) -prune \
+             -o -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -newer "$bin" -print -quit)
+  if [ ! -x "$bin" ] || [ -n "$newer" ]; then
+    log "publishing the static NativeAOT capture-agent"
+    publog=$(mktemp)
+    (cd "$repo" && dotnet publish src/CaptureAgent/CaptureAgent.csproj -c Release -p:StaticBuild=true \
+       --artifacts-path artifacts/static-build -o artifacts/static -v quiet -nologo > "$publog" 2>&1) \
+      || { tail -n 30 "$publog" >&2; rm -f "$publog"; die "dotnet publish (static) failed"; }
+    rm -f "$publog"
+  fi
+  echo "$(cd "$(dirname "$bin")" && pwd)/capture-agent"
+}
+
 # Run as root directly, otherwise through sudo (CI runners are usually non-root with sudo).
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
