@@ -29,8 +29,13 @@ public sealed class DumpOptions
     /// <summary>Compression threads; the capture kernel usually has one CPU.</summary>
     public int Threads { get; init; } = Compression.BatchCompressor.DefaultThreads;
 
-    /// <summary>compression = auto: bytes written to the target before its speed is judged (or 2 s, whichever comes first).</summary>
-    public long ProbeBytes { get; init; } = 4 << 20;
+    /// <summary>
+    /// compression = auto: bytes of page data written before the target's speed is judged (or 2 s,
+    /// whichever comes first). Small, because the probe's pages are zstd's whatever the choice:
+    /// 1 MiB is about 2,000 of a kernel's first pages; its fsync still takes long enough on a slow
+    /// target (0.25 s at 4 MiB/s) to tell it from a fast one.
+    /// </summary>
+    public long ProbeBytes { get; init; } = 1 << 20;
 
     /// <summary>Called now and then with (pages done, pages to do).</summary>
     public Action<ulong, ulong>? Progress { get; init; }

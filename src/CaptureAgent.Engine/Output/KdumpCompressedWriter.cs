@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using CaptureAgent.Compression;
 using CaptureAgent.Dump;
 using CaptureAgent.Filtering;
@@ -69,7 +70,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         var header = BuildHeader(_src.MaxMapnr);
 
         // Pass 1: count what goes in, so the descriptor table can be placed; exclude more from the start if it will not fit.
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var clock = Stopwatch.StartNew();
         var plan = _space.Choose(filter, header, result, _choice);
         result.EstimatedBytes = plan.EstimatedBytes;
         // A dump without a page is none: readers have nothing to read and verify rejects it. Said
@@ -143,6 +144,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         try
         {
             pass.Run();
+            pass.EndProbe();
             Checkpoint();
         }
         catch (TargetFullException e)
@@ -259,6 +261,8 @@ public sealed class KdumpCompressedWriter : IDumpWriter
     private sealed class CopyPass : IDisposable
     {
         private const long ProbeSeconds = 2;
+        /// <summary>How long the probe's fsync may run beside the copy before its speed is judged from the wait.</summary>
+        private const double ProbeWaitSeconds = 1;
         private readonly KdumpCompressedWriter _w;
         private readonly PfnBitmap _bitmap;
         private readonly ulong _window, _maxMapnr;
@@ -272,7 +276,10 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         private bool _windowOpen, _decided;
         private ulong _pfn, _done, _stored;
         private long _storedBytes;
-        private readonly long _probeStart = System.Diagnostics.Stopwatch.GetTimestamp();
+        private readonly long _probeStart = Stopwatch.GetTimestamp();
+        /// <summary>When the probe's fsync began beside the copy (0: not yet), and what it covered.</summary>
+        private long _probeFlushStart, _probeBytes;
+        private double _probeWriteSeconds;
 
         public PageFilter Filter;
         public ulong Dumpable;
@@ -431,20 +438,56 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         }
 
         /// <summary>
-        /// compression = auto: once the first megabytes reached the target (and were synced, so
-        /// the device's own time counts), its speed decides the codec for the rest.
+        /// compression = auto: once the first megabyte of pages is written, it is fsynced so the
+        /// device's own time counts, and that time judges the target's speed. The fsync runs beside
+        /// the copy when the sink allows (the probe's codec, zstd, goes on meanwhile; on a slow
+        /// target that is the right one anyway): judged when it ends, or after
+        /// <see cref="ProbeWaitSeconds"/> from a bound, the target being slower than that.
         /// </summary>
         private void Probe()
         {
             var timed = _w._timed!;
-            bool enough = timed.Bytes >= _w._opt.ProbeBytes
-                || System.Diagnostics.Stopwatch.GetElapsedTime(_probeStart).TotalSeconds >= ProbeSeconds;
-            if (!enough && _done < Dumpable) return;
-            _w.Checkpoint();
+            if (_probeFlushStart == 0)
+            {
+                if (!ProbeHasEnough()) return;
+                if (_done >= Dumpable)
+                {
+                    _decided = true;   // nothing left to choose for
+                    return;
+                }
+                if (!_w.StartProbeFlush())
+                {
+                    Decide(timed.Bytes, timed.Seconds);   // flushed before returning: writes and flush timed together
+                    return;
+                }
+                (_probeFlushStart, _probeBytes, _probeWriteSeconds) = (Stopwatch.GetTimestamp(), timed.Bytes, timed.WriteSeconds);
+                return;
+            }
+            double waited = Stopwatch.GetElapsedTime(_probeFlushStart).TotalSeconds;
+            if (_w.FlushEnded) Decide(_probeBytes, _probeWriteSeconds + _w.LastFlushSeconds);
+            else if (waited >= ProbeWaitSeconds) Decide(_probeBytes, _probeWriteSeconds + waited);
+        }
+
+        /// <summary>A dump that ended before the target was timed kept the probe's codec: said so.</summary>
+        public void EndProbe()
+        {
+            if (_decided) return;
+            _decided = true;
+            _result.CodecChoice = $"compression auto kept {PageCompressors.Name(_compressor.Codec)}: all {_done} pages were written before the target's speed was known";
+        }
+
+        private bool ProbeHasEnough() =>
+            _w._dataFileOffset + _w._dataLen - _dataStart >= _w._opt.ProbeBytes
+            || Stopwatch.GetElapsedTime(_probeStart).TotalSeconds >= ProbeSeconds
+            || _done >= Dumpable;
+
+        /// <summary>The codec for the pages left, from the target's speed: <paramref name="bytes"/> took it <paramref name="seconds"/>.</summary>
+        private void Decide(long bytes, double seconds)
+        {
             _decided = true;
             ulong left = Dumpable - Math.Min(_done, Dumpable);
-            if (left == 0 || timed.Bytes == 0) return;
-            double bytesPerSecond = timed.Bytes / Math.Max(timed.Seconds, 1e-6);
+            if (left == 0 || bytes == 0) return;
+            double bytesPerSecond = bytes / Math.Max(seconds, 1e-6);
             long? room = _w._opt.FreeSpace?.Invoke();
             var (codec, reason) = _w._choice!.Choose(left, bytesPerSecond, _compressor.Threads, room);
             _result.CodecChoice = $"compression auto chose {PageCompressors.Name(codec)} after {_done} pages: {reason}";
@@ -619,6 +662,24 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         _flushingDescOffset = _descFileOffset;
         _flush.Start();
     }
+
+    /// <summary>
+    /// compression = auto's probe: what is buffered is written and fsynced, beside the copy when the
+    /// sink allows (true: <see cref="FlushEnded"/> tells when), otherwise before returning (false).
+    /// </summary>
+    private bool StartProbeFlush()
+    {
+        if (!_sink.FlushesConcurrently)
+        {
+            Checkpoint();
+            return false;
+        }
+        CheckpointBesideTheCopy();
+        return true;
+    }
+
+    private bool FlushEnded => _flush is null || _flush.Finished;
+    private double LastFlushSeconds => _flush?.LastSeconds ?? 0;
 
     private void CollectFlush()
     {

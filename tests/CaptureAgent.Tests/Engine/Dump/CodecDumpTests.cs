@@ -151,6 +151,55 @@ public class CodecDumpTests
         using (var kd = new KdumpFile(dir.File("fast"))) Assert.Equal((uint)fast.Codec, kd.Header.Status);
     }
 
+    /// <summary>
+    /// A file target, whose fsync may run beside the copy: the probe's fsync does, pages go on
+    /// meanwhile (the copy does not stall on a slow device), and its time judges the target: a
+    /// device that takes 400 ms a MiB gets zstd, one that takes none a cheap codec.
+    /// </summary>
+    [Fact]
+    public void AutoTimesTheTargetByAnFsyncBesideTheCopy()
+    {
+        var k = new SyntheticKernel(pfns: 8192, compressible: true);
+        using var dir = new TempDir();
+        k.WriteElf(dir.File("vmcore"));
+        long pagesDone = 0;
+        var options = new DumpOptions
+        {
+            Level = DumpLevel.Zero, AutoCodec = true, Threads = 1, ProbeBytes = 32 << 10,
+            Progress = (done, _) => Interlocked.Exchange(ref pagesDone, (long)done),
+        };
+        DumpResult Run(string name, int msPerMiB, out SlowFsyncSink sink)
+        {
+            using var src = new DumpSource(dir.File("vmcore"));
+            sink = new SlowFsyncSink(msPerMiB, () => Interlocked.Read(ref pagesDone));
+            var r = new KdumpCompressedWriter(src, sink, options).Write();
+            File.WriteAllBytes(dir.File(name), sink.Bytes.ToArray());
+            return r;
+        }
+        Run("warm-up", 0, out _);
+
+        var slow = Run("slow", 400, out var slowSink);
+        Assert.Equal(PageCodec.Zstd, slow.Codec);
+        Assert.Contains("compression auto chose zstd", slow.CodecChoice);
+        var (before, after) = slowSink.FirstSlowFlush;
+        Assert.True(after > before, $"no page was copied during the probe's fsync ({before} pages before it, {after} after)");
+
+        var reasons = new List<string>();
+        DumpResult fast = null!;
+        for (int attempt = 0; attempt < 3; attempt++)   // wall time: a preemption can make memory look slow
+        {
+            fast = Run("fast", 0, out _);
+            reasons.Add(fast.CodecChoice ?? "no choice made");
+            if (fast.Codec is PageCodec.Lzo or PageCodec.Snappy) break;
+        }
+        Assert.True(fast.Codec is PageCodec.Lzo or PageCodec.Snappy, string.Join("\n", reasons));
+        foreach (var f in new[] { "fast", "slow" })
+        {
+            using var kd = new KdumpFile(dir.File(f));
+            AssertPagesEqual(k, kd);
+        }
+    }
+
     [Fact]
     public void AutoRanksCodecsByMeasuredCostAndTargetSpeed()
     {
@@ -192,6 +241,44 @@ public class CodecDumpTests
             _owedMs -= (int)_owedMs;
         }
 
+        public void Complete() { }
+        public void Dispose() { }
+    }
+
+    /// <summary>
+    /// A target in memory whose writes take no time and whose fsync takes a given time per MiB
+    /// written since the last one, and may run beside writes (a file on a slow device).
+    /// </summary>
+    private sealed class SlowFsyncSink(int msPerMiB, Func<long> pagesDone) : IDumpSink
+    {
+        private readonly object _lock = new();
+        private long _unflushed;
+        public MemoryStream Bytes { get; } = new(64 << 20);
+        /// <summary>Pages the writer had done when the first fsync that slept began, and when it ended.</summary>
+        public (long Before, long After) FirstSlowFlush { get; private set; } = (-1, -1);
+
+        public void Write(long offset, ReadOnlySpan<byte> data)
+        {
+            lock (_lock)
+            {
+                Bytes.Position = offset;
+                Bytes.Write(data);
+                _unflushed += data.Length;
+            }
+        }
+
+        public void Flush()
+        {
+            long bytes;
+            lock (_lock) (bytes, _unflushed) = (_unflushed, 0);
+            int ms = (int)(bytes * (double)msPerMiB / (1 << 20));
+            if (ms == 0) return;
+            long before = pagesDone();
+            Thread.Sleep(ms);
+            if (FirstSlowFlush.Before < 0) FirstSlowFlush = (before, pagesDone());
+        }
+
+        public bool FlushesConcurrently => true;
         public void Complete() { }
         public void Dispose() { }
     }
