@@ -31,8 +31,8 @@ public sealed class DumpOptions
 
     /// <summary>
     /// compression = auto: bytes of page data written before the target's speed is judged (or 2 s,
-    /// whichever comes first). Small, because the probe's pages are zstd's whatever the choice:
-    /// 1 MiB is about 2,000 of a kernel's first pages; its fsync still takes long enough on a slow
+    /// whichever comes first). Small, because the probe's pages are the cheapest codec's whatever
+    /// the choice (a slow target pays for their size); its fsync still takes long enough on a slow
     /// target (0.25 s at 4 MiB/s) to tell it from a fast one.
     /// </summary>
     public long ProbeBytes { get; init; } = 1 << 20;

@@ -295,7 +295,10 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             int slot = opt.AutoCodec
                 ? CodecChoice.Candidates.Max(c => BatchCompressor.SlotSize(c, writer._ps))
                 : BatchCompressor.SlotSize(opt.Codec, writer._ps);
-            _compressor = new BatchCompressor(opt.Codec, writer._ps, opt.Threads, opt.ZstdLevel);
+            // compression = auto begins with the cheapest codec: the probe's pages cost a fast target nothing.
+            var first = writer._choice?.Cheapest ?? opt.Codec;
+            _compressor = new BatchCompressor(first, writer._ps, opt.Threads, opt.ZstdLevel);
+            result.Codec = first;
             // A second batch only pays when helper threads compress one while the next is read; with
             // one thread (the capture kernel runs with nr_cpus=1) it would be 2 MiB of reservation for nothing.
             _batches = _compressor.Threads > 1
@@ -438,11 +441,11 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         }
 
         /// <summary>
-        /// compression = auto: once the first megabyte of pages is written, it is fsynced so the
-        /// device's own time counts, and that time judges the target's speed. The fsync runs beside
-        /// the copy when the sink allows (the probe's codec, zstd, goes on meanwhile; on a slow
-        /// target that is the right one anyway): judged when it ends, or after
-        /// <see cref="ProbeWaitSeconds"/> from a bound, the target being slower than that.
+        /// compression = auto: the first megabyte of pages, in the cheapest codec, is written and
+        /// fsynced so the device's own time counts, and that time judges the target's speed. The
+        /// fsync runs beside the copy when the sink allows, with the smallest codec meanwhile (on a
+        /// slow target the right one; on a fast one the fsync is over in milliseconds): judged when
+        /// it ends, or after <see cref="ProbeWaitSeconds"/> from a bound, the target being slower than that.
         /// </summary>
         private void Probe()
         {
@@ -461,6 +464,9 @@ public sealed class KdumpCompressedWriter : IDumpWriter
                     return;
                 }
                 (_probeFlushStart, _probeBytes, _probeWriteSeconds) = (Stopwatch.GetTimestamp(), timed.Bytes, timed.WriteSeconds);
+                // While the fsync runs the smallest pages cost least: a slow target is still taking the probe's.
+                var smallest = _w._choice!.Smallest;
+                if (smallest != _compressor.Codec) _switchTo = smallest;
                 return;
             }
             double waited = Stopwatch.GetElapsedTime(_probeFlushStart).TotalSeconds;
@@ -491,7 +497,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             long? room = _w._opt.FreeSpace?.Invoke();
             var (codec, reason) = _w._choice!.Choose(left, bytesPerSecond, _compressor.Threads, room);
             _result.CodecChoice = $"compression auto chose {PageCompressors.Name(codec)} after {_done} pages: {reason}";
-            if (codec != _compressor.Codec) _switchTo = codec;
+            _switchTo = codec != _compressor.Codec ? codec : null;
         }
 
         private void SwitchCodec(PageCodec codec)
