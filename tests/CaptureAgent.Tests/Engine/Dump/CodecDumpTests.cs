@@ -210,6 +210,11 @@ public class CodecDumpTests
         var zstd = choice.PerPage(0);
         var lzo = choice.PerPage(1);
         Assert.True(zstd.Bytes < lzo.Bytes, $"zstd {zstd.Bytes} bytes a page, lzo {lzo.Bytes}");
+        // The probe's first pages go out in the cheapest codec, the pages during its fsync in the smallest.
+        Assert.Equal(PageCodec.Zstd, choice.Smallest);
+        Assert.NotEqual(PageCodec.Zstd, choice.Cheapest);
+        using (var unsampled = new CodecChoice(4096, ZstdPageCompressor.DefaultLevel))
+            Assert.Equal(PageCodec.Zstd, unsampled.Cheapest);   // nothing sampled: zstd
         Assert.Equal(PageCodec.Zstd, choice.Choose(1_000_000, 1 << 20, 1, null).Codec);              // 1 MiB/s
         Assert.NotEqual(PageCodec.Zstd, choice.Choose(1_000_000, 20.0 * (1 << 30), 1, null).Codec);  // 20 GiB/s
         // Only zstd's pages fit the room left: zstd, however fast the target.
