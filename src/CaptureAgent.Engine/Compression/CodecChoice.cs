@@ -71,7 +71,8 @@ public sealed class CodecChoice : IDisposable
     /// and writing overlap even on one CPU: what is written goes to the page cache, and the device
     /// (or the NFS client's network) takes it from there while the CPU compresses the next pages,
     /// so the slower of the two sets the pace. (Adding them, as this did first, had a 4 MiB/s
-    /// target at a tie between zstd and lzo where zstd finished in 7.9 s and lzo in 9.9 s.) A
+    /// target at a tie between zstd and lzo where zstd finished in 7.9 s and lzo in 9.9 s. An ssh
+    /// stream, whose encryption shares the CPU, overlaps less; its speed as measured includes it.) A
     /// candidate whose pages would not fit in <paramref name="room"/> bytes is taken only if none fits.
     /// </summary>
     public (PageCodec Codec, string Reason) Choose(ulong pages, double bytesPerSecond, int threads, long? room)

@@ -44,6 +44,9 @@ public sealed class KdumpCompressedWriter : IDumpWriter
     /// <summary>The periodic fsync beside the copy (sinks that allow it), and where the descriptors stood when it began.</summary>
     private BackgroundFlush? _flush;
     private long _flushingDescOffset;
+    /// <summary>compression = auto: the probe's fsync is the one running beside the copy; how long it took, once collected.</summary>
+    private bool _probeFlushRunning;
+    private double? _probeFlushSeconds;
     private const long SpaceCheckBytes = 32L << 20;
 
     /// <summary>The target filled up: nothing more is written, the file ends as it is.</summary>
@@ -273,6 +276,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         private readonly PageBatch[] _batches;
         private BatchCompressor _compressor;
         private PageCodec? _switchTo;
+        private readonly List<PageCodec> _codecsUsed = new(4);
         private bool _windowOpen, _decided;
         private ulong _pfn, _done, _stored;
         private long _storedBytes;
@@ -323,7 +327,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
                 var next = _batches[which ^ 1];
                 bool more = Fill(next);
                 _compressor.Finish();
-                if (_switchTo is PageCodec codec) SwitchCodec(codec);
+                if (more && _switchTo is PageCodec codec) SwitchCodec(codec);
                 if (more) _compressor.Start(next);
                 Emit(current);
                 AfterBatch();
@@ -337,8 +341,8 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         {
             while (Fill(batch))
             {
-                _compressor.Compress(batch);
                 if (_switchTo is PageCodec codec) SwitchCodec(codec);
+                _compressor.Compress(batch);
                 Emit(batch);
                 AfterBatch();
             }
@@ -415,11 +419,20 @@ public sealed class KdumpCompressedWriter : IDumpWriter
                         break;
                 }
             }
+            if (b.CompressCount > 0) NoteCodec(b.Codec);
             _done += (ulong)b.Count;
             _stored += (ulong)b.Count;
             _storedBytes += _w._dataFileOffset + _w._dataLen - before;
             _w._opt.Progress?.Invoke(_done, Dumpable);
             _w._opt.Heartbeat?.Invoke();
+        }
+
+        /// <summary>The header names the codec of the last pages written; auto's messages name every one used, in order.</summary>
+        private void NoteCodec(PageCodec codec)
+        {
+            if (_codecsUsed.Count > 0 && _codecsUsed[^1] == codec) return;
+            _codecsUsed.Add(codec);
+            _result.Codec = codec;
         }
 
         private void AfterBatch()
@@ -452,12 +465,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             var timed = _w._timed!;
             if (_probeFlushStart == 0)
             {
-                if (!ProbeHasEnough()) return;
-                if (_done >= Dumpable)
-                {
-                    _decided = true;   // nothing left to choose for
-                    return;
-                }
+                if (!ProbeHasEnough() || _done >= Dumpable) return;   // a dump that ends first: EndProbe says so
                 if (!_w.StartProbeFlush())
                 {
                     Decide(timed.Bytes, timed.Seconds);   // flushed before returning: writes and flush timed together
@@ -469,8 +477,11 @@ public sealed class KdumpCompressedWriter : IDumpWriter
                 if (smallest != _compressor.Codec) _switchTo = smallest;
                 return;
             }
+            // Collected as soon as it ends (no wait): a failed fsync ends the dump here, at the
+            // last durable point, not 32 MiB of pages later, and is not taken for a fast target.
+            if (_w.FlushEnded) _w.CollectFlush();
             double waited = Stopwatch.GetElapsedTime(_probeFlushStart).TotalSeconds;
-            if (_w.FlushEnded) Decide(_probeBytes, _probeWriteSeconds + _w.LastFlushSeconds);
+            if (_w._probeFlushSeconds is double flushed) Decide(_probeBytes, _probeWriteSeconds + flushed);
             else if (waited >= ProbeWaitSeconds) Decide(_probeBytes, _probeWriteSeconds + waited);
         }
 
@@ -479,7 +490,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         {
             if (_decided) return;
             _decided = true;
-            _result.CodecChoice = $"compression auto kept {PageCompressors.Name(_compressor.Codec)}: all {_done} pages were written before the target's speed was known";
+            _result.CodecChoice = $"compression auto made no choice: all {_done} pages were written before the target's speed was known, in {string.Join(", then ", _codecsUsed.Select(PageCompressors.Name))}";
         }
 
         private bool ProbeHasEnough() =>
@@ -505,7 +516,6 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             var opt = _w._opt;
             _compressor.Dispose();
             _compressor = new BatchCompressor(codec, _w._ps, opt.Threads, opt.ZstdLevel);
-            _result.Codec = codec;
             _switchTo = null;
         }
 
@@ -681,18 +691,20 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             return false;
         }
         CheckpointBesideTheCopy();
+        _probeFlushRunning = true;
         return true;
     }
 
     private bool FlushEnded => _flush is null || _flush.Finished;
-    private double LastFlushSeconds => _flush?.LastSeconds ?? 0;
 
     private void CollectFlush()
     {
         if (_flush is null) return;
         try
         {
-            if (_flush.Collect()) _durableDescOffset = _flushingDescOffset;
+            if (!_flush.Collect()) return;
+            _durableDescOffset = _flushingDescOffset;
+            if (_probeFlushRunning) (_probeFlushSeconds, _probeFlushRunning) = (_flush.LastSeconds, false);
         }
         catch (IOException e) when (Libc.IsTargetFailure(e))
         {

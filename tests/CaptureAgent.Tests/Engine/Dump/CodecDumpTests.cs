@@ -115,7 +115,7 @@ public class CodecDumpTests
     /// <summary>
     /// compression = auto against a target that takes bytes at memory speed and one that sleeps
     /// for every MiB (a slow NFS export or ssh link): the cheap codec for the first, zstd's small
-    /// pages for the second. Both files read back page for page, the probe's zstd pages included.
+    /// pages for the second. Both files read back page for page, the probe's pages (in the cheapest codec) included.
     /// </summary>
     [Fact]
     public void AutoPicksACheapCodecForAFastTargetAndZstdForASlowOne()
@@ -201,6 +201,25 @@ public class CodecDumpTests
         }
     }
 
+    /// <summary>
+    /// A dump that ends before the target is timed made no choice and says so, naming the codec
+    /// its pages were written in; the header names that codec too, not one no page used.
+    /// </summary>
+    [Fact]
+    public void AutoThatEndsBeforeTheProbeSaysWhichCodecItWrote()
+    {
+        var k = new SyntheticKernel(pfns: 8192, compressible: true);
+        using var dir = new TempDir();
+        k.WriteElf(dir.File("vmcore"));
+        var options = new DumpOptions { Level = DumpLevel.Zero, AutoCodec = true, Threads = 1, ProbeBytes = 1L << 30 };
+        var r = DumpTo(dir.File("vmcore"), dir.File("small"), options, msPerMiB: 0);
+        Assert.Contains("compression auto made no choice", r.CodecChoice);
+        Assert.EndsWith($"in {PageCompressors.Name(r.Codec)}", r.CodecChoice);
+        using var kd = new KdumpFile(dir.File("small"));
+        Assert.Equal((uint)r.Codec, kd.Header.Status);
+        AssertPagesEqual(k, kd);
+    }
+
     [Fact]
     public void AutoRanksCodecsByMeasuredCostAndTargetSpeed()
     {
@@ -252,8 +271,10 @@ public class CodecDumpTests
     }
 
     /// <summary>
-    /// A target in memory whose writes take no time and whose fsync takes a given time per MiB
-    /// written since the last one, and may run beside writes (a file on a slow device).
+    /// A target in memory whose writes take no time and whose first fsync with data takes a given
+    /// time per MiB written (a file on a slow device; later ones are instant, to keep the test
+    /// short). That fsync may run beside writes, and on a loaded host it also lasts until the
+    /// writer has copied a page more, or 5 s: a copy that stalls during it shows as no progress.
     /// </summary>
     private sealed class SlowFsyncSink(int msPerMiB, Func<long> pagesDone) : IDumpSink
     {
@@ -279,11 +300,13 @@ public class CodecDumpTests
             long bytes;
             lock (_lock) (bytes, _unflushed) = (_unflushed, 0);
             int ms = (int)(bytes * (double)msPerMiB / (1 << 20));
-            if (ms == 0) return;
-            if (FlushMs == 0) FlushMs = ms;
+            if (ms == 0 || FlushMs > 0) return;
+            FlushMs = ms;
             long before = pagesDone();
             Thread.Sleep(ms);
-            if (FirstSlowFlush.Before < 0) FirstSlowFlush = (before, pagesDone());
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (pagesDone() == before && waited.ElapsedMilliseconds < 5000) Thread.Sleep(1);
+            FirstSlowFlush = (before, pagesDone());
         }
 
         public bool FlushesConcurrently => true;
