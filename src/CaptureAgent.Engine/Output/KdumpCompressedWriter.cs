@@ -485,18 +485,18 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             else if (waited >= ProbeWaitSeconds) Decide(_probeBytes, _probeWriteSeconds + waited);
         }
 
-        /// <summary>A dump that ended before the target was timed kept the probe's codec: said so.</summary>
+        /// <summary>A dump that ended before the target was timed made no choice: said so, with the codecs its pages are in.</summary>
         public void EndProbe()
         {
             if (_decided) return;
             _decided = true;
-            _result.CodecChoice = $"compression auto made no choice: all {_done} pages were written before the target's speed was known, in {string.Join(", then ", _codecsUsed.Select(PageCompressors.Name))}";
+            string codecs = _codecsUsed.Count == 0 ? "none (no page needed compressing)" : string.Join(", then ", _codecsUsed.Select(PageCompressors.Name));
+            _result.CodecChoice = $"compression auto made no choice: all {_done} pages were written before the target's speed was known, in {codecs}";
         }
 
         private bool ProbeHasEnough() =>
             _w._dataFileOffset + _w._dataLen - _dataStart >= _w._opt.ProbeBytes
-            || Stopwatch.GetElapsedTime(_probeStart).TotalSeconds >= ProbeSeconds
-            || _done >= Dumpable;
+            || Stopwatch.GetElapsedTime(_probeStart).TotalSeconds >= ProbeSeconds;
 
         /// <summary>The codec for the pages left, from the target's speed: <paramref name="bytes"/> took it <paramref name="seconds"/>.</summary>
         private void Decide(long bytes, double seconds)
