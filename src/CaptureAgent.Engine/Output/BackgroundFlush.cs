@@ -19,7 +19,6 @@ internal sealed class BackgroundFlush : IDisposable
     private volatile bool _stopping;
     private Exception? _error;
     private bool _running;
-    private long _lastTicks;
 
     public BackgroundFlush(IDumpSink sink) => _sink = sink;
 
@@ -38,9 +37,6 @@ internal sealed class BackgroundFlush : IDisposable
 
     /// <summary>True when no flush is running or the one begun last has ended: <see cref="Collect"/> will not wait.</summary>
     public bool Finished => !_running || _done.CurrentCount > 0;
-
-    /// <summary>How long the last flush that ended took (compression = auto times the target by it).</summary>
-    public double LastSeconds => (double)Interlocked.Read(ref _lastTicks) / System.Diagnostics.Stopwatch.Frequency;
 
     /// <summary>
     /// Waits for the flush begun last and throws what it failed with. True when a flush was
@@ -65,7 +61,6 @@ internal sealed class BackgroundFlush : IDisposable
         {
             _go.Wait();
             if (_stopping) return;
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 _sink.Flush();
@@ -74,7 +69,6 @@ internal sealed class BackgroundFlush : IDisposable
             {
                 _error = e;
             }
-            Interlocked.Exchange(ref _lastTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             _done.Release();
         }
     }

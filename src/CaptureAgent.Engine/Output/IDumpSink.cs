@@ -153,13 +153,15 @@ public sealed class FlattenedSink : IDumpSink
 /// </summary>
 public sealed class TimedSink(IDumpSink inner) : IDumpSink
 {
-    private long _ticks, _writeTicks;
+    private long _ticks, _writeTicks, _lastFlushTicks;
 
     public long Bytes { get; private set; }
     /// <summary>Time spent in writes and flushes.</summary>
     public double Seconds => (double)Interlocked.Read(ref _ticks) / System.Diagnostics.Stopwatch.Frequency;
     /// <summary>Time spent in writes alone (a flush beside the copy is timed where it runs).</summary>
     public double WriteSeconds => (double)Interlocked.Read(ref _writeTicks) / System.Diagnostics.Stopwatch.Frequency;
+    /// <summary>How long the last flush that ended took, on whichever thread ran it.</summary>
+    public double LastFlushSeconds => (double)Interlocked.Read(ref _lastFlushTicks) / System.Diagnostics.Stopwatch.Frequency;
 
     public void Write(long offset, ReadOnlySpan<byte> data)
     {
@@ -186,7 +188,9 @@ public sealed class TimedSink(IDumpSink inner) : IDumpSink
         }
         finally
         {
-            Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+            Interlocked.Add(ref _ticks, ticks);
+            Interlocked.Exchange(ref _lastFlushTicks, ticks);
         }
     }
 

@@ -704,7 +704,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         {
             if (!_flush.Collect()) return;
             _durableDescOffset = _flushingDescOffset;
-            if (_probeFlushRunning) (_probeFlushSeconds, _probeFlushRunning) = (_flush.LastSeconds, false);
+            if (_probeFlushRunning) (_probeFlushSeconds, _probeFlushRunning) = (_timed!.LastFlushSeconds, false);
         }
         catch (IOException e) when (Libc.IsTargetFailure(e))
         {
