@@ -15,13 +15,19 @@ public sealed record VmBootOptions
     /// <summary>QEMU arguments that attach the scratch target (see <see cref="ScratchDisk.QemuArguments"/>).</summary>
     public IReadOnlyList<string> DiskArguments { get; init; } = [];
     public int TimeoutSeconds { get; init; } = 900;
+    /// <summary>
+    /// How long the console may stay silent before the agent has started in the capture kernel:
+    /// a kernel that boots prints all the time, so that long a silence is a hung boot, not a slow one.
+    /// </summary>
+    public int SilenceSeconds { get; init; } = 240;
     public string Qemu { get; init; } = "qemu-system-x86_64";
     public required string ConsoleLog { get; init; }
     /// <summary>What the first kernel's /init does: arm and crash (<see cref="RehearsalGuest.CrashRole"/>) or run commands (<see cref="RehearsalGuest.CommandsRole"/>).</summary>
     public string Role { get; init; } = RehearsalGuest.CrashRole;
 }
 
-public sealed record VmBootResult(string Console, double Seconds, bool TimedOut, string ConsoleLog);
+/// <summary>A boot's console and how it ended; <paramref name="SilentSeconds"/> is non-zero when it was stopped as hung.</summary>
+public sealed record VmBootResult(string Console, double Seconds, bool TimedOut, string ConsoleLog, int SilentSeconds = 0);
 
 /// <summary>
 /// The host side of a crash rehearsal in QEMU (TCG): the capture kernel boots as a first kernel with
@@ -83,12 +89,12 @@ public static class CrashVm
         p.ErrorDataReceived += (_, e) => console.Append(e.Data);
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        bool timedOut = !WaitForOutcome(p, console, sw, o.TimeoutSeconds);
+        var end = WaitForOutcome(p, console, sw, o);
         if (!p.HasExited) { try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }
         p.WaitForExit();
         string log = console.Text();
         File.WriteAllText(o.ConsoleLog, log);
-        return new VmBootResult(log, sw.Elapsed.TotalSeconds, timedOut, o.ConsoleLog);
+        return new VmBootResult(log, sw.Elapsed.TotalSeconds, end != BootEnd.Outcome, o.ConsoleLog, end == BootEnd.Silent ? o.SilenceSeconds : 0);
     }
 
     private static ProcessStartInfo QemuStartInfo(VmBootOptions o)
@@ -103,19 +109,31 @@ public static class CrashVm
         return psi;
     }
 
+    private enum BootEnd { Outcome, TimedOut, Silent }
+
     /// <summary>
     /// Waits until QEMU exits or the outcome is on the console (a final action of halt would keep
-    /// QEMU up); false when the time ran out first.
+    /// QEMU up), the time runs out, or the boot hangs: silent for <see cref="VmBootOptions.SilenceSeconds"/>
+    /// before the agent started in the capture kernel (once it has, its own stall_timeout rules).
     /// </summary>
-    private static bool WaitForOutcome(Process p, SerialConsole console, Stopwatch sw, int timeoutSeconds)
+    private static BootEnd WaitForOutcome(Process p, SerialConsole console, Stopwatch sw, VmBootOptions o)
     {
+        int length = 0;
+        var lastOutput = sw.Elapsed;
         while (!p.WaitForExit(1000))
         {
-            if (Ended(console.Text()) && sw.Elapsed.TotalSeconds > 5) { Thread.Sleep(3000); return true; }
-            if (sw.Elapsed.TotalSeconds > timeoutSeconds) return false;
+            string text = console.Text();
+            if (Ended(text) && sw.Elapsed.TotalSeconds > 5) { Thread.Sleep(3000); return BootEnd.Outcome; }
+            if (sw.Elapsed.TotalSeconds > o.TimeoutSeconds) return BootEnd.TimedOut;
+            if (text.Length != length) { length = text.Length; lastOutput = sw.Elapsed; }
+            else if ((sw.Elapsed - lastOutput).TotalSeconds > o.SilenceSeconds && !text.Contains(AgentStartedMarker, StringComparison.Ordinal))
+                return BootEnd.Silent;
         }
-        return true;
+        return BootEnd.Outcome;
     }
+
+    /// <summary>The capture kernel's PID 1 says this first; before it, the capture kernel is still booting.</summary>
+    public const string AgentStartedMarker = "capture-agent: capture kernel started";
 
     /// <summary>QEMU's stdout and stderr as one text, lines appended from both reader threads.</summary>
     private sealed class SerialConsole

@@ -119,36 +119,57 @@ public static class CrashkernelMeasure
             TimeoutSeconds = o.TimeoutSeconds, Qemu = o.Qemu,
             ConsoleLog = Path.Combine(work, $"console-{SizeText.Format(size)}.log"),
         });
-        var (works, outcome) = Classify(r.Console, diskArguments.Count > 0, r.TimedOut);
+        var (works, outcome) = Classify(r.Console, diskArguments.Count > 0, r.TimedOut, r.SilentSeconds);
         return new MeasureAttempt(size, works, outcome, r.Seconds, Find(r.Console, "capture-agent: MemTotal"), PeakKiB(r.Console), r.ConsoleLog);
     }
 
     /// <summary>Outcomes in which the VM's first kernel never got to the crash: no verdict on the reservation size.</summary>
     private static bool FirstKernelFailed(string outcome) =>
-        outcome.StartsWith("the first kernel never armed", StringComparison.Ordinal) || outcome.StartsWith("timed out before the first kernel", StringComparison.Ordinal);
+        outcome.StartsWith("the first kernel", StringComparison.Ordinal) || outcome.StartsWith("timed out before the first kernel", StringComparison.Ordinal);
 
-    /// <summary>Reads a console log: did the capture kernel get a complete dump saved, and if not, where did it stop?</summary>
-    public static (bool Works, string Outcome) Classify(string console, bool diskTarget, bool timedOut)
+    /// <summary>
+    /// Reads a console log: did the capture kernel get a complete dump saved, and if not, where did
+    /// it stop? <paramref name="silentSeconds"/> is non-zero when the boot was stopped as hung.
+    /// </summary>
+    public static (bool Works, string Outcome) Classify(string console, bool diskTarget, bool timedOut, int silentSeconds = 0)
     {
         // Our own line can be garbled on a busy serial console (kernel messages interleave with it);
         // the kernel's panic line is written whole, so it counts as the crash too.
         int crash = console.IndexOf("measure-guest: crashing", StringComparison.Ordinal);
-        if (crash < 0) crash = console.IndexOf("sysrq triggered crash", StringComparison.Ordinal);
+        if (crash < 0) crash = console.IndexOf(RehearsalPanic, StringComparison.Ordinal);
+        string hung = $"hung (no console output for {silentSeconds} s)";
         if (console.Contains("measure-guest: load refused", StringComparison.Ordinal))
             return (false, "kexec_file_load refused the capture kernel: " + (Find(console, "measure-guest: load refused") ?? ""));
-        if (crash < 0) return (false, timedOut ? "timed out before the first kernel armed the capture kernel" : "the first kernel never armed the capture kernel");
+        if (crash < 0)
+            return (false, silentSeconds > 0 ? $"the first kernel {hung} before it armed the capture kernel"
+                : timedOut ? "timed out before the first kernel armed the capture kernel" : "the first kernel never armed the capture kernel");
         string after = console[crash..];
-        bool agentStarted = after.Contains("capture-agent: capture kernel started", StringComparison.Ordinal);
+        bool agentStarted = after.Contains(CrashVm.AgentStartedMarker, StringComparison.Ordinal);
         if (after.Contains(CompleteMarker, StringComparison.Ordinal)) return (true, "complete dump saved");
         if (after.Contains("Out of memory", StringComparison.Ordinal) || after.Contains("deadlocked on memory", StringComparison.Ordinal)
             || after.Contains("oom-kill", StringComparison.Ordinal) || after.Contains("Initramfs unpacking failed", StringComparison.Ordinal))
             return (false, agentStarted ? "out of memory while the agent ran" : "out of memory before /init (capture kernel boot)");
-        if (after.Contains("Kernel panic", StringComparison.Ordinal))
-            return (false, "capture kernel panic: " + (Find(after, "Kernel panic") ?? ""));
-        if (!agentStarted) return (false, timedOut ? "timed out before the agent started in the capture kernel" : "the capture kernel never started the agent");
+        if (CapturePanic(after) is string panic) return (false, "capture kernel panic: " + panic);
+        if (!agentStarted)
+            return (false, silentSeconds > 0 ? $"the capture kernel {hung} before the agent started"
+                : timedOut ? "timed out before the agent started in the capture kernel" : "the capture kernel never started the agent");
         if (!diskTarget && CrashVm.Ended(after)) return (true, "agent ran to its end (no emulated target: boot-level evidence only)");
         if (timedOut) return (false, "timed out while the agent ran");
         return (false, Find(after, "capture failed") ?? Find(after, "capture incomplete") ?? "no complete dump");
+    }
+
+    /// <summary>What the first kernel's panic says: the rehearsal's own crash, not a failure.</summary>
+    private const string RehearsalPanic = "sysrq triggered crash";
+
+    /// <summary>The first panic line after the crash that is not the rehearsal's own (the first kernel panics too, by design).</summary>
+    private static string? CapturePanic(string after)
+    {
+        for (int i = after.IndexOf("Kernel panic", StringComparison.Ordinal); i >= 0; i = after.IndexOf("Kernel panic", i + 1, StringComparison.Ordinal))
+        {
+            string line = Find(after[i..], "Kernel panic")!;
+            if (!line.Contains(RehearsalPanic, StringComparison.Ordinal)) return line;
+        }
+        return null;
     }
 
     private static string? Find(string text, string marker)

@@ -111,7 +111,7 @@ public static class SelfTest
                 DiskArguments = ScratchDisk.QemuArguments(disk, image), TimeoutSeconds = o.TimeoutSeconds, Qemu = o.Qemu,
                 ConsoleLog = Path.Combine(work, "console.log"),
             });
-            var (works, outcome) = CrashkernelMeasure.Classify(boot.Console, diskTarget: true, boot.TimedOut);
+            var (works, outcome) = CrashkernelMeasure.Classify(boot.Console, diskTarget: true, boot.TimedOut, boot.SilentSeconds);
             log($"selftest: {outcome} ({boot.Seconds:0} s)");
             var result = new SelfTestResult
             {

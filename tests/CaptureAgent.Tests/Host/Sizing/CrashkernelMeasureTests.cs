@@ -55,6 +55,28 @@ public class CrashkernelMeasureTests
     }
 
     [Fact]
+    public void TheFirstKernelsOwnPanicIsNotTheCaptureKernels()
+    {
+        // Seen in CI: a capture kernel that went silent at 64M was reported as "capture kernel panic:
+        // ... sysrq triggered crash", the first kernel's panic, which every rehearsal has by design.
+        string firstPanic = Armed + "[   20.2] Kernel panic - not syncing: sysrq triggered crash\n[    0.0] Linux version 6.1.0\n";
+        Assert.Equal((false, "timed out before the agent started in the capture kernel"), CrashkernelMeasure.Classify(firstPanic, true, timedOut: true));
+        Assert.Equal((false, "the capture kernel hung (no console output for 240 s) before the agent started"),
+            CrashkernelMeasure.Classify(firstPanic, true, timedOut: true, silentSeconds: 240));
+        // A panic of the capture kernel itself still counts as one.
+        Assert.Equal((false, "capture kernel panic: Kernel panic - not syncing: VFS: Unable to mount root fs"),
+            CrashkernelMeasure.Classify(firstPanic + "[    1.9] Kernel panic - not syncing: VFS: Unable to mount root fs\n", true, false));
+    }
+
+    [Fact]
+    public void AFirstKernelThatHangsSaysSo()
+    {
+        var (works, outcome) = CrashkernelMeasure.Classify("[    0.0] Linux version 6.1.0\n[    1.2] Run /init as init process\n", true, timedOut: true, silentSeconds: 240);
+        Assert.False(works);
+        Assert.Equal("the first kernel hung (no console output for 240 s) before it armed the capture kernel", outcome);
+    }
+
+    [Fact]
     public void RefusedLoadAndMissingTargetFail()
     {
         var refused = CrashkernelMeasure.Classify("measure-guest: load refused: the 48 MiB crash reservation is too small\nmeasure-guest: giving up\n", true, false);
@@ -66,6 +88,26 @@ public class CrashkernelMeasureTests
         // Without an emulated target, reaching the agent's end is the evidence there is.
         Assert.True(CrashkernelMeasure.Classify(Armed + "capture-agent: capture kernel started\ncapture-agent: error: capture failed\ncapture-agent: reboot\n", false, false).Works);
         Assert.False(CrashkernelMeasure.Classify("booting...\n", true, timedOut: true).Works);
+    }
+
+    [Fact]
+    public void ABootThatFallsSilentIsStoppedAsHung()
+    {
+        // A stand-in for QEMU: boots, crashes, and the "capture kernel" prints one line and hangs.
+        using var dir = new TempDir();
+        string qemu = dir.File("qemu");
+        File.WriteAllText(qemu, "#!/bin/sh\nprintf 'measure-guest: crashing\\nKernel panic - not syncing: sysrq triggered crash\\nLinux version 6.1.0\\n'\nexec sleep 600\n");
+        File.SetUnixFileMode(qemu, (UnixFileMode)0x1ed);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var boot = CrashVm.Boot(new VmBootOptions
+        {
+            Kernel = "k", FirstInitramfs = "i", Crashkernel = 64L << 20, Qemu = qemu, SilenceSeconds = 3, TimeoutSeconds = 120,
+            ConsoleLog = dir.File("console.log"),
+        });
+        Assert.True(sw.Elapsed.TotalSeconds < 60, $"stopped after {sw.Elapsed.TotalSeconds:0} s");
+        Assert.Equal(3, boot.SilentSeconds);
+        Assert.Equal((false, "the capture kernel hung (no console output for 3 s) before the agent started"),
+            CrashkernelMeasure.Classify(boot.Console, true, boot.TimedOut, boot.SilentSeconds));
     }
 
     [Fact]
