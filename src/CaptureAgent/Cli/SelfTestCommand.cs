@@ -17,6 +17,8 @@ public static class SelfTestCommand
           from the scratch disk and verified. Exit 0 when a complete, readable dump appeared.
           Needs qemu-system-x86 and the target's mkfs; ext2/3/4 are read back with debugfs, other
           filesystems with a loop mount (root). Rebuilds a stale stored image, as the service would.
+          --timeout bounds the whole boot (900 s); a boot whose console stays silent for 240 s
+          before the agent starts in the capture kernel is stopped then, and called hung.
         """;
 
     public const string CrashUsage = """
