@@ -109,11 +109,16 @@ public class SelfTestEndToEndTests(ITestOutputHelper log)
         Assert.StartsWith("complete, ", json.GetProperty("verify").GetString());
         Assert.False(File.Exists(Path.Combine(root.Dir.File("work"), "scratch.img")));   // removed without --keep
 
-        // 64M: the capture kernel cannot even reach /init. The self-test fails and says where.
+        // 64M: the capture kernel cannot even reach /init. The self-test fails and says where. It
+        // mostly runs out of memory saying so; once in CI it fell silent instead (then it is stopped
+        // as hung after 240 s, not after the 900 s timeout, and is not taken for a panic).
         (rc, json, stderr) = SelfTest(root, root.Dir.File("work-small"), "--crashkernel", "64M");
         Assert.Equal(1, rc);
         Assert.False(json.GetProperty("passed").GetBoolean());
         Assert.StartsWith("FAILED: ", json.GetProperty("summary").GetString());
-        Assert.Contains("out of memory", json.GetProperty("outcome").GetString());
+        string outcome = json.GetProperty("outcome").GetString()!;
+        Assert.True(outcome == "out of memory before /init (capture kernel boot)"
+            || outcome == "the capture kernel hung (no console output for 240 s) before the agent started", outcome);
+        Assert.DoesNotContain("capture-agent: capture kernel started", File.ReadAllText(json.GetProperty("console_log").GetString()!));
     }
 }
