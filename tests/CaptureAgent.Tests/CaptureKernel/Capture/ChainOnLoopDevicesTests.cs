@@ -34,7 +34,11 @@ public class ChainOnLoopDevicesTests
         public void Inspect(TempDir dir, Action<string> check)
         {
             string mp = Directory.CreateDirectory(dir.File("inspect-" + Label)).FullName;
-            Fixtures.Sh($"mount -o ro {Device} {mp}");
+            // Not -o ro: a mount namespace made meanwhile by a test running beside this one (the ssh
+            // server's) holds a copy of the chain's read-write mount, so the filesystem can outlive
+            // the chain's umount by a moment, and a read-only mount of it is refused ("would change
+            // RO state", seen in CI). A read-write mount shares it; the checks only read.
+            Fixtures.Sh($"mount {Device} {mp}");
             try { check(mp); }
             finally { Fixtures.Exec("/bin/umount", [mp]); }
         }

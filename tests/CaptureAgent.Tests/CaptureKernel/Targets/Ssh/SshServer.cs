@@ -56,6 +56,15 @@ public sealed class SshServer : IDisposable
         Start();
     }
 
+    /// <summary>
+    /// The new mount namespace starts with a copy of every mount of this machine, those of tests
+    /// running beside it included: a filesystem on a loop device another test has just unmounted
+    /// would live on in it for as long as sshd runs. It drops its copies of whatever is mounted
+    /// below the temporary directory, where every test mounts (never the system's own mounts).
+    /// </summary>
+    private static string DropTestMounts =>
+        $"awk -v t='{Path.TrimEndingDirectorySeparator(Path.GetTempPath())}/' 'index($2, t) == 1 {{print $2}}' /proc/self/mounts | sort -r | while read -r m; do umount -l \"$m\" 2>/dev/null; done; ";
+
     public void Start()
     {
         // In its own pid namespace: killing it takes every session with it, and nothing is left
@@ -64,7 +73,7 @@ public sealed class SshServer : IDisposable
         string[] sshd = [Sshd, "-D", "-e", "-f", _dir.File("sshd_config")];
         string[] args = _rootHome is null
             ? ["--pid", "--fork", "--kill-child", .. sshd]
-            : ["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" /root && exec \"$@\"", _rootHome, .. sshd];
+            : ["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "/bin/sh", "-c", DropTestMounts + "mount --bind \"$0\" /root && exec \"$@\"", _rootHome, .. sshd];
         foreach (var a in args) psi.ArgumentList.Add(a);
         _sshd = Process.Start(psi)!;
         var log = new StreamWriter(Log, append: true) { AutoFlush = true };
