@@ -166,7 +166,7 @@ public static class CrashkernelMeasure
     {
         for (int i = after.IndexOf("Kernel panic", StringComparison.Ordinal); i >= 0; i = after.IndexOf("Kernel panic", i + 1, StringComparison.Ordinal))
         {
-            string line = Find(after[i..], "Kernel panic")!;
+            string line = LineFrom(after, i);
             if (!line.Contains(RehearsalPanic, StringComparison.Ordinal)) return line;
         }
         return null;
@@ -175,9 +175,14 @@ public static class CrashkernelMeasure
     private static string? Find(string text, string marker)
     {
         int i = text.IndexOf(marker, StringComparison.Ordinal);
-        if (i < 0) return null;
-        int end = text.IndexOf('\n', i);
-        return (end < 0 ? text[i..] : text[i..end]).Trim();
+        return i < 0 ? null : LineFrom(text, i);
+    }
+
+    /// <summary>The text from <paramref name="start"/> to the end of its line.</summary>
+    private static string LineFrom(string text, int start)
+    {
+        int end = text.IndexOf('\n', start);
+        return (end < 0 ? text[start..] : text[start..end]).Trim();
     }
 
     public static long? PeakKiB(string console)
