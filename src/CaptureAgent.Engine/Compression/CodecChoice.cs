@@ -16,6 +16,7 @@ public sealed class CodecChoice : IDisposable
     private readonly int _pageSize;
     private readonly IPageCompressor[] _compressors;
     private readonly long[] _ticks, _bytes;
+    private readonly int[] _last;
     private readonly byte[] _out;
     private long _pages;
 
@@ -25,6 +26,7 @@ public sealed class CodecChoice : IDisposable
         _compressors = Candidates.Select(c => PageCompressors.Create(c, pageSize, zstdLevel)!).ToArray();
         _ticks = new long[Candidates.Length];
         _bytes = new long[Candidates.Length];
+        _last = new int[Candidates.Length];
         _out = new byte[Candidates.Max(c => PageCompressors.MaxCompressedLength(c, pageSize))];
     }
 
@@ -40,10 +42,24 @@ public sealed class CodecChoice : IDisposable
             long t0 = Stopwatch.GetTimestamp();
             int n = _compressors[i].Compress(page, _out);
             _ticks[i] += Stopwatch.GetTimestamp() - t0;
-            _bytes[i] += n > 0 ? n : _pageSize;
+            _last[i] = n > 0 ? n : _pageSize;
+            _bytes[i] += _last[i];
         }
         _pages++;
     }
+
+    /// <summary>
+    /// What the page last measured takes in <paramref name="codec"/> (its raw size when it does
+    /// not shrink), or null when the codec is no candidate: the size sample of pass 1 reads it
+    /// here instead of compressing the page once more.
+    /// </summary>
+    public int? LastSize(PageCodec codec)
+    {
+        int i = Array.IndexOf(Candidates, codec);
+        return i < 0 || _pages == 0 ? null : _last[i];
+    }
+
+    public static bool IsCandidate(PageCodec codec) => Array.IndexOf(Candidates, codec) >= 0;
 
     /// <summary>Seconds of CPU and bytes per page of candidate i, as measured.</summary>
     public (double Seconds, double Bytes) PerPage(int i) => _pages == 0

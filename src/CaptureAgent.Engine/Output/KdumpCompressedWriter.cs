@@ -327,6 +327,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
                 var next = _batches[which ^ 1];
                 bool more = Fill(next);
                 _compressor.Finish();
+                JudgeProbeBeforeCompressing();
                 if (more && _switchTo is PageCodec codec) SwitchCodec(codec);
                 if (more) _compressor.Start(next);
                 Emit(current);
@@ -341,6 +342,7 @@ public sealed class KdumpCompressedWriter : IDumpWriter
         {
             while (Fill(batch))
             {
+                JudgeProbeBeforeCompressing();
                 if (_switchTo is PageCodec codec) SwitchCodec(codec);
                 _compressor.Compress(batch);
                 Emit(batch);
@@ -483,6 +485,15 @@ public sealed class KdumpCompressedWriter : IDumpWriter
             double waited = Stopwatch.GetElapsedTime(_probeFlushStart).TotalSeconds;
             if (_w._probeFlushSeconds is double flushed) Decide(_probeBytes, _probeWriteSeconds + flushed);
             else if (waited >= ProbeWaitSeconds) Decide(_probeBytes, _probeWriteSeconds + waited);
+        }
+
+        /// <summary>
+        /// The probe's fsync often ends while a batch is read: judged then, the batch goes out in the
+        /// codec chosen rather than in the smallest (on a fast target, 256 pages of zstd for nothing).
+        /// </summary>
+        private void JudgeProbeBeforeCompressing()
+        {
+            if (!_decided && _probeFlushStart != 0) Probe();
         }
 
         /// <summary>A dump that ended before the target was timed made no choice: said so, with the codecs its pages are in.</summary>

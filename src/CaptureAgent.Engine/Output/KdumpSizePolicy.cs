@@ -119,8 +119,6 @@ public sealed class KdumpSizePolicy
     /// </summary>
     private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel, CodecChoice? choice = null)
     {
-        // compression = auto times every candidate on the sample: a few more pages make that steadier.
-        private readonly ulong _perWindow = choice is null ? SamplePagesPerWindow : 4UL * SamplePagesPerWindow;
         private readonly byte[] _page = new byte[pageSize];
         private readonly byte[] _out = new byte[PageCompressors.MaxCompressedLength(codec, pageSize)];
         private long _bytes;
@@ -131,18 +129,28 @@ public sealed class KdumpSizePolicy
         public void Take(DumpSource src, PfnBitmap bitmap, ulong setBits, bool zeroExcluded)
         {
             if (setBits == 0) return;
-            using var compressor = PageCompressors.Create(codec, pageSize, zstdLevel);
-            ulong stride = Math.Max(1, setBits / _perWindow), index = 0;
+            // With auto the choice's own compressors give the size: no second context of the same codec.
+            using var compressor = choice is not null && CodecChoice.IsCandidate(codec) ? null : PageCompressors.Create(codec, pageSize, zstdLevel);
+            // compression = auto samples no more pages than a fixed codec: each costs every candidate's
+            // compression, and 256 a window (tried first) were 3-4% of a fast 1 GiB capture's time.
+            ulong stride = Math.Max(1, setBits / SamplePagesPerWindow), index = 0;
             for (ulong pfn = bitmap.NextSet(bitmap.Start); pfn < bitmap.End; pfn = bitmap.NextSet(pfn + 1), index++)
             {
                 if (index % stride != 0) continue;
                 _pages++;
                 if (!src.Vmcore.TryRead(pfn * (ulong)pageSize, _page)) continue;   // unreadable: a zero descriptor
                 if (zeroExcluded && _page.AsSpan().IndexOfAnyExcept((byte)0) < 0) continue;
-                int n = compressor?.Compress(_page, _out) ?? -1;
-                _bytes += n > 0 ? n : pageSize;
-                choice?.Measure(_page);
+                _bytes += SizeOf(compressor);
             }
+        }
+
+        /// <summary>The sampled page's size in the dump's codec; with auto, timed in every candidate on the way.</summary>
+        private int SizeOf(IPageCompressor? compressor)
+        {
+            choice?.Measure(_page);
+            if (choice?.LastSize(codec) is int measured) return measured;
+            int n = compressor?.Compress(_page, _out) ?? -1;
+            return n > 0 ? n : pageSize;
         }
     }
 }

@@ -241,6 +241,24 @@ public class CodecDumpTests
         Assert.Equal(PageCodec.Zstd, choice.Choose(1_000_000, 20.0 * (1 << 30), 1, room).Codec);
     }
 
+    [Fact]
+    public void AutosSizeSampleReadsTheChoicesOwnCompressionOfThePage()
+    {
+        using var choice = new CodecChoice(4096, ZstdPageCompressor.DefaultLevel);
+        Assert.Null(choice.LastSize(PageCodec.Zstd));   // nothing measured yet
+        var k = new SyntheticKernel(compressible: true);
+        using var zstd = PageCompressors.Create(PageCodec.Zstd, 4096, ZstdPageCompressor.DefaultLevel)!;
+        var output = new byte[PageCompressors.MaxCompressedLength(PageCodec.Zstd, 4096)];
+        for (int p = 0; p < 8; p++)
+        {
+            var page = k.Mem.AsSpan(p * 4096, 4096);
+            choice.Measure(page);
+            int n = zstd.Compress(page, output);
+            Assert.Equal(n > 0 ? n : 4096, choice.LastSize(PageCodec.Zstd));
+        }
+        Assert.Null(choice.LastSize(PageCodec.Zlib));   // no candidate: the sample compresses it itself
+    }
+
     private static DumpResult DumpTo(string vmcore, string path, DumpOptions options, int msPerMiB)
     {
         using var src = new DumpSource(vmcore);
