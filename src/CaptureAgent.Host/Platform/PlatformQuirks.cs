@@ -5,7 +5,24 @@ namespace CaptureAgent.Platform;
 /// both onto the command line (modprobe.blacklist=, for anything that would modprobe) and into the
 /// initramfs builder's exclusions (the agent loads modules itself with finit_module).
 /// </summary>
-public sealed record Quirk(string Name, string Reason, IReadOnlyList<string> KernelArguments, IReadOnlyList<string> Blacklist);
+public sealed record Quirk(string Name, string Reason, IReadOnlyList<string> KernelArguments, IReadOnlyList<string> Blacklist)
+{
+    /// <summary>
+    /// What the quirk changes, in one short line for the log and the early-arming console (the
+    /// reason, a paragraph with its sources, goes to the detailed log); a quirk that changes
+    /// nothing is all reason, so that is said.
+    /// </summary>
+    public string Effect
+    {
+        get
+        {
+            var parts = new List<string>(2);
+            if (KernelArguments.Count > 0) parts.Add($"adds {string.Join(' ', KernelArguments)}");
+            if (Blacklist.Count > 0) parts.Add($"keeps out {string.Join(", ", Blacklist)}");
+            return parts.Count > 0 ? string.Join("; ", parts) : Reason;
+        }
+    }
+}
 
 /// <summary>What detection looks at: sysfs and procfs under roots, so tests use fake trees.</summary>
 public sealed class PlatformView(string sysRoot, string procRoot)

@@ -108,7 +108,8 @@ public static class LoadCommand
         foreach (var q in Platform.PlatformQuirks.Detect())
         {
             if (noQuirks.Contains(q.Name)) { Log.Info($"platform quirk {q.Name} skipped (--no-quirk)"); continue; }
-            Log.Info($"platform quirk {q.Name}: {q.Reason}");
+            Log.Info($"platform quirk {q.Name}: {q.Effect}");
+            if (q.Effect != q.Reason) Log.Detail($"platform quirk {q.Name}, why: {q.Reason}");
             if (q.KernelArguments.Count > 0) append = append is null ? string.Join(' ', q.KernelArguments) : $"{append} {string.Join(' ', q.KernelArguments)}";
             blacklist.AddRange(q.Blacklist.Where(m => !blacklist.Contains(m)));
         }

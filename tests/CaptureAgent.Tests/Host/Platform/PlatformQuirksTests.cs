@@ -73,6 +73,7 @@ public class PlatformQuirksTests
         Assert.Equal(["no_timer_check"], q.KernelArguments);
         Assert.Empty(q.Blacklist);
         Assert.Contains("IO-APIC + timer", q.Reason);
+        Assert.Equal("adds no_timer_check", q.Effect);   // the log's line; the paragraph goes to the detailed log
     }
 
     [Fact]
@@ -87,6 +88,7 @@ public class PlatformQuirksTests
         Assert.Equal(["hv_vmbus", "hv_storvsc", "hv_utils", "hv_netvsc", "hid_hyperv"], q.Blacklist);
         Assert.Contains("KB 2858695", q.Reason);
         Assert.Contains("#1011960", q.Reason);
+        Assert.Equal("adds ata_piix.prefer_ms_hyperv=0; keeps out hv_vmbus, hv_storvsc, hv_utils, hv_netvsc, hid_hyperv", q.Effect);
     }
 
     [Fact]
@@ -121,6 +123,7 @@ public class PlatformQuirksTests
             Assert.Equal("xen-pv", q.Name);
             Assert.Contains("(dom0)", q.Reason);
             Assert.Contains("kexec_file_load", q.Reason);
+            Assert.Equal(q.Reason, q.Effect);   // it changes nothing: the reason is what the log must say
         }
         using (var pv = new Tree())
         {
