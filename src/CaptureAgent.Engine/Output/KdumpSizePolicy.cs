@@ -50,7 +50,7 @@ public sealed class KdumpSizePolicy
     /// <summary>The file this dump would make at <paramref name="filter"/>'s level: pages and bytes.</summary>
     public Plan Measure(PageFilter filter, KdumpHeader header, CodecChoice? choice = null)
     {
-        var sample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel, choice);
+        using var sample = new SizeSample(_opt.Codec, _ps, _opt.ZstdLevel, choice);
         ulong pages = CountDumpable(filter, sample);
         return new(filter, pages, Estimate(header, pages, sample.BytesPerPage));
     }
@@ -117,10 +117,13 @@ public sealed class KdumpSizePolicy
     /// Compressed sizes of a few dumpable pages per window, spread over it: enough to foresee the
     /// file size within some percent, for a few hundred page reads.
     /// </summary>
-    private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel, CodecChoice? choice = null)
+    private sealed class SizeSample(PageCodec codec, int pageSize, int zstdLevel, CodecChoice? choice = null) : IDisposable
     {
         private readonly byte[] _page = new byte[pageSize];
-        private readonly byte[] _out = new byte[PageCompressors.MaxCompressedLength(codec, pageSize)];
+        // With auto the choice's own compressors give the size: no second context of the same codec.
+        private readonly IPageCompressor? _compressor = choice is not null && CodecChoice.IsCandidate(codec)
+            ? null : PageCompressors.Create(codec, pageSize, zstdLevel);
+        private byte[]? _out;
         private long _bytes;
         private long _pages;
 
@@ -129,8 +132,6 @@ public sealed class KdumpSizePolicy
         public void Take(DumpSource src, PfnBitmap bitmap, ulong setBits, bool zeroExcluded)
         {
             if (setBits == 0) return;
-            // With auto the choice's own compressors give the size: no second context of the same codec.
-            using var compressor = choice is not null && CodecChoice.IsCandidate(codec) ? null : PageCompressors.Create(codec, pageSize, zstdLevel);
             // compression = auto samples no more pages than a fixed codec: each costs every candidate's
             // compression, and 256 a window (tried first) were 3-4% of a fast 1 GiB capture's time.
             ulong stride = Math.Max(1, setBits / SamplePagesPerWindow), index = 0;
@@ -140,17 +141,21 @@ public sealed class KdumpSizePolicy
                 _pages++;
                 if (!src.Vmcore.TryRead(pfn * (ulong)pageSize, _page)) continue;   // unreadable: a zero descriptor
                 if (zeroExcluded && _page.AsSpan().IndexOfAnyExcept((byte)0) < 0) continue;
-                _bytes += SizeOf(compressor);
+                _bytes += SizeOfPage();
             }
         }
 
         /// <summary>The sampled page's size in the dump's codec; with auto, timed in every candidate on the way.</summary>
-        private int SizeOf(IPageCompressor? compressor)
+        private int SizeOfPage()
         {
             choice?.Measure(_page);
             if (choice?.LastSize(codec) is int measured) return measured;
-            int n = compressor?.Compress(_page, _out) ?? -1;
+            if (_compressor is null) return pageSize;   // none: pages are stored raw
+            _out ??= new byte[PageCompressors.MaxCompressedLength(codec, pageSize)];
+            int n = _compressor.Compress(_page, _out);
             return n > 0 ? n : pageSize;
         }
+
+        public void Dispose() => _compressor?.Dispose();
     }
 }

@@ -108,8 +108,9 @@ public static class LoadCommand
         foreach (var q in Platform.PlatformQuirks.Detect())
         {
             if (noQuirks.Contains(q.Name)) { Log.Info($"platform quirk {q.Name} skipped (--no-quirk)"); continue; }
-            Log.Info($"platform quirk {q.Name}: {q.Effect}");
-            if (q.Effect != q.Reason) Log.Detail($"platform quirk {q.Name}, why: {q.Reason}");
+            string effect = q.Effect;
+            Log.Info($"platform quirk {q.Name}: {effect}");
+            if (effect != q.Reason) Log.Detail($"platform quirk {q.Name}, why: {q.Reason}");
             if (q.KernelArguments.Count > 0) append = append is null ? string.Join(' ', q.KernelArguments) : $"{append} {string.Join(' ', q.KernelArguments)}";
             blacklist.AddRange(q.Blacklist.Where(m => !blacklist.Contains(m)));
         }
