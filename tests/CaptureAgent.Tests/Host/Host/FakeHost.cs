@@ -105,7 +105,7 @@ public sealed class FakeHost : IDisposable
     public SortedSet<string> Tree()
     {
         var set = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var e in Directory.EnumerateFileSystemEntries(Root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        foreach (var e in FileTree.Entries(Root))
         {
             string rel = "/" + Path.GetRelativePath(Root, e);
             if (rel.StartsWith("/sys", StringComparison.Ordinal) || rel.StartsWith("/dev", StringComparison.Ordinal) || rel.EndsWith(".img", StringComparison.Ordinal) && !rel.Contains("/var/")) continue;

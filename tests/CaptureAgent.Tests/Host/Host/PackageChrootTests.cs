@@ -52,7 +52,7 @@ public class PackageChrootTests
     private static SortedSet<string> Tree(string root)
     {
         var set = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var e in Directory.EnumerateFileSystemEntries(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        foreach (var e in FileTree.Entries(root))
         {
             string rel = "/" + Path.GetRelativePath(root, e);
             if (rel.StartsWith("/var/lib/dpkg/", StringComparison.Ordinal) || rel.StartsWith("/var/log/", StringComparison.Ordinal)

@@ -117,7 +117,7 @@ public class ServiceCommandsEndToEndTests(ITestOutputHelper log)
         Add(agent, "init", 0x1ed);
         foreach (var lib in new ElfDependencies().Resolve(agent)) Add(lib.Source, lib.Destination.TrimStart('/'), 0x1ed);
         string modules = Path.Combine("lib", "modules", Release);
-        foreach (var e in Directory.EnumerateFileSystemEntries(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        foreach (var e in FileTree.Entries(root))
         {
             string rel = Path.GetRelativePath(root, e);
             if (rel.StartsWith("lib", StringComparison.Ordinal)) continue;
